@@ -1,0 +1,3 @@
+"""VinePPO reproduced: RL fine-tuning of LLMs for reasoning with Monte Carlo value estimates."""
+
+__version__ = "0.1.0"

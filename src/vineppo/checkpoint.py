@@ -1,0 +1,86 @@
+"""Atomic checkpoints and exact resume.
+
+A checkpoint is a folder `checkpoints/step-N/` holding the model and tokenizer in HF format plus
+`state.pt` (optimizer, scheduler, RNG states, step, anything the loop needs). It is written under a
+temporary name and renamed when complete, so a folder named `step-N` is always whole.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def save_checkpoint(directory: str | Path, step: int, model, tokenizer, state: dict[str, Any],
+                    keep: int = 2) -> Path:
+    """Write `directory/step-{step}` atomically and keep only the newest `keep` checkpoints."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"step-{step}"
+    tmp = directory / f".tmp-step-{step}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
+    torch.save({"step": step, "rng": rng_state(), **state}, tmp / "state.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in list_checkpoints(directory)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    directory = Path(directory)
+    if not directory.exists():
+        return []
+    found = [p for p in directory.glob("step-*") if p.is_dir() and (p / "state.pt").exists()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    found = list_checkpoints(directory)
+    return found[-1] if found else None
+
+
+def load_state(checkpoint: str | Path) -> dict[str, Any]:
+    return torch.load(Path(checkpoint) / "state.pt", weights_only=False)
+
+
+def save_model_atomic(path: str | Path, model, tokenizer) -> Path:
+    """Save a model (and tokenizer) folder atomically, e.g. a run's final SFT checkpoint."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+    return path

@@ -1,0 +1,107 @@
+"""Command line: `vineppo sft|eval|tiny key=value ...` (see README)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from vineppo.config import ConfigError, make_config, parse_overrides
+from vineppo.runio import atomic_write_text, git_commit
+
+USAGE = """usage: vineppo COMMAND [key=value ...]
+
+commands:
+  sft    train (or resume) an SFT run: tokenizer, model, evaluation; e.g. task.name=arith_hard
+  eval   evaluate model.name_or_path on task.name's test split, writes <output_dir>/<run_name>.json
+  tiny   the tiny preset's main job: SFT + evaluation on arith and arith_hard, then a summary table
+  keys   list every config key
+"""
+
+
+def cmd_sft(args: list[str]) -> dict:
+    from vineppo.sft import train_sft
+
+    cfg = make_config(args)
+    summary = train_sft(cfg)
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+def cmd_eval(args: list[str]) -> dict:
+    from vineppo.evaluate import evaluate
+    from vineppo.inference import HFEngine
+    from vineppo.models import load_model, load_tokenizer
+    from vineppo.runio import atomic_write_json
+    from vineppo.tasks import load_task
+
+    cfg = make_config(args)
+    if cfg.model.name_or_path is None:
+        raise ConfigError("eval needs model.name_or_path=<hub name or folder>")
+    model = load_model(cfg.model.name_or_path, cfg.model.dtype, cfg.device)
+    engine = HFEngine(model, load_tokenizer(cfg.model.name_or_path), batch_size=cfg.eval.batch_size)
+    task = load_task(cfg.task)
+    result = evaluate(engine, task.test, cfg.task.name, batch_size=cfg.eval.batch_size,
+                      max_new_tokens=cfg.eval.max_new_tokens, num_samples=cfg.eval.num_samples,
+                      temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, seed=cfg.seed)
+    out = Path(cfg.output_dir) / f"{cfg.run_name or 'eval-' + cfg.task.name}.json"
+    atomic_write_json(out, {"model": cfg.model.name_or_path, "commit": git_commit(), **result})
+    print(json.dumps({k: v for k, v in result.items() if k != "problems"}, indent=2))
+    print(f"wrote {out}")
+    return result
+
+
+def cmd_tiny(args: list[str]) -> list[dict]:
+    """SFT the tiny model on both generated tasks and write `<output_dir>/tiny_sft.md`."""
+    from vineppo.sft import train_sft
+
+    overrides = parse_overrides(args)
+    if "task.name" in overrides:
+        raise ConfigError("tiny runs both arith and arith_hard; use `vineppo sft` for one task")
+    summaries = []
+    for task in ("arith", "arith_hard"):
+        cfg = make_config({**overrides, "task.name": task})
+        summaries.append(train_sft(cfg))
+    cfg = make_config(overrides)
+    lines = [
+        "# Tiny preset: SFT", "",
+        f"commit: `{git_commit()}`", "",
+        "| task | parameters | SFT steps | SFT time (s) | greedy acc | sampled acc | pass@k |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        sampled = "-" if s["test_sampled_accuracy"] is None else f"{s['test_sampled_accuracy']:.3f}"
+        passk = "-" if s["test_pass_at_k"] is None else f"{s['test_pass_at_k']:.3f}"
+        lines.append(f"| {s['task']} | {s['num_parameters']:,} | {s['train_steps']} | {s['train_time_s']} "
+                     f"| {s['test_greedy_accuracy']:.3f} | {sampled} | {passk} |")
+    table = "\n".join(lines) + "\n"
+    atomic_write_text(Path(cfg.output_dir) / "tiny_sft.md", table)
+    print(table)
+    return summaries
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    command, args = argv[0], argv[1:]
+    commands = {"sft": cmd_sft, "eval": cmd_eval, "tiny": cmd_tiny}
+    try:
+        if command == "keys":
+            from vineppo.config import valid_keys
+
+            print("\n".join(valid_keys()))
+            return 0
+        if command not in commands:
+            print(f"unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
+            return 2
+        commands[command](args)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Every knob in one place: dataclasses, presets (YAML), and `key=value` overrides.
+
+A config is built as: dataclass defaults <- preset YAML (`presets/<name>.yaml`) <- command-line
+`key=value` pairs. An unknown key is an error that names the closest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+
+
+class ConfigError(ValueError):
+    """A bad configuration key or value, with a message naming it."""
+
+
+@dataclass
+class TaskConfig:
+    name: str = "arith"
+    """Task: arith | arith_hard (generated here) | gsm8k | math (from the hub or local files)."""
+    num_train: int = 4000
+    """Generated tasks: number of training problems."""
+    num_test: int = 500
+    """Generated tasks: number of test problems (never shared with train)."""
+    seed: int = 1234
+    """Generated tasks: seed of the problem generator (independent of the training seed)."""
+    min_steps: int | None = None
+    """Generated tasks: fewest operations per problem (None: the task's default)."""
+    max_steps: int | None = None
+    """Generated tasks: most operations per problem (None: the task's default)."""
+    max_operand: int | None = None
+    """Generated tasks: largest operand (None: the task's default)."""
+    max_start: int | None = None
+    """Generated tasks: largest starting amount (None: the task's default)."""
+    ops: list[str] | None = None
+    """Generated tasks: allowed operations among add, sub, mul, div (None: the task's default)."""
+    hub_name: str | None = None
+    """Hub tasks: dataset name on the hub (None: the task's default)."""
+    hub_config: str | None = None
+    """Hub tasks: dataset config name (None: the task's default)."""
+    train_path: str | None = None
+    """Hub tasks: local JSONL or Parquet file for the train split (overrides the hub)."""
+    test_path: str | None = None
+    """Hub tasks: local JSONL or Parquet file for the test split (overrides the hub)."""
+    limit_test: int | None = None
+    """Use only the first N test problems (None: all)."""
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str | None = None
+    """Hub name or local path of a causal LM; None builds the tiny model from scratch."""
+    vocab_size: int = 512
+    """Tiny model: BPE vocabulary size of the tokenizer built here."""
+    hidden_size: int = 128
+    """Tiny model: width."""
+    num_layers: int = 4
+    """Tiny model: transformer blocks."""
+    num_heads: int = 4
+    """Tiny model: attention heads."""
+    intermediate_size: int = 512
+    """Tiny model: MLP width."""
+    max_length: int = 384
+    """Longest prompt + response in tokens."""
+    dtype: str = "float32"
+    """float32 on CPU; bfloat16 on GPU for the paper preset."""
+
+
+@dataclass
+class SFTConfig:
+    learning_rate: float = 1e-3
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    batch_size: int = 32
+    """Sequences per optimizer step."""
+    max_steps: int = 1500
+    """Optimizer steps."""
+    warmup_ratio: float = 0.03
+    """Fraction of steps with linear warm-up, then cosine decay to 10%."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    eval_every: int = 500
+    """Evaluate greedy test accuracy every N steps (0: only at the end)."""
+    save_every: int = 250
+    """Checkpoint every N steps, for resume."""
+    log_every: int = 25
+    """Log the training loss every N steps."""
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 64
+    """Prompts per generation batch."""
+    max_new_tokens: int = 160
+    """Longest generated response; a response cut here scores 0."""
+    temperature: float = 0.6
+    """Sampling temperature for sampled accuracy (greedy accuracy ignores it)."""
+    top_p: float = 0.9
+    """Nucleus sampling for sampled accuracy."""
+    num_samples: int = 4
+    """Samples per problem for sampled accuracy (0: greedy only)."""
+
+
+@dataclass
+class Config:
+    preset: str = "tiny"
+    """Preset applied before command-line overrides: tiny | paper."""
+    seed: int = 0
+    """Seed of model init, data order and sampling."""
+    output_dir: str = "runs"
+    """Where run folders are created."""
+    run_name: str | None = None
+    """Run folder name (None: derived from task and seed)."""
+    device: str = "auto"
+    """auto | cpu | cuda."""
+    num_threads: int = 0
+    """torch CPU threads (0: leave torch's default)."""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+PRESETS = ("tiny", "paper")
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    for f in fields(cls):
+        name = f"{prefix}{f.name}"
+        sub = f.default_factory() if callable(f.default_factory) else None  # type: ignore[misc]
+        if is_dataclass(sub):
+            keys.extend(_all_keys(type(sub), f"{name}."))
+        else:
+            keys.append(name)
+    return keys
+
+
+def valid_keys() -> list[str]:
+    """Every settable dotted key, e.g. `sft.learning_rate`."""
+    return _all_keys(Config)
+
+
+def _check_keys(flat: dict[str, Any], where: str) -> None:
+    keys = valid_keys()
+    for key in flat:
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1, cutoff=0.0)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown config key '{key}' in {where}{hint}")
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """`["a.b=1", "c=x"]` -> `{"a.b": 1, "c": "x"}`, values parsed as YAML scalars."""
+    out = {}
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"argument '{arg}' is not of the form key=value")
+        key, value = arg.split("=", 1)
+        try:
+            parsed = yaml.safe_load(value) if value != "" else None
+        except yaml.YAMLError:
+            parsed = value
+        out[key.strip()] = parsed
+    return out
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, PRESETS, n=1, cutoff=0.0)
+        raise ConfigError(f"unknown preset '{name}'; available: {', '.join(PRESETS)} (closest: {close[0]})")
+    text = resources.files("vineppo").joinpath("presets", f"{name}.yaml").read_text()
+    data = OmegaConf.to_container(OmegaConf.create(text)) or {}
+    assert isinstance(data, dict)
+    return data
+
+
+def make_config(overrides: dict[str, Any] | list[str] | None = None) -> Config:
+    """Defaults <- preset <- overrides. Overrides are a dict of dotted keys or `key=value` strings."""
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    overrides = dict(overrides or {})
+    _check_keys(overrides, "the overrides")
+    preset = overrides.get("preset", "tiny")
+    preset_flat = _flatten(load_preset(preset))
+    _check_keys(preset_flat, f"preset '{preset}'")
+    base = OmegaConf.structured(Config)
+    merged = {**preset_flat, **overrides}
+    try:
+        for key, value in merged.items():
+            OmegaConf.update(base, key, value, merge=False)
+    except Exception as e:  # omegaconf's type errors name the key; keep its message
+        raise ConfigError(f"bad config value: {e}") from e
+    cfg = OmegaConf.to_object(base)
+    assert isinstance(cfg, Config)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(cfg))  # type: ignore[return-value]
+
+
+def to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -1,0 +1,52 @@
+"""Test accuracy: greedy (one answer per problem) and sampled (mean over samples), in batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tqdm import tqdm
+
+from vineppo.grading import grade
+from vineppo.inference import Completion, Engine, SamplingParams
+from vineppo.tasks import PROMPT
+
+
+def reward(completion: Completion, reference: str, task: str) -> float:
+    """SPEC.md: a response cut off by the length limit scores 0, as does an unparseable one."""
+    if completion.finish_reason == "length":
+        return 0.0
+    return grade(completion.text, reference, task)
+
+
+def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch_size: int = 64,
+             max_new_tokens: int = 256, num_samples: int = 0, temperature: float = 0.6,
+             top_p: float = 0.9, seed: int = 0, desc: str = "eval", progress: bool = True) -> dict[str, Any]:
+    """Greedy accuracy, and sampled accuracy over `num_samples` samples per problem when > 0."""
+    rows: list[dict[str, Any]] = []
+    batches = range(0, len(examples), batch_size)
+    for b in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        chunk = examples[b:b + batch_size]
+        prompts = [PROMPT.format(question=e["question"]) for e in chunk]
+        greedy = engine.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens))
+        sampled = [[] for _ in chunk]
+        if num_samples > 0:
+            sampled = engine.generate(prompts, SamplingParams(
+                n=num_samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                seed=seed + b))
+        for e, g, s in zip(chunk, greedy, sampled, strict=True):
+            rows.append({
+                "id": e["id"], "answer": e["answer"],
+                "greedy": g[0].text, "greedy_correct": reward(g[0], e["answer"], task),
+                "sampled_correct": [reward(c, e["answer"], task) for c in s],
+            })
+    n = max(len(rows), 1)
+    result: dict[str, Any] = {
+        "task": task, "num_problems": len(rows),
+        "greedy_accuracy": sum(r["greedy_correct"] for r in rows) / n,
+    }
+    if num_samples > 0:
+        result["sampled_accuracy"] = sum(sum(r["sampled_correct"]) / num_samples for r in rows) / n
+        result["pass_at_k"] = sum(max(r["sampled_correct"]) for r in rows) / n
+        result["num_samples"], result["temperature"], result["top_p"] = num_samples, temperature, top_p
+    result["problems"] = rows
+    return result

@@ -1,0 +1,172 @@
+"""Supervised fine-tuning on the task's worked solutions: the starting point of every RL method.
+
+Loss is next-token cross-entropy on the solution tokens only (the prompt is context). The batch at
+step s is a pure function of (seed, s), so a resumed run sees exactly the data it would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from vineppo import checkpoint as ckpt
+from vineppo.config import Config, to_yaml
+from vineppo.evaluate import evaluate
+from vineppo.inference import HFEngine
+from vineppo.models import build_tiny_model, build_tokenizer, load_model, load_tokenizer, num_parameters
+from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, read_jsonl, truncate_jsonl
+from vineppo.tasks import PROMPT, load_task
+
+
+def encode_examples(examples: list[dict[str, str]], tokenizer, max_length: int) -> list[tuple[list[int], int]]:
+    """(token ids of prompt + solution + EOS, number of prompt tokens) for each example."""
+    out = []
+    for e in examples:
+        prompt = tokenizer(PROMPT.format(question=e["question"]), add_special_tokens=False)["input_ids"]
+        response = tokenizer(e["solution"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids = prompt + response
+        if len(ids) > max_length:
+            raise ValueError(f"example {e['id']} is {len(ids)} tokens, over model.max_length={max_length}")
+        out.append((ids, len(prompt)))
+    return out
+
+
+def collate(batch: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded input ids, attention mask and labels (-100 on prompt and padding)."""
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, (ids, n_prompt) in enumerate(batch):
+        input_ids[i, :len(ids)] = torch.tensor(ids)
+        labels[i, n_prompt:len(ids)] = torch.tensor(ids[n_prompt:])
+        mask[i, :len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
+    """Indices of the examples in the batch at optimizer step `step` (epochs of fresh permutations)."""
+    per_epoch = max(n // batch_size, 1)
+    epoch, pos = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return perm[pos * batch_size:(pos + 1) * batch_size].tolist()
+
+
+def lr_lambda(step: int, total: int, warmup_ratio: float) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    warmup = max(int(total * warmup_ratio), 1)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def run_name(cfg: Config) -> str:
+    return cfg.run_name or f"sft-{cfg.task.name}-s{cfg.seed}"
+
+
+def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) an SFT run; returns the run's summary. The final model is in `<run>/final`."""
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    run = RunDir(Path(cfg.output_dir) / run_name(cfg))
+    summary_path = run.path / "summary.json"
+    if summary_path.exists() and (run.final / "config.json").exists():
+        import json
+
+        return json.loads(summary_path.read_text())
+    atomic_write_text(run.config, to_yaml(cfg))
+    device = "cpu" if cfg.device == "auto" and not torch.cuda.is_available() else cfg.device
+    task = load_task(cfg.task)
+
+    resume = ckpt.latest_checkpoint(run.checkpoints)
+    if resume is not None:
+        tokenizer = load_tokenizer(resume)
+        model = load_model(resume, cfg.model.dtype, device)
+    elif cfg.model.name_or_path is None:
+        texts = [PROMPT.format(question=e["question"]) + e["solution"] for e in task.train]
+        tokenizer = build_tokenizer(texts, cfg.model.vocab_size)
+        model = build_tiny_model(cfg.model, tokenizer, cfg.seed).to(device)
+    else:
+        tokenizer = load_tokenizer(cfg.model.name_or_path)
+        model = load_model(cfg.model.name_or_path, cfg.model.dtype, device)
+    model.train()
+    data = encode_examples(task.train, tokenizer, cfg.model.max_length)
+    s = cfg.sft
+    optimizer = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay,
+                                  betas=(0.9, 0.95))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: lr_lambda(k, s.max_steps, s.warmup_ratio))
+    start, elapsed = 0, 0.0
+    if resume is not None:
+        state = ckpt.load_state(resume)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"])
+        start, elapsed = state["step"], state["elapsed_s"]
+        truncate_jsonl(run.metrics, state["num_records"])
+    else:
+        ckpt.seed_everything(cfg.seed)
+        run.metrics.unlink(missing_ok=True)
+
+    def eval_now(limit: int | None, num_samples: int) -> dict[str, Any]:
+        model.eval()
+        engine = HFEngine(model, tokenizer, batch_size=cfg.eval.batch_size)
+        result = evaluate(engine, task.test[:limit] if limit else task.test, cfg.task.name,
+                          batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
+                          num_samples=num_samples, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
+                          seed=cfg.seed, progress=progress)
+        model.train()
+        return result
+
+    t0 = time.time() - elapsed
+    bar = tqdm(range(start, s.max_steps), desc=f"sft {cfg.task.name}", disable=not progress,
+               initial=start, total=s.max_steps)
+    for step in bar:
+        batch = collate([data[i] for i in batch_indices(step, len(data), s.batch_size, cfg.seed)],
+                        tokenizer.pad_token_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss = model(**batch).loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"SFT loss is {loss.item()} at step {step}; the last good "
+                                     f"checkpoint is kept in {run.checkpoints}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        done = step + 1
+        if done % s.log_every == 0 or done == s.max_steps:
+            run.log({"step": done, "train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0],
+                     "time/elapsed_s": time.time() - t0})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if s.eval_every and done % s.eval_every == 0 and done < s.max_steps:
+            result = eval_now(limit=200, num_samples=0)
+            run.log({"step": done, "eval/greedy_accuracy": result["greedy_accuracy"],
+                     "eval/num_problems": result["num_problems"], "time/elapsed_s": time.time() - t0})
+        if done % s.save_every == 0 and done < s.max_steps:
+            ckpt.save_checkpoint(run.checkpoints, done, model, tokenizer, {
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "elapsed_s": time.time() - t0, "num_records": len(read_jsonl(run.metrics))})
+    train_time = time.time() - t0
+
+    ckpt.save_model_atomic(run.final, model, tokenizer)
+    result = eval_now(limit=None, num_samples=cfg.eval.num_samples)
+    atomic_write_json(run.eval_file("test"), result)
+    summary = {
+        "task": cfg.task.name, "seed": cfg.seed, "num_parameters": num_parameters(model),
+        "train_steps": s.max_steps, "train_time_s": round(train_time, 1),
+        "final_train_loss": next((r["train/loss"] for r in reversed(read_jsonl(run.metrics))
+                                  if "train/loss" in r), None),
+        "test_greedy_accuracy": result["greedy_accuracy"],
+        "test_sampled_accuracy": result.get("sampled_accuracy"),
+        "test_pass_at_k": result.get("pass_at_k"),
+        "num_test": result["num_problems"], "final_model": str(run.final),
+    }
+    atomic_write_json(summary_path, summary)
+    return summary

@@ -1,0 +1,184 @@
+"""Generated multi-step arithmetic word problems in GSM8K's format (`arith`) and a harder,
+MATH-like variant with fractions and `\\boxed{}` answers (`arith_hard`).
+
+A problem is a start quantity followed by a chain of operations, one sentence each. The solution
+has one computation per line and ends with the answer line, so step boundaries are solution lines
+exactly as for GSM8K. Problems are routed to train or test by a hash of the question text, so the
+two splits can never share a problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from fractions import Fraction
+
+NAMES = [
+    "Ava", "Ben", "Cleo", "Dan", "Ema", "Finn", "Gus", "Hana", "Ivo", "Jade", "Kai", "Lena",
+    "Milo", "Nora", "Omar", "Pia", "Quin", "Rosa", "Sam", "Tara", "Uma", "Vic", "Wes", "Zoe",
+]
+ITEMS = [
+    "apples", "books", "coins", "stamps", "marbles", "pencils", "cards", "shells", "stickers",
+    "cookies", "toys", "beads", "eggs", "rocks", "candles", "ribbons",
+]
+MATERIALS = [
+    "flour", "sugar", "rice", "sand", "clay", "paint", "juice", "water", "salt", "tea",
+]
+UNITS = ["kilograms", "liters", "cups", "grams"]
+
+OPS = ("add", "sub", "mul", "div")
+FACTOR_WORDS = {2: "doubles", 3: "triples"}
+
+
+@dataclass(frozen=True)
+class ArithSpec:
+    """Knobs of the generator; the defaults of `arith` and `arith_hard` differ."""
+
+    min_steps: int
+    max_steps: int
+    max_operand: int
+    max_start: int
+    max_factor: int
+    ops: tuple[str, ...]
+    max_value: int
+    fractions: bool
+    boxed: bool
+
+
+ARITH = ArithSpec(min_steps=2, max_steps=4, max_operand=10, max_start=30, max_factor=3,
+                  ops=OPS, max_value=200, fractions=False, boxed=False)
+ARITH_HARD = ArithSpec(min_steps=3, max_steps=5, max_operand=30, max_start=60, max_factor=5,
+                       ops=OPS, max_value=2000, fractions=True, boxed=True)
+
+
+def latex(x: Fraction) -> str:
+    """A rational as LaTeX: `7`, `-3`, `\\frac{7}{2}`, `-\\frac{7}{2}`."""
+    if x.denominator == 1:
+        return str(x.numerator)
+    sign = "-" if x < 0 else ""
+    return f"{sign}\\frac{{{abs(x.numerator)}}}{{{x.denominator}}}"
+
+
+def _fmt(x: Fraction, spec: ArithSpec) -> str:
+    return latex(x) if spec.boxed else str(x.numerator)
+
+
+def _pick_op(rng: random.Random, value: Fraction, spec: ArithSpec) -> tuple[str, int] | None:
+    """Choose an operation and operand that keep the value positive, bounded and (for `arith`) whole."""
+    for _ in range(20):
+        op = rng.choice(spec.ops)
+        if op == "add":
+            k = rng.randint(1, spec.max_operand)
+            if value + k <= spec.max_value:
+                return op, k
+        elif op == "sub":
+            k = rng.randint(1, spec.max_operand)
+            if value - k > 0:
+                return op, k
+        elif op == "mul":
+            k = rng.randint(2, spec.max_factor)
+            if value * k <= spec.max_value:
+                return op, k
+        elif op == "div":
+            divisors = [k for k in range(2, spec.max_factor + 1)]
+            if not spec.fractions:
+                divisors = [k for k in divisors if value.numerator % k == 0]
+            if divisors:
+                return op, rng.choice(divisors)
+    return None
+
+
+def _sentence(op: str, k: int, name: str, thing: str, noun: str, rng: random.Random) -> str:
+    if op == "add":
+        return rng.choice([f"{name} gets {k} more {thing}.", f"Then {name} finds {k} more {thing}."])
+    if op == "sub":
+        return rng.choice([f"{name} gives away {k} {thing}.", f"Then {name} loses {k} {thing}."])
+    if op == "mul":
+        word = FACTOR_WORDS.get(k)
+        if word and rng.random() < 0.5:
+            return f"Then the amount of {noun} {word}."
+        return f"Then the amount of {noun} becomes {k} times as large."
+    return f"{name} splits the {noun} into {k} equal parts and keeps one part."
+
+
+SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+def apply(op: str, value: Fraction, k: int) -> Fraction:
+    if op == "add":
+        return value + k
+    if op == "sub":
+        return value - k
+    if op == "mul":
+        return value * k
+    return value / k
+
+
+def _line(op: str, before: Fraction, k: int, after: Fraction, thing: str, spec: ArithSpec) -> str:
+    a, b = _fmt(before, spec), _fmt(after, spec)
+    if spec.boxed:
+        sym = {"add": "+", "sub": "-", "mul": "\\times", "div": "\\div"}[op]
+        return f"${a} {sym} {k} = {b}$ {thing}."
+    return f"{a} {SYMBOL[op]} {k} = {b} {thing}."
+
+
+def generate_problem(rng: random.Random, spec: ArithSpec) -> dict[str, str]:
+    """One problem: {question, solution, answer}."""
+    name = rng.choice(NAMES)
+    if spec.boxed:
+        unit, noun = rng.choice(UNITS), rng.choice(MATERIALS)
+        thing = f"{unit} of {noun}"
+    else:
+        unit = noun = thing = rng.choice(ITEMS)
+    value = Fraction(rng.randint(2, max(spec.max_start, 2)))
+    sentences = [f"{name} has {_fmt(value, spec)} {thing}."]
+    lines = []
+    n_steps = rng.randint(spec.min_steps, spec.max_steps)
+    for _ in range(n_steps):
+        choice = _pick_op(rng, value, spec)
+        if choice is None:
+            break
+        op, k = choice
+        new = apply(op, value, k)
+        sentences.append(_sentence(op, k, name, thing, noun, rng))
+        lines.append(_line(op, value, k, new, unit, spec))
+        value = new
+    question = " ".join(sentences) + f" How many {thing} does {name} have now?"
+    if spec.boxed:
+        answer = latex(value)
+        lines.append(f"The answer is $\\boxed{{{answer}}}$.")
+    else:
+        answer = str(value.numerator)
+        lines.append(f"#### {answer}")
+    return {"question": question, "solution": "\n".join(lines), "answer": answer}
+
+
+def _is_test(question: str, test_fraction: float) -> bool:
+    h = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big")
+    return (h % 10_000) < test_fraction * 10_000
+
+
+def generate_splits(spec: ArithSpec, num_train: int, num_test: int, seed: int,
+                    prefix: str = "arith") -> tuple[list[dict], list[dict]]:
+    """Generate disjoint train and test sets; the same seed and spec give the same problems."""
+    rng = random.Random(seed)
+    train: list[dict] = []
+    test: list[dict] = []
+    seen: set[str] = set()
+    test_fraction = 0.2
+    attempts = 0
+    while len(train) < num_train or len(test) < num_test:
+        attempts += 1
+        if attempts > 50 * (num_train + num_test) + 1000:
+            raise RuntimeError(
+                f"could not generate {num_train} train / {num_test} test distinct problems for "
+                f"{prefix}; widen the operand range or the number of steps")
+        p = generate_problem(rng, spec)
+        if p["question"] in seen:
+            continue
+        seen.add(p["question"])
+        split, target = (test, num_test) if _is_test(p["question"], test_fraction) else (train, num_train)
+        if len(split) < target:
+            split.append({"id": f"{prefix}-{'test' if split is test else 'train'}-{len(split)}", **p})
+    return train, test

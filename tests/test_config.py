@@ -1,0 +1,66 @@
+"""Config: presets, key=value overrides, and errors that name the closest valid key."""
+
+import pytest
+
+from vineppo.config import ConfigError, make_config, parse_overrides, valid_keys
+
+
+def test_defaults_and_overrides():
+    cfg = make_config(["sft.learning_rate=3e-4", "task.name=arith_hard", "task.ops=[add,sub]", "seed=5"])
+    assert cfg.sft.learning_rate == 3e-4
+    assert cfg.task.name == "arith_hard"
+    assert cfg.task.ops == ["add", "sub"]
+    assert cfg.seed == 5
+    assert cfg.preset == "tiny" and cfg.model.name_or_path is None
+
+
+def test_paper_preset_then_override():
+    cfg = make_config(["preset=paper"])
+    assert cfg.model.name_or_path == "realtreetune/rho-1b-sft-GSM8K"
+    assert cfg.eval.temperature == 0.6 and cfg.eval.max_new_tokens == 1024
+    cfg = make_config(["preset=paper", "model.name_or_path=/models/rho"])
+    assert cfg.model.name_or_path == "/models/rho"
+
+
+def test_unknown_key_names_the_closest():
+    with pytest.raises(ConfigError, match="unknown config key 'sft.lerning_rate'.*'sft.learning_rate'"):
+        make_config(["sft.lerning_rate=1"])
+    with pytest.raises(ConfigError, match="'task.num_train'"):
+        make_config({"task.num_trian": 3})
+
+
+def test_bad_value_type_is_a_config_error():
+    with pytest.raises(ConfigError, match="sft.max_steps"):
+        make_config(["sft.max_steps=lots"])
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="unknown preset 'tinyy'"):
+        make_config(["preset=tinyy"])
+
+
+def test_malformed_argument():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["learning_rate"])
+
+
+def test_parse_overrides_types():
+    assert parse_overrides(["a=1", "b=0.5", "c=x", "d=null", "e=true"]) == {
+        "a": 1, "b": 0.5, "c": "x", "d": None, "e": True}
+
+
+def test_yaml_round_trip():
+    import yaml
+
+    from vineppo.config import to_yaml
+
+    cfg = make_config(["task.name=arith_hard", "sft.max_steps=7"])
+    flat = {}
+
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            walk(v, f"{prefix}{k}.") if isinstance(v, dict) else flat.__setitem__(f"{prefix}{k}", v)
+
+    walk(yaml.safe_load(to_yaml(cfg)))
+    assert set(flat) == set(valid_keys())
+    assert make_config(flat) == cfg

@@ -1,0 +1,64 @@
+"""Atomic writes, JSONL with a torn last line, and checkpoints that are whole or absent."""
+
+import os
+
+import torch
+
+from vineppo import checkpoint as ckpt
+from vineppo.runio import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl, truncate_jsonl
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    path = tmp_path / "a" / "f.json"
+    atomic_write_json(path, {"x": 1})
+    atomic_write_json(path, {"x": 2})
+    assert path.read_text().strip().replace(" ", "").replace("\n", "") == '{"x":2}'
+    assert [p.name for p in path.parent.iterdir()] == ["f.json"]  # no temp files left
+
+
+def test_failed_write_keeps_old_file(tmp_path):
+    path = tmp_path / "f.txt"
+    atomic_write_text(path, "old")
+
+    class Boom:
+        def __str__(self):
+            raise RuntimeError
+
+    try:
+        atomic_write_text(path, Boom())  # type: ignore[arg-type]
+    except Exception:
+        pass
+    assert path.read_text() == "old"
+    assert len(os.listdir(tmp_path)) == 1
+
+
+def test_jsonl_ignores_torn_last_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    append_jsonl(path, {"step": 1})
+    append_jsonl(path, {"step": 2})
+    with path.open("a") as f:
+        f.write('{"step": 3, "lo')  # a writer killed mid-line
+    assert read_jsonl(path) == [{"step": 1}, {"step": 2}]
+    truncate_jsonl(path, 1)
+    assert read_jsonl(path) == [{"step": 1}]
+    assert path.read_text() == '{"step": 1}\n'
+
+
+def test_checkpoint_roundtrip_and_rotation(tmp_path, tiny_model_and_tokenizer):
+    model, tok = tiny_model_and_tokenizer
+    for step in (10, 20, 30):
+        ckpt.save_checkpoint(tmp_path, step, model, tok, {"elapsed_s": step}, keep=2)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step-20", "step-30"]
+    (tmp_path / ".tmp-step-40").mkdir()  # a checkpoint interrupted before its rename
+    (tmp_path / "step-50").mkdir()  # a folder without state.pt is not a checkpoint
+    assert ckpt.latest_checkpoint(tmp_path).name == "step-30"
+    state = ckpt.load_state(tmp_path / "step-30")
+    assert state["step"] == 30 and state["elapsed_s"] == 30
+
+
+def test_rng_state_restores_sampling():
+    ckpt.seed_everything(3)
+    state = ckpt.rng_state()
+    a = torch.rand(3)
+    ckpt.set_rng_state(state)
+    assert torch.equal(torch.rand(3), a)

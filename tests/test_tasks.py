@@ -1,0 +1,168 @@
+"""Task generator (answers recomputed independently from the question) and hub/local loaders."""
+
+import json
+import re
+from fractions import Fraction
+
+import pytest
+
+from vineppo.config import TaskConfig
+from vineppo.grading import grade
+from vineppo.tasks import DataError, load_task
+from vineppo.tasks.hub import load_local
+
+# An independent reading of the question: each sentence pattern and what it does to the amount.
+START = re.compile(r"^\w+ has (\d+) .+\.$")
+PATTERNS = [
+    (re.compile(r"^(?:Then )?\w+ (?:gets|finds) (\d+) more .+\.$"), lambda v, k: v + k),
+    (re.compile(r"^(?:Then )?\w+ (?:gives away|loses) (\d+) .+\.$"), lambda v, k: v - k),
+    (re.compile(r"^Then the amount of .+ becomes (\d+) times as large\.$"), lambda v, k: v * k),
+    (re.compile(r"^Then the amount of .+ (doubles)\.$"), lambda v, k: v * 2),
+    (re.compile(r"^Then the amount of .+ (triples)\.$"), lambda v, k: v * 3),
+    (re.compile(r"^\w+ splits the .+ into (\d+) equal parts and keeps one part\.$"), lambda v, k: v / k),
+]
+
+
+def recompute(question: str) -> Fraction:
+    sentences = re.split(r"(?<=\.) ", question.rsplit(" How many", 1)[0])
+    m = START.match(sentences[0])
+    assert m, sentences[0]
+    value = Fraction(int(m.group(1)))
+    for s in sentences[1:]:
+        for pattern, fn in PATTERNS:
+            m = pattern.match(s)
+            if m:
+                k = int(m.group(1)) if m.group(1).isdigit() else 0
+                value = fn(value, k)
+                break
+        else:
+            raise AssertionError(f"unrecognised sentence: {s!r}")
+    return value
+
+
+def parse_answer(answer: str) -> Fraction:
+    m = re.fullmatch(r"(-?)\\frac\{(\d+)\}\{(\d+)\}", answer)
+    if m:
+        return Fraction(int(m.group(2)), int(m.group(3))) * (-1 if m.group(1) else 1)
+    return Fraction(int(answer))
+
+
+@pytest.mark.parametrize("name", ["arith", "arith_hard"])
+def test_answers_recomputed_from_question(name):
+    task = load_task(TaskConfig(name=name, num_train=600, num_test=150, seed=7))
+    for e in task.train + task.test:
+        assert recompute(e["question"]) == parse_answer(e["answer"]), e
+        # The reference solution itself earns reward 1.
+        assert grade(e["solution"], e["answer"], name) == 1.0, e
+
+
+@pytest.mark.parametrize("name", ["arith", "arith_hard"])
+def test_solution_lines_are_correct_computations(name):
+    task = load_task(TaskConfig(name=name, num_train=300, num_test=50, seed=3))
+    num = r"(-?\d+|\\frac\{\d+\}\{\d+\})"
+    line = re.compile(rf"^\$?{num} (\+|-|\*|\\times|/|\\div) (\d+) = {num}\$? \w+\.$")
+    ops = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+           "\\times": lambda a, b: a * b, "/": lambda a, b: a / b, "\\div": lambda a, b: a / b}
+    for e in task.train:
+        lines = e["solution"].split("\n")
+        for text in lines[:-1]:
+            m = line.match(text)
+            assert m, text
+            a, op, k, b = parse_answer(m.group(1)), m.group(2), int(m.group(3)), parse_answer(m.group(4))
+            assert ops[op](a, k) == b, text
+        assert e["answer"] in lines[-1]
+
+
+def test_arith_is_whole_numbers_and_hard_has_fractions():
+    easy = load_task(TaskConfig(name="arith", num_train=500, num_test=100, seed=1))
+    assert all(re.fullmatch(r"\d+", e["answer"]) for e in easy.train)
+    assert all(e["solution"].endswith(f"#### {e['answer']}") for e in easy.train)
+    hard = load_task(TaskConfig(name="arith_hard", num_train=500, num_test=100, seed=1))
+    assert any("\\frac" in e["answer"] for e in hard.train)
+    assert all("\\boxed{" in e["solution"] for e in hard.train)
+
+
+@pytest.mark.parametrize("name", ["arith", "arith_hard"])
+def test_seeded_disjoint_and_reproducible(name):
+    cfg = TaskConfig(name=name, num_train=800, num_test=200, seed=11)
+    a, b = load_task(cfg), load_task(cfg)
+    assert a.train == b.train and a.test == b.test
+    assert len(a.train) == 800 and len(a.test) == 200
+    assert not {e["question"] for e in a.train} & {e["question"] for e in a.test}
+    c = load_task(TaskConfig(name=name, num_train=800, num_test=200, seed=12))
+    assert c.train != a.train
+
+
+def test_knobs_change_the_problems():
+    cfg = TaskConfig(name="arith", num_train=200, num_test=20, seed=0, min_steps=5, max_steps=5,
+                     max_operand=3, ops=["add"])
+    task = load_task(cfg)
+    for e in task.train:
+        assert len(e["solution"].split("\n")) == 6  # five computations and the answer line
+        ks = [int(k) for k in re.findall(r"\+ (\d+) =", e["solution"])]
+        assert len(ks) == 5 and all(1 <= k <= 3 for k in ks)
+
+
+def test_bad_knobs_are_clear_errors():
+    with pytest.raises(ValueError, match="task.ops"):
+        load_task(TaskConfig(name="arith", ops=["pow"]))
+    with pytest.raises(ValueError, match="min_steps"):
+        load_task(TaskConfig(name="arith", min_steps=4, max_steps=2))
+    with pytest.raises(ValueError, match="unknown task 'arth'"):
+        load_task(TaskConfig(name="arth"))
+
+
+# ----------------------------------------------------------------------------- local files
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+def test_gsm8k_local_jsonl(tmp_path):
+    rows = [{"question": "Tom has 3 apples and buys 4. How many?", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
+            {"question": "A costs 1,000 and B 234. Total?", "answer": "1000 + 234 = 1234\n#### 1,234"}]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    write_jsonl(tmp_path / "test.jsonl", rows[:1])
+    task = load_task(TaskConfig(name="gsm8k", train_path=str(tmp_path / "train.jsonl"),
+                                test_path=str(tmp_path / "test.jsonl")))
+    assert [e["answer"] for e in task.train] == ["7", "1234"]
+    assert task.test[0]["solution"] == rows[0]["answer"]
+    assert grade(task.train[1]["solution"], task.train[1]["answer"], "gsm8k") == 1.0
+
+
+def test_math_local_parquet(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rows = [{"problem": "What is $1/2 + 1$?", "solution": "We get $\\boxed{\\frac{3}{2}}$.",
+             "level": "Level 1", "type": "Algebra"},
+            {"problem": "Simplify $\\sqrt{8}$.", "solution": "It is $\\boxed{2\\sqrt{2}}$.",
+             "level": "Level 2", "type": "Algebra"}]
+    pd.DataFrame(rows).to_parquet(tmp_path / "math.parquet")
+    examples = load_local(tmp_path / "math.parquet", "math")
+    assert [e["answer"] for e in examples] == ["\\frac{3}{2}", "2\\sqrt{2}"]
+    assert grade("so $\\boxed{1.5}$", examples[0]["answer"], "math") == 1.0
+
+
+def test_broken_jsonl_row_names_file_and_row(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    write_jsonl(path, [{"question": "q", "answer": "#### 1"}, '{"question": "q", "answer": '])
+    with pytest.raises(DataError, match=r"bad\.jsonl, row 2: invalid JSON"):
+        load_local(path, "gsm8k")
+
+
+def test_missing_field_names_file_row_and_field(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    write_jsonl(path, [{"question": "q", "answer": "#### 1"}, {"question": "q2"}])
+    with pytest.raises(DataError, match=r"rows\.jsonl, row 2: missing field 'answer'"):
+        load_local(path, "gsm8k")
+    write_jsonl(path, [{"question": "q", "answer": "no marker here"}])
+    with pytest.raises(DataError, match=r"row 1: field 'answer' has no final answer"):
+        load_local(path, "gsm8k")
+    write_jsonl(path, [{"problem": "", "solution": "$\\boxed{1}$"}])
+    with pytest.raises(DataError, match=r"row 1: field 'problem' must be a non-empty string"):
+        load_local(path, "math")
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(DataError, match="data file not found"):
+        load_local(tmp_path / "nope.jsonl", "gsm8k")
