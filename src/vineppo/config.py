@@ -73,19 +73,19 @@ class ModelConfig:
 
 @dataclass
 class SFTConfig:
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     """Peak learning rate (AdamW)."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
     batch_size: int = 32
     """Sequences per optimizer step."""
-    max_steps: int = 1500
+    max_steps: int = 700
     """Optimizer steps."""
     warmup_ratio: float = 0.03
     """Fraction of steps with linear warm-up, then cosine decay to 10%."""
     grad_clip: float = 1.0
     """Gradient-norm clip."""
-    eval_every: int = 500
+    eval_every: int = 250
     """Evaluate greedy test accuracy every N steps (0: only at the end)."""
     save_every: int = 250
     """Checkpoint every N steps, for resume."""
