@@ -13,7 +13,7 @@ USAGE = """usage: vineppo COMMAND [key=value ...]
 
 commands:
   sft    train (or resume) an SFT run: tokenizer, model, evaluation; e.g. task.name=arith_hard
-  eval   evaluate model.name_or_path on task.name's test split, writes <output_dir>/<run_name>.json
+  eval   evaluate model.name_or_path on task.name's eval.split (test|train), writes <output_dir>/<run_name>.json
   tiny   the tiny preset's main job: SFT + evaluation on arith and arith_hard, then a summary table
   keys   list every config key
 """
@@ -41,10 +41,13 @@ def cmd_eval(args: list[str]) -> dict:
     model = load_model(cfg.model.name_or_path, cfg.model.dtype, cfg.device)
     engine = HFEngine(model, load_tokenizer(cfg.model.name_or_path), batch_size=cfg.eval.batch_size)
     task = load_task(cfg.task)
-    result = evaluate(engine, task.test, cfg.task.name, batch_size=cfg.eval.batch_size,
+    if cfg.eval.split not in ("test", "train"):
+        raise ConfigError(f"eval.split must be test or train, got '{cfg.eval.split}'")
+    examples = task.test if cfg.eval.split == "test" else task.train
+    result = evaluate(engine, examples, cfg.task.name, batch_size=cfg.eval.batch_size,
                       max_new_tokens=cfg.eval.max_new_tokens, num_samples=cfg.eval.num_samples,
                       temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, seed=cfg.seed)
-    out = Path(cfg.output_dir) / f"{cfg.run_name or 'eval-' + cfg.task.name}.json"
+    out = Path(cfg.output_dir) / f"{cfg.run_name or f'eval-{cfg.task.name}-{cfg.eval.split}'}.json"
     atomic_write_json(out, {"model": cfg.model.name_or_path, "commit": git_commit(), **result})
     print(json.dumps({k: v for k, v in result.items() if k != "problems"}, indent=2))
     print(f"wrote {out}")

@@ -95,6 +95,8 @@ class SFTConfig:
 
 @dataclass
 class EvalConfig:
+    split: str = "test"
+    """Split that `vineppo eval` scores: test | train."""
     batch_size: int = 64
     """Prompts per generation batch."""
     max_new_tokens: int = 160

@@ -1,0 +1,30 @@
+"""The command line: eval writes its JSON; bad keys exit 2 with the closest key named."""
+
+import json
+
+from vineppo.cli import main
+
+
+def test_eval_command_writes_results(tmp_path, tiny_model_and_tokenizer, capsys):
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    rc = main(["eval", f"model.name_or_path={tmp_path / 'm'}", f"output_dir={tmp_path}", "task.num_train=50",
+               "task.num_test=6", "eval.max_new_tokens=8", "eval.num_samples=2", "eval.batch_size=4"])
+    assert rc == 0
+    result = json.loads((tmp_path / "eval-arith-test.json").read_text())
+    assert result["num_problems"] == 6 and len(result["problems"]) == 6
+    # An untrained model cut off at 8 tokens never finishes: every answer scores 0.
+    assert result["greedy_accuracy"] == 0.0 and result["sampled_accuracy"] == 0.0
+    assert all(len(p["sampled_correct"]) == 2 for p in result["problems"])
+
+
+def test_bad_key_exits_2_naming_closest(capsys):
+    assert main(["sft", "sft.max_stepz=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key 'sft.max_stepz'" in err and "'sft.max_steps'" in err
+
+
+def test_unknown_command(capsys):
+    assert main(["trian"]) == 2
+    assert "unknown command 'trian'" in capsys.readouterr().err
