@@ -1,0 +1,1 @@
+"""Advantage rules and losses (SPEC.md), then one small file per method."""
