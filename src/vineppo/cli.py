@@ -13,6 +13,7 @@ USAGE = """usage: vineppo COMMAND [key=value ...]
 
 commands:
   sft    train (or resume) an SFT run: tokenizer, model, evaluation; e.g. task.name=arith_hard
+  rl     train (or resume) rl.algo=ppo|vineppo|grpo|rloo from rl.init=<SFT checkpoint>
   eval   evaluate model.name_or_path on task.name's eval.split (test|train), writes <output_dir>/<run_name>.json
   tiny   the tiny preset's main job: SFT + evaluation on arith and arith_hard, then a summary table
   keys   list every config key
@@ -24,6 +25,14 @@ def cmd_sft(args: list[str]) -> dict:
 
     cfg = make_config(args)
     summary = train_sft(cfg)
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+def cmd_rl(args: list[str]) -> dict:
+    from vineppo.loop import train_rl
+
+    summary = train_rl(make_config(args), progress=True)
     print(json.dumps(summary, indent=2))
     return summary
 
@@ -89,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, args = argv[0], argv[1:]
-    commands = {"sft": cmd_sft, "eval": cmd_eval, "tiny": cmd_tiny}
+    commands = {"sft": cmd_sft, "rl": cmd_rl, "eval": cmd_eval, "tiny": cmd_tiny}
     try:
         if command == "keys":
             from vineppo.config import valid_keys

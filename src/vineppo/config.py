@@ -110,6 +110,52 @@ class EvalConfig:
 
 
 @dataclass
+class RLConfig:
+    algo: str = "vineppo"
+    """ppo | vineppo | grpo | rloo."""
+    init: str | None = None
+    """SFT checkpoint to start from (hub name or folder); also the KL reference policy."""
+    iterations: int = 20
+    """Policy iterations (tiny: 20; paper: ~650 GSM8K, ~1000 MATH)."""
+    prompts_per_iter: int = 16
+    """Prompts sampled per iteration (paper: 64)."""
+    samples_per_prompt: int = 4
+    """Responses per prompt (paper: 8)."""
+    epochs: int = 2
+    """Passes over each iteration's episodes (paper: 2)."""
+    minibatch_size: int = 16
+    """Episodes per optimizer step (paper: 64)."""
+    learning_rate: float = 1e-4
+    """Adam learning rate (paper: 1e-6 for 1B-7B models; the 1M-parameter tiny model needs more)."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    temperature: float = 0.6
+    """Sampling temperature of rollouts and MC continuations (paper: 0.6)."""
+    top_p: float = 0.9
+    """Nucleus sampling of rollouts (paper: 0.9)."""
+    max_new_tokens: int = 160
+    """Longest response; a response cut here scores 0."""
+    clip: float = 0.2
+    """PPO ratio clip."""
+    kl_coef: float = 1e-4
+    """Weight of the k3 KL-to-reference loss term (paper: 1e-4)."""
+    value_clip: float = 0.2
+    """PPO value-loss clip."""
+    gamma: float = 1.0
+    """PPO discount."""
+    lam: float = 1.0
+    """PPO GAE lambda."""
+    vine_k: int = 9
+    """VinePPO: MC continuations per state (paper: 9)."""
+    vine_max_steps: int = 25
+    """VinePPO: states past this many steps take the trajectory's return (paper: 25 for GSM8K)."""
+    eval_every: int = 5
+    """Evaluate test accuracy every N iterations (and at the end)."""
+    save_every: int = 1
+    """Checkpoint every N iterations."""
+
+
+@dataclass
 class Config:
     preset: str = "tiny"
     """Preset applied before command-line overrides: tiny | paper."""
@@ -127,6 +173,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
 
 
 PRESETS = ("tiny", "paper")

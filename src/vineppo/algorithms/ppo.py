@@ -1,0 +1,44 @@
+"""PPO's value network and its advantages (SPEC.md): a copy of the SFT model with a scalar head,
+GAE over response tokens, clipped value loss. The policy side is the shared clipped surrogate."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoModel
+
+from vineppo.algorithms.advantages import gae
+
+
+class ValueModel(nn.Module):
+    """V(state before each token): the SFT backbone's last hidden state through a linear head."""
+
+    def __init__(self, init: str):
+        super().__init__()
+        self.backbone = AutoModel.from_pretrained(init, dtype=torch.float32)
+        self.head = nn.Linear(self.backbone.config.hidden_size, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """`[batch, width - 1]`: column j is V(sequence up to and including token j)."""
+        hidden = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        return self.head(hidden[:, :-1]).squeeze(-1)
+
+
+def token_rewards(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The final reward at each response's last token, 0 elsewhere (no KL in the reward: it is a loss)."""
+    mask = batch["mask"]
+    last = (mask * torch.arange(mask.shape[1])).argmax(dim=1)
+    rewards = torch.zeros_like(mask)
+    rewards[torch.arange(mask.shape[0]), last] = batch["rewards"]
+    return rewards * mask
+
+
+@torch.no_grad()
+def advantages_and_returns(value_model: ValueModel, batch: dict[str, torch.Tensor], gamma: float,
+                           lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(advantages, returns, old values) on the response tokens."""
+    values = value_model(batch) * batch["mask"]
+    advantages, returns = gae(token_rewards(batch), values, batch["mask"], gamma, lam)
+    return advantages, returns, values

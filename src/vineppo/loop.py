@@ -1,0 +1,181 @@
+"""The policy-iteration loop, written once for the on-policy methods (PPO, VinePPO, GRPO, RLOO).
+
+Each iteration: sample prompts -> generate episodes -> grade -> advantages (the only part that
+differs per method) -> E epochs of the clipped PPO objective + k3 KL in mini-batches -> log,
+evaluate, checkpoint. Everything random is seeded by (seed, iteration), so a run resumed from a
+checkpoint continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vineppo import checkpoint as ckpt
+from vineppo.algorithms import grpo, ppo, rloo, vineppo
+from vineppo.algorithms.advantages import masked_mean, whiten
+from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
+from vineppo.config import Config, ConfigError, to_yaml
+from vineppo.evaluate import evaluate, reward
+from vineppo.grading import grade
+from vineppo.inference import Completion, HFEngine, SamplingParams
+from vineppo.models import load_model, load_tokenizer
+from vineppo.rollout import Episode, collate_episodes, token_logprobs
+from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, read_jsonl, truncate_jsonl
+from vineppo.tasks import PROMPT, load_task
+
+ALGOS = ("ppo", "vineppo", "grpo", "rloo")
+
+
+def check_finite(name: str, x: torch.Tensor, iteration: int, run: RunDir) -> None:
+    if not torch.isfinite(x).all():
+        raise FloatingPointError(f"{name} is not finite at iteration {iteration}; the last good "
+                                 f"checkpoint is kept in {run.checkpoints}")
+
+
+def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
+    rl = cfg.rl
+    if rl.algo not in ALGOS:
+        raise ConfigError(f"rl.algo: unknown algorithm '{rl.algo}'; available: {', '.join(ALGOS)}")
+    if rl.init is None:
+        raise ConfigError("rl.init: give the SFT checkpoint to start from (hub name or folder)")
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    run = RunDir(Path(cfg.output_dir) / (cfg.run_name or f"{rl.algo}-{cfg.task.name}-s{cfg.seed}"))
+    summary_path = run.path / "summary.json"
+    if summary_path.exists():
+        return json.loads(summary_path.read_text())
+    atomic_write_text(run.config, to_yaml(cfg))
+    task = load_task(cfg.task)
+    resume = ckpt.latest_checkpoint(run.checkpoints)
+    tokenizer = load_tokenizer(rl.init)
+    policy = load_model(resume or rl.init).train()
+    reference = load_model(rl.init).eval().requires_grad_(False)
+    value_model = ppo.ValueModel(rl.init) if rl.algo == "ppo" else None
+    params = list(policy.parameters()) + (list(value_model.parameters()) if value_model else [])
+    optimizer = torch.optim.Adam(params, lr=rl.learning_rate)
+    engine = HFEngine(policy, tokenizer, batch_size=cfg.eval.batch_size)
+
+    start, grad_steps, elapsed = 0, 0, 0.0
+    if resume is not None:
+        state = ckpt.load_state(resume)
+        optimizer.load_state_dict(state["optimizer"])
+        if value_model is not None:
+            value_model.load_state_dict(state["value_model"])
+        ckpt.set_rng_state(state["rng"])
+        start, grad_steps, elapsed = state["step"], state["grad_steps"], state["elapsed_s"]
+        truncate_jsonl(run.metrics, state["num_records"])
+    else:
+        ckpt.seed_everything(cfg.seed)
+        run.metrics.unlink(missing_ok=True)
+
+    def rollout_reward(prefix: str, cont: Completion, example: dict[str, str]) -> float:
+        if cont.finish_reason == "length":
+            return 0.0
+        return grade(prefix + cont.text, example["answer"], cfg.task.name)
+
+    t_start = time.time() - elapsed
+    for it in range(start, rl.iterations):
+        # 1. Sample prompts and generate episodes with the current policy.
+        t0 = time.time()
+        policy.eval()
+        examples = random.Random(cfg.seed * 1_000_003 + it).sample(task.train, rl.prompts_per_iter)
+        prompts = [PROMPT.format(question=e["question"]) for e in examples]
+        sampling = SamplingParams(n=rl.samples_per_prompt, temperature=rl.temperature, top_p=rl.top_p,
+                                  max_new_tokens=rl.max_new_tokens, seed=cfg.seed * 1_000_003 + it)
+        completions = engine.generate(prompts, sampling)
+        episodes = []
+        for g, (ex, prompt, comps) in enumerate(zip(examples, prompts, completions, strict=True)):
+            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            for c in comps:
+                episodes.append(Episode(g, ex, prompt, prompt_ids, c.token_ids, c.text, c.finish_reason,
+                                        reward(c, ex["answer"], cfg.task.name)))
+        t_gen = time.time() - t0
+
+        # 2. Advantages: the one place the methods differ.
+        t0 = time.time()
+        stats: dict[str, float] = {}
+        if rl.algo == "vineppo":
+            mc = SamplingParams(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens,
+                                seed=cfg.seed * 1_000_003 + it + 500_000)
+            stats = vineppo.assign_advantages(episodes, engine, tokenizer, cfg.task.name, rl.vine_k,
+                                              rl.vine_max_steps, mc, rollout_reward)
+        elif rl.algo == "grpo":
+            grpo.assign_advantages(episodes)
+        elif rl.algo == "rloo":
+            rloo.assign_advantages(episodes)
+        batch = collate_episodes(episodes, tokenizer.pad_token_id)
+        with torch.no_grad():
+            old_logp = token_logprobs(policy, batch, rl.temperature)
+            ref_logp = token_logprobs(reference, batch, rl.temperature)
+        if value_model is not None:
+            batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
+                value_model, batch, rl.gamma, rl.lam)
+        batch["advantages"] = whiten(batch["advantages"], batch["mask"])
+        check_finite("advantages", batch["advantages"], it, run)
+        t_value = time.time() - t0
+
+        # 3. E epochs of mini-batch updates on the clipped objective + k3 KL to the reference.
+        t0 = time.time()
+        policy.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
+        logs: dict[str, list[float]] = {"loss/policy": [], "loss/kl": [], "loss/value": [], "loss/clip_fraction": []}
+        for _ in range(rl.epochs):
+            perm = torch.randperm(len(episodes), generator=gen)
+            for i in range(0, len(episodes), rl.minibatch_size):
+                idx = perm[i:i + rl.minibatch_size]
+                mb = {k: v[idx] for k, v in batch.items()}
+                logp = token_logprobs(policy, mb, rl.temperature)
+                pg_loss, pg_stats = ppo_policy_loss(logp, old_logp[idx], mb["advantages"], mb["mask"], rl.clip)
+                kl = masked_mean(k3_kl(logp, ref_logp[idx]), mb["mask"])
+                loss = pg_loss + rl.kl_coef * kl
+                if value_model is not None:
+                    v_loss = value_loss(value_model(mb), mb["old_values"], mb["returns"], mb["mask"], rl.value_clip)
+                    loss = loss + v_loss
+                    logs["loss/value"].append(v_loss.item())
+                check_finite("loss", loss, it, run)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, rl.grad_clip)
+                optimizer.step()
+                grad_steps += 1
+                logs["loss/policy"].append(pg_loss.item())
+                logs["loss/kl"].append(kl.item())
+                logs["loss/clip_fraction"].append(pg_stats["clip_fraction"])
+        t_train = time.time() - t0
+
+        done = it + 1
+        record: dict[str, Any] = {
+            "iteration": done, "train/reward": batch["rewards"].mean().item(),
+            "train/grad_steps": grad_steps, "train/tokens_generated": int(batch["mask"].sum().item()),
+            "train/kl_ref": masked_mean(old_logp - ref_logp, batch["mask"]).item(),
+            "time/generation_s": t_gen, "time/value_estimation_s": t_value, "time/training_s": t_train,
+            "time/elapsed_s": time.time() - t_start, **stats,
+            **{k: sum(v) / len(v) for k, v in logs.items() if v},
+        }
+        if done % rl.eval_every == 0 or done == rl.iterations:
+            policy.eval()
+            result = evaluate(engine, task.test, cfg.task.name, batch_size=cfg.eval.batch_size,
+                              max_new_tokens=cfg.eval.max_new_tokens, progress=progress)
+            record["eval/greedy_accuracy"] = result["greedy_accuracy"]
+        run.log(record)
+        if done % rl.save_every == 0 or done == rl.iterations:
+            extra = {"optimizer": optimizer.state_dict(), "grad_steps": grad_steps,
+                     "elapsed_s": time.time() - t_start, "num_records": len(read_jsonl(run.metrics))}
+            if value_model is not None:
+                extra["value_model"] = value_model.state_dict()
+            ckpt.save_checkpoint(run.checkpoints, done, policy, tokenizer, extra)
+
+    records = read_jsonl(run.metrics)
+    last_eval = next((r["eval/greedy_accuracy"] for r in reversed(records) if "eval/greedy_accuracy" in r), None)
+    summary = {"algo": rl.algo, "task": cfg.task.name, "seed": cfg.seed, "iterations": rl.iterations,
+               "grad_steps": records[-1]["train/grad_steps"] if records else 0,
+               "test_greedy_accuracy": last_eval,
+               "seconds_per_iteration": (records[-1]["time/elapsed_s"] / len(records)) if records else None}
+    atomic_write_json(summary_path, summary)
+    return summary
