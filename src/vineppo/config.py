@@ -112,7 +112,7 @@ class EvalConfig:
 @dataclass
 class RLConfig:
     algo: str = "vineppo"
-    """ppo | vineppo | grpo | rloo."""
+    """ppo | vineppo | grpo | rloo | restem | dpo_plus."""
     init: str | None = None
     """SFT checkpoint to start from (hub name or folder); also the KL reference policy."""
     iterations: int = 20
@@ -149,6 +149,10 @@ class RLConfig:
     """VinePPO: MC continuations per state (paper: 9)."""
     vine_max_steps: int = 25
     """VinePPO: states past this many steps take the trajectory's return (paper: 25 for GSM8K)."""
+    dpo_beta: float = 0.1
+    """DPO+: beta of the DPO loss."""
+    dpo_nll_coef: float = 1.0
+    """DPO+: weight of the NLL term on the correct response."""
     eval_every: int = 5
     """Evaluate test accuracy every N iterations (and at the end)."""
     save_every: int = 1

@@ -1,7 +1,8 @@
-"""The policy-iteration loop, written once for the on-policy methods (PPO, VinePPO, GRPO, RLOO).
+"""The policy-iteration loop, written once for every method.
 
-Each iteration: sample prompts -> generate episodes -> grade -> advantages (the only part that
-differs per method) -> E epochs of the clipped PPO objective + k3 KL in mini-batches -> log,
+Each iteration: sample prompts -> generate episodes -> grade -> what differs per method (PPO,
+VinePPO, GRPO, RLOO: advantages for the clipped PPO objective + k3 KL; RestEM: the correct
+responses for NLL; DPO+: correct/incorrect pairs) -> E epochs of mini-batch updates -> log,
 evaluate, checkpoint. Everything random is seeded by (seed, iteration), so a run resumed from a
 checkpoint continues exactly as an uninterrupted one would.
 """
@@ -17,10 +18,10 @@ from typing import Any
 import torch
 
 from vineppo import checkpoint as ckpt
-from vineppo.algorithms import grpo, ppo, rloo, vineppo
+from vineppo.algorithms import dpo_plus, grpo, ppo, restem, rloo, vineppo
 from vineppo.algorithms.advantages import masked_mean, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
-from vineppo.config import Config, ConfigError, to_yaml
+from vineppo.config import Config, ConfigError, RLConfig, to_yaml
 from vineppo.evaluate import evaluate, reward
 from vineppo.grading import grade
 from vineppo.inference import Completion, HFEngine, SamplingParams
@@ -29,13 +30,37 @@ from vineppo.rollout import Episode, collate_episodes, token_logprobs
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, read_jsonl, truncate_jsonl
 from vineppo.tasks import PROMPT, load_task
 
-ALGOS = ("ppo", "vineppo", "grpo", "rloo")
+ALGOS = ("ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus")
+PPO_FAMILY = ("ppo", "vineppo", "grpo", "rloo")
 
 
 def check_finite(name: str, x: torch.Tensor, iteration: int, run: RunDir) -> None:
     if not torch.isfinite(x).all():
         raise FloatingPointError(f"{name} is not finite at iteration {iteration}; the last good "
                                  f"checkpoint is kept in {run.checkpoints}")
+
+
+def minibatch_loss(rl: RLConfig, policy, value_model, mb: dict[str, torch.Tensor], old_logp: torch.Tensor,
+                   ref_logp: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """The method's loss on one mini-batch (rows of `mb`, with their old and reference log-probs)."""
+    logp = token_logprobs(policy, mb, rl.temperature)
+    kl = masked_mean(k3_kl(logp, ref_logp), mb["mask"])
+    logs = {"loss/kl": kl.item()}
+    if rl.algo == "restem":
+        loss = restem.loss(logp, mb["mask"])
+    elif rl.algo == "dpo_plus":
+        loss = dpo_plus.loss(logp, old_logp, mb["mask"], rl.dpo_beta, rl.dpo_nll_coef)
+    else:
+        loss, stats = ppo_policy_loss(logp, old_logp, mb["advantages"], mb["mask"], rl.clip)
+        logs["loss/clip_fraction"] = stats["clip_fraction"]
+    logs["loss/policy"] = loss.item()
+    if rl.algo in PPO_FAMILY:
+        loss = loss + rl.kl_coef * kl
+    if value_model is not None:
+        v_loss = value_loss(value_model(mb), mb["old_values"], mb["returns"], mb["mask"], rl.value_clip)
+        logs["loss/value"] = v_loss.item()
+        loss = loss + v_loss
+    return loss, logs
 
 
 def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
@@ -120,33 +145,32 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         check_finite("advantages", batch["advantages"], it, run)
         t_value = time.time() - t0
 
-        # 3. E epochs of mini-batch updates on the clipped objective + k3 KL to the reference.
+        # 3. E epochs of mini-batch updates. A unit is one episode, or a (chosen, rejected) pair.
         t0 = time.time()
         policy.train()
+        if rl.algo == "restem":
+            units = restem.select(episodes)
+        elif rl.algo == "dpo_plus":
+            units = dpo_plus.pairs(episodes)
+        else:
+            units = [(i,) for i in range(len(episodes))]
+        per_step = max(rl.minibatch_size // len(units[0]), 1) if units else 1
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
         logs: dict[str, list[float]] = {"loss/policy": [], "loss/kl": [], "loss/value": [], "loss/clip_fraction": []}
-        for _ in range(rl.epochs):
-            perm = torch.randperm(len(episodes), generator=gen)
-            for i in range(0, len(episodes), rl.minibatch_size):
-                idx = perm[i:i + rl.minibatch_size]
+        for _ in range(rl.epochs if units else 0):
+            perm = torch.randperm(len(units), generator=gen).tolist()
+            for i in range(0, len(units), per_step):
+                idx = torch.tensor([j for u in perm[i:i + per_step] for j in units[u]])
                 mb = {k: v[idx] for k, v in batch.items()}
-                logp = token_logprobs(policy, mb, rl.temperature)
-                pg_loss, pg_stats = ppo_policy_loss(logp, old_logp[idx], mb["advantages"], mb["mask"], rl.clip)
-                kl = masked_mean(k3_kl(logp, ref_logp[idx]), mb["mask"])
-                loss = pg_loss + rl.kl_coef * kl
-                if value_model is not None:
-                    v_loss = value_loss(value_model(mb), mb["old_values"], mb["returns"], mb["mask"], rl.value_clip)
-                    loss = loss + v_loss
-                    logs["loss/value"].append(v_loss.item())
+                loss, step_logs = minibatch_loss(rl, policy, value_model, mb, old_logp[idx], ref_logp[idx])
                 check_finite("loss", loss, it, run)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, rl.grad_clip)
                 optimizer.step()
                 grad_steps += 1
-                logs["loss/policy"].append(pg_loss.item())
-                logs["loss/kl"].append(kl.item())
-                logs["loss/clip_fraction"].append(pg_stats["clip_fraction"])
+                for k, v in step_logs.items():
+                    logs[k].append(v)
         t_train = time.time() - t0
 
         done = it + 1
@@ -155,7 +179,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             "train/grad_steps": grad_steps, "train/tokens_generated": int(batch["mask"].sum().item()),
             "train/kl_ref": masked_mean(old_logp - ref_logp, batch["mask"]).item(),
             "time/generation_s": t_gen, "time/value_estimation_s": t_value, "time/training_s": t_train,
-            "time/elapsed_s": time.time() - t_start, **stats,
+            "time/elapsed_s": time.time() - t_start, "train/num_units": len(units), **stats,
             **{k: sum(v) / len(v) for k, v in logs.items() if v},
         }
         if done % rl.eval_every == 0 or done == rl.iterations:

@@ -1,0 +1,142 @@
+"""The policy-iteration loop: every method trains 2 iterations; a crashed run resumes bit-exactly;
+updates move the policy the right way on a case with a known answer."""
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vineppo import loop as loop_module
+from vineppo.config import make_config
+from vineppo.loop import train_rl
+from vineppo.runio import read_jsonl
+
+from .conftest import EASY
+
+RL = ["rl.iterations=2", "rl.prompts_per_iter=4", "rl.samples_per_prompt=4", "rl.minibatch_size=8",
+      "rl.epochs=2", "rl.vine_k=3", "rl.eval_every=2", "rl.learning_rate=3e-4", "task.num_test=16",
+      "eval.batch_size=16", "rl.max_new_tokens=60", "eval.max_new_tokens=60"]
+
+
+def config(tmp_path, init, algo, extra=()):
+    return make_config(EASY + RL + [f"rl.init={init}", f"rl.algo={algo}", f"output_dir={tmp_path}", *extra])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus"])
+def test_two_iterations(tmp_path, easy_sft_checkpoint, algo):
+    summary = train_rl(config(tmp_path, easy_sft_checkpoint, algo))
+    records = read_jsonl(tmp_path / f"{algo}-arith-s0" / "metrics.jsonl")
+    assert [r["iteration"] for r in records] == [1, 2]
+    if algo in ("restem", "dpo_plus"):
+        # Units: correct responses (RestEM) or pairs (DPO+, 4 pairs per 8-episode mini-batch).
+        per_step = 8 if algo == "restem" else 4
+        steps = [2 * math.ceil(r["train/num_units"] / per_step) for r in records]
+        assert [r["train/grad_steps"] for r in records] == [steps[0], steps[0] + steps[1]]
+    else:
+        # 16 episodes, mini-batch 8, 2 epochs: 4 gradient steps per iteration.
+        assert [r["train/grad_steps"] for r in records] == [4, 8] and summary["grad_steps"] == 8
+    for r in records:
+        assert 0.0 <= r["train/reward"] <= 1.0 and r["train/tokens_generated"] > 0
+        for key in ("time/generation_s", "time/value_estimation_s", "time/training_s"):
+            assert math.isfinite(r[key]), key
+        assert all(math.isfinite(r[k]) for k in ("loss/policy", "loss/kl") if k in r)
+    assert 0.0 <= records[-1]["eval/greedy_accuracy"] <= 1.0
+    if algo == "ppo":
+        assert all(math.isfinite(r["loss/value"]) for r in records)
+    if algo == "vineppo":
+        assert all(r["vine/num_unique_states"] <= r["vine/num_states"] for r in records)
+
+
+@pytest.mark.slow
+def test_crash_mid_iteration_resumes_bit_exactly(tmp_path, easy_sft_checkpoint, monkeypatch):
+    extra = ["rl.iterations=3", "rl.eval_every=3"]
+    ref = train_rl(config(tmp_path / "ref", easy_sft_checkpoint, "vineppo", extra))
+
+    calls = {"n": 0}
+    real = loop_module.ppo_policy_loss
+
+    def crashing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 10:  # third iteration, second mini-batch
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "ppo_policy_loss", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        train_rl(config(tmp_path / "crash", easy_sft_checkpoint, "vineppo", extra))
+    monkeypatch.setattr(loop_module, "ppo_policy_loss", real)
+    resumed = train_rl(config(tmp_path / "crash", easy_sft_checkpoint, "vineppo", extra))
+
+    def strip(records):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]
+
+    a_dir, b_dir = tmp_path / "ref" / "vineppo-arith-s0", tmp_path / "crash" / "vineppo-arith-s0"
+    assert strip(read_jsonl(a_dir / "metrics.jsonl")) == strip(read_jsonl(b_dir / "metrics.jsonl"))
+    assert resumed["test_greedy_accuracy"] == ref["test_greedy_accuracy"]
+    a = load_file(a_dir / "checkpoints" / "step-3" / "model.safetensors")
+    b = load_file(b_dir / "checkpoints" / "step-3" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_unknown_algo_and_missing_init(tmp_path):
+    from vineppo.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown algorithm 'vinepo'"):
+        train_rl(make_config(["rl.algo=vinepo", "rl.init=x", f"output_dir={tmp_path}"]))
+    with pytest.raises(ConfigError, match="rl.init"):
+        train_rl(make_config([f"output_dir={tmp_path}"]))
+
+
+@pytest.mark.parametrize("algo", ["ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus"])
+def test_update_moves_policy_toward_reward(tmp_path, tiny_model_and_tokenizer, algo):
+    """Two responses to one prompt, one rewarded: one update raises the rewarded response's
+    log-probability and lowers the other's (RestEM never sees the wrong one; DPO+ widens the gap)."""
+    import copy
+
+    from vineppo.algorithms import grpo, ppo, rloo
+    from vineppo.algorithms.advantages import whiten
+    from vineppo.loop import minibatch_loss
+    from vineppo.rollout import Episode, collate_episodes, token_logprobs
+
+    model, tok = tiny_model_and_tokenizer
+    policy = copy.deepcopy(model).train()
+    prompt = "Question: Ava has 3 apples. She gets 4 more.\nAnswer:\n"
+    p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    good, bad = "3 + 4 = 7 apples.\n#### 7", "3 + 4 = 8 apples.\n#### 8"
+    eps = [Episode(0, {"answer": "7"}, prompt, p_ids, tok(t, add_special_tokens=False)["input_ids"]
+                   + [tok.eos_token_id], t, "stop", r) for t, r in ((good, 1.0), (bad, 0.0))]
+    rl = make_config([f"rl.algo={algo}", "rl.learning_rate=1e-3", "rl.kl_coef=0"]).rl
+    value_model = None
+    if algo in ("grpo", "vineppo"):
+        grpo.assign_advantages(eps)  # VinePPO's MC values are tested separately; here the loss
+    elif algo == "rloo":
+        rloo.assign_advantages(eps)
+    batch = collate_episodes(eps, tok.pad_token_id)
+    if algo == "ppo":
+        policy.save_pretrained(tmp_path / "m")
+        value_model = ppo.ValueModel(str(tmp_path / "m"))
+        batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
+            value_model, batch, 1.0, 1.0)
+    batch["advantages"] = whiten(batch["advantages"], batch["mask"])
+    with torch.no_grad():
+        before = (token_logprobs(policy, batch, 1.0) * batch["mask"]).sum(-1)
+    params = list(policy.parameters()) + (list(value_model.parameters()) if value_model else [])
+    opt = torch.optim.Adam(params, lr=1e-3)
+    rows = torch.tensor([0]) if algo == "restem" else torch.tensor([0, 1])
+    mb = {k: v[rows] for k, v in batch.items()}
+    with torch.no_grad():
+        old = token_logprobs(policy, mb, 1.0)
+    loss, _ = minibatch_loss(rl, policy, value_model, mb, old, old)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        after = (token_logprobs(policy, batch, 1.0) * batch["mask"]).sum(-1)
+    assert after[0] > before[0]
+    if algo == "dpo_plus":
+        # The NLL term lifts the tokens both responses share; DPO widens the margin between them.
+        assert after[0] - after[1] > before[0] - before[1]
+    elif algo != "restem":
+        assert after[1] < before[1]
