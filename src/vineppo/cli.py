@@ -77,7 +77,7 @@ def cmd_tiny(args: list[str]) -> list[dict]:
     cfg = make_config(overrides)
     lines = [
         "# Tiny preset: SFT", "",
-        f"commit: `{git_commit()}`", "",
+        f"commit: `{summaries[0].get('commit')}`", "",
         "| task | parameters | SFT steps | SFT time (s) | greedy acc | sampled acc | pass@k |",
         "|---|---|---|---|---|---|---|",
     ]

@@ -27,7 +27,7 @@ from vineppo.grading import grade
 from vineppo.inference import Completion, HFEngine, SamplingParams
 from vineppo.models import load_model, load_tokenizer
 from vineppo.rollout import Episode, collate_episodes, token_logprobs
-from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, read_jsonl, truncate_jsonl
+from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import PROMPT, load_task
 
 ALGOS = ("ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus")
@@ -76,6 +76,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     if summary_path.exists():
         return json.loads(summary_path.read_text())
     atomic_write_text(run.config, to_yaml(cfg))
+    commit = git_commit()
     task = load_task(cfg.task)
     resume = ckpt.latest_checkpoint(run.checkpoints)
     tokenizer = load_tokenizer(rl.init)
@@ -200,6 +201,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     summary = {"algo": rl.algo, "task": cfg.task.name, "seed": cfg.seed, "iterations": rl.iterations,
                "grad_steps": records[-1]["train/grad_steps"] if records else 0,
                "test_greedy_accuracy": last_eval,
-               "seconds_per_iteration": (records[-1]["time/elapsed_s"] / len(records)) if records else None}
+               "seconds_per_iteration": (records[-1]["time/elapsed_s"] / len(records)) if records else None,
+               "commit": commit}
     atomic_write_json(summary_path, summary)
     return summary

@@ -19,7 +19,7 @@ from vineppo.config import Config, to_yaml
 from vineppo.evaluate import evaluate
 from vineppo.inference import HFEngine
 from vineppo.models import build_tiny_model, build_tokenizer, load_model, load_tokenizer, num_parameters
-from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, read_jsonl, truncate_jsonl
+from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import PROMPT, load_task
 
 
@@ -81,6 +81,7 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
 
         return json.loads(summary_path.read_text())
     atomic_write_text(run.config, to_yaml(cfg))
+    commit = git_commit()
     device = "cpu" if cfg.device == "auto" and not torch.cuda.is_available() else cfg.device
     task = load_task(cfg.task)
 
@@ -166,7 +167,7 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         "test_greedy_accuracy": result["greedy_accuracy"],
         "test_sampled_accuracy": result.get("sampled_accuracy"),
         "test_pass_at_k": result.get("pass_at_k"),
-        "num_test": result["num_problems"], "final_model": str(run.final),
+        "num_test": result["num_problems"], "final_model": str(run.final), "commit": commit,
     }
     atomic_write_json(summary_path, summary)
     return summary

@@ -48,8 +48,8 @@ class ArithSpec:
 
 ARITH = ArithSpec(min_steps=2, max_steps=4, max_operand=10, max_start=30, max_factor=3,
                   ops=OPS, max_value=200, fractions=False, boxed=False)
-ARITH_HARD = ArithSpec(min_steps=3, max_steps=5, max_operand=30, max_start=60, max_factor=5,
-                       ops=OPS, max_value=2000, fractions=True, boxed=True)
+ARITH_HARD = ArithSpec(min_steps=3, max_steps=4, max_operand=15, max_start=30, max_factor=4,
+                       ops=OPS, max_value=400, fractions=True, boxed=True)
 
 
 def latex(x: Fraction) -> str:
