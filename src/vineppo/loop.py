@@ -25,7 +25,7 @@ from vineppo.config import Config, ConfigError, RLConfig, to_yaml
 from vineppo.evaluate import evaluate, reward
 from vineppo.grading import grade
 from vineppo.inference import Completion, HFEngine, SamplingParams
-from vineppo.models import load_model, load_tokenizer
+from vineppo.models import load_model, load_tokenizer, resolve_device
 from vineppo.rollout import Episode, collate_episodes, token_logprobs
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import PROMPT, load_task
@@ -79,10 +79,11 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     commit = git_commit()
     task = load_task(cfg.task)
     resume = ckpt.latest_checkpoint(run.checkpoints)
+    device = resolve_device(cfg.device)
     tokenizer = load_tokenizer(rl.init)
-    policy = load_model(resume or rl.init).train()
-    reference = load_model(rl.init).eval().requires_grad_(False)
-    value_model = ppo.ValueModel(rl.init) if rl.algo == "ppo" else None
+    policy = load_model(resume or rl.init, cfg.model.dtype, str(device)).train()
+    reference = load_model(rl.init, cfg.model.dtype, str(device)).eval().requires_grad_(False)
+    value_model = ppo.ValueModel(rl.init).to(device) if rl.algo == "ppo" else None
     params = list(policy.parameters()) + (list(value_model.parameters()) if value_model else [])
     optimizer = torch.optim.Adam(params, lr=rl.learning_rate)
     engine = HFEngine(policy, tokenizer, batch_size=cfg.eval.batch_size)
@@ -135,7 +136,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             grpo.assign_advantages(episodes)
         elif rl.algo == "rloo":
             rloo.assign_advantages(episodes)
-        batch = collate_episodes(episodes, tokenizer.pad_token_id)
+        batch = {k: v.to(device) for k, v in collate_episodes(episodes, tokenizer.pad_token_id).items()}
         with torch.no_grad():
             old_logp = token_logprobs(policy, batch, rl.temperature)
             ref_logp = token_logprobs(reference, batch, rl.temperature)
@@ -161,7 +162,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         for _ in range(rl.epochs if units else 0):
             perm = torch.randperm(len(units), generator=gen).tolist()
             for i in range(0, len(units), per_step):
-                idx = torch.tensor([j for u in perm[i:i + per_step] for j in units[u]])
+                idx = torch.tensor([j for u in perm[i:i + per_step] for j in units[u]], device=device)
                 mb = {k: v[idx] for k, v in batch.items()}
                 loss, step_logs = minibatch_loss(rl, policy, value_model, mb, old_logp[idx], ref_logp[idx])
                 check_finite("loss", loss, it, run)

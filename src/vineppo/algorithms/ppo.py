@@ -29,9 +29,9 @@ class ValueModel(nn.Module):
 def token_rewards(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The final reward at each response's last token, 0 elsewhere (no KL in the reward: it is a loss)."""
     mask = batch["mask"]
-    last = (mask * torch.arange(mask.shape[1])).argmax(dim=1)
+    last = (mask * torch.arange(mask.shape[1], device=mask.device)).argmax(dim=1)
     rewards = torch.zeros_like(mask)
-    rewards[torch.arange(mask.shape[0]), last] = batch["rewards"]
+    rewards[torch.arange(mask.shape[0], device=mask.device), last] = batch["rewards"]
     return rewards * mask
 
 
