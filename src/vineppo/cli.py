@@ -77,15 +77,14 @@ def cmd_tiny(args: list[str]) -> list[dict]:
     cfg = make_config(overrides)
     lines = [
         "# Tiny preset: SFT", "",
-        f"commit: `{summaries[0].get('commit')}`", "",
-        "| task | parameters | SFT steps | SFT time (s) | greedy acc | sampled acc | pass@k |",
-        "|---|---|---|---|---|---|---|",
+        "| task | parameters | SFT steps | SFT time (s) | greedy acc | sampled acc | pass@k | commit |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         sampled = "-" if s["test_sampled_accuracy"] is None else f"{s['test_sampled_accuracy']:.3f}"
         passk = "-" if s["test_pass_at_k"] is None else f"{s['test_pass_at_k']:.3f}"
         lines.append(f"| {s['task']} | {s['num_parameters']:,} | {s['train_steps']} | {s['train_time_s']} "
-                     f"| {s['test_greedy_accuracy']:.3f} | {sampled} | {passk} |")
+                     f"| {s['test_greedy_accuracy']:.3f} | {sampled} | {passk} | `{s.get('commit')}` |")
     table = "\n".join(lines) + "\n"
     atomic_write_text(Path(cfg.output_dir) / "tiny_sft.md", table)
     print(table)
