@@ -46,3 +46,88 @@ def test_top_p_keeps_smallest_nucleus():
     assert torch.allclose(top_p_filter(probs, 0.7), torch.tensor([[0.625, 0.375, 0.0, 0.0]]))
     assert torch.allclose(top_p_filter(probs, 0.5), torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
     assert torch.equal(top_p_filter(probs, 1.0), probs)
+
+
+def fresh_logprobs(model, tok, prompt: str, completion_ids: list[int], temperature: float) -> list[float]:
+    """log pi(token | prefix) of a completion from one plain forward pass, no cache."""
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + completion_ids])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float() / temperature, -1)
+    targets = ids[0, 1:]
+    return logp.gather(-1, targets[:, None]).squeeze(-1)[len(prompt_ids) - 1:].tolist()
+
+
+def test_logprobs_equal_fresh_forward_with_and_without_prefix_sharing(tiny_model_and_tokenizer):
+    """Shared (n=4 from one cached prefix) and unshared (4 copies of the prompt) samples both carry
+    the log-probs a fresh forward pass gives: the repeated cache is the prefix's true state."""
+    model, tok = tiny_model_and_tokenizer
+    engine = HFEngine(model, tok, batch_size=8)
+    params = SamplingParams(n=4, temperature=0.8, max_new_tokens=12, seed=3)
+    shared = engine.generate(PROMPTS, params)
+    unshared = engine.generate([p for p in PROMPTS for _ in range(4)],
+                               SamplingParams(n=1, temperature=0.8, max_new_tokens=12, seed=3))
+    checked = 0
+    for prompt, comps in zip(PROMPTS, shared, strict=True):
+        for c in comps:
+            assert max(abs(a - b) for a, b in zip(c.logprobs, fresh_logprobs(model, tok, prompt, c.token_ids, 0.8), strict=True)) < 1e-4
+            checked += 1
+    for i, comps in enumerate(unshared):
+        c = comps[0]
+        assert max(abs(a - b) for a, b in zip(c.logprobs, fresh_logprobs(model, tok, PROMPTS[i // 4], c.token_ids, 0.8), strict=True)) < 1e-4
+    assert checked == 8
+
+
+def test_compaction_does_not_change_greedy(easy_sft_checkpoint):
+    """Rows of different lengths finish at different times; dropping them from the cache mid-way
+    must leave every other row's output unchanged."""
+    from vineppo.models import load_model, load_tokenizer
+    from vineppo.tasks import PROMPT
+
+    model, tok = load_model(easy_sft_checkpoint).eval(), load_tokenizer(easy_sft_checkpoint)
+    questions = ["Ava has 3 apples. She buys 2 more. How many apples does Ava have?",
+                 "Ben has 5 coins. He finds 4 more. Then he finds 1 more. How many coins does Ben have?",
+                 "Cal has 7 pens.", "Dee has 2 cups. She gets 3 more. How many cups does Dee have?"] * 3
+    prompts = [PROMPT.format(question=q) for q in questions]
+    params = SamplingParams(temperature=0.0, max_new_tokens=60)
+    compacted = HFEngine(model, tok, batch_size=12, compact_fraction=0.1).generate(prompts, params)
+    plain = HFEngine(model, tok, batch_size=12, compact_fraction=2.0).generate(prompts, params)
+    assert [c[0].token_ids for c in compacted] == [c[0].token_ids for c in plain]
+    assert len({len(c[0].token_ids) for c in plain}) > 1  # the case is real: lengths differ
+
+
+def test_token_id_prompts_equal_text_prompts(tiny_model_and_tokenizer):
+    model, tok = tiny_model_and_tokenizer
+    engine = HFEngine(model, tok)
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=8, seed=1)
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    assert [[c.token_ids for c in x] for x in engine.generate(ids, params)] == \
+        [[c.token_ids for c in x] for x in engine.generate(PROMPTS, params)]
+
+
+def test_sampling_matches_softmax(tiny_model_and_tokenizer):
+    """100,000 one-token samples from a fixed prefix: their frequencies match softmax(logits / T)
+    after the top-p cut within sampling noise, and differ from the untempered or uncut softmax."""
+    import copy
+
+    model, tok = tiny_model_and_tokenizer
+    sharp = copy.deepcopy(model)
+    with torch.no_grad():
+        sharp.model.norm.weight.mul_(4.0)  # a peaked but wide next-token distribution
+    temperature, top_p, n = 0.7, 0.9, 100_000
+    out = HFEngine(sharp, tok, batch_size=n).generate(
+        [PROMPTS[0]], SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=1, seed=0))[0]
+    counts = torch.bincount(torch.tensor([c.token_ids[0] for c in out]), minlength=len(tok)).float()
+    empirical = counts / n
+    ids = torch.tensor([tok(PROMPTS[0], add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        logits = sharp(input_ids=ids).logits[0, -1].float()
+
+    def tv(p: torch.Tensor) -> float:
+        return 0.5 * (empirical[:p.numel()] - p).abs().sum().item()
+
+    expected = top_p_filter(torch.softmax(logits / temperature, -1), top_p)
+    assert tv(expected) < 0.03
+    assert counts[len(expected):].sum() == 0 and counts[:len(expected)][expected == 0].sum() == 0
+    assert tv(top_p_filter(torch.softmax(logits, -1), top_p)) > 0.08  # temperature matters here
+    assert tv(torch.softmax(logits / temperature, -1)) > 0.08  # and so does the top-p cut

@@ -140,3 +140,21 @@ def test_update_moves_policy_toward_reward(tmp_path, tiny_model_and_tokenizer, a
         assert after[0] - after[1] > before[0] - before[1]
     elif algo != "restem":
         assert after[1] < before[1]
+
+
+def test_nan_advantages_stop_the_run_and_keep_last_checkpoint(tmp_path, easy_sft_checkpoint, monkeypatch):
+    real = loop_module.whiten
+    calls = {"n": 0}
+
+    def poisoned(adv, mask):
+        calls["n"] += 1
+        out = real(adv, mask)
+        return out * float("nan") if calls["n"] == 2 else out
+
+    monkeypatch.setattr(loop_module, "whiten", poisoned)
+    with pytest.raises(FloatingPointError, match="advantages is not finite at iteration 2"):
+        train_rl(config(tmp_path, easy_sft_checkpoint, "grpo", ["rl.eval_every=5"]))
+    run = tmp_path / "grpo-arith-s0"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-1"]
+    assert [r["iteration"] for r in read_jsonl(run / "metrics.jsonl")] == [1]
+    assert not (run / "summary.json").exists()

@@ -39,7 +39,7 @@ def cmd_rl(args: list[str]) -> dict:
 
 def cmd_eval(args: list[str]) -> dict:
     from vineppo.evaluate import evaluate
-    from vineppo.inference import HFEngine
+    from vineppo.inference import make_engine
     from vineppo.models import load_model, load_tokenizer
     from vineppo.runio import atomic_write_json
     from vineppo.tasks import load_task
@@ -48,7 +48,7 @@ def cmd_eval(args: list[str]) -> dict:
     if cfg.model.name_or_path is None:
         raise ConfigError("eval needs model.name_or_path=<hub name or folder>")
     model = load_model(cfg.model.name_or_path, cfg.model.dtype, cfg.device)
-    engine = HFEngine(model, load_tokenizer(cfg.model.name_or_path), batch_size=cfg.eval.batch_size)
+    engine = make_engine(cfg.engine, model, load_tokenizer(cfg.model.name_or_path), cfg.eval.batch_size)
     task = load_task(cfg.task)
     if cfg.eval.split not in ("test", "train"):
         raise ConfigError(f"eval.split must be test or train, got '{cfg.eval.split}'")

@@ -157,6 +157,8 @@ class RLConfig:
     """Evaluate test accuracy every N iterations (and at the end)."""
     save_every: int = 1
     """Checkpoint every N iterations."""
+    rollout_batch_size: int = 256
+    """Sequences in flight per generation batch for rollouts and MC continuations."""
 
 
 @dataclass
@@ -173,6 +175,8 @@ class Config:
     """auto | cpu | cuda."""
     num_threads: int = 0
     """torch CPU threads (0: leave torch's default)."""
+    engine: str = "hf"
+    """Inference engine for rollouts, MC values and evaluation: hf | vllm."""
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)

@@ -24,7 +24,7 @@ from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
 from vineppo.config import Config, ConfigError, RLConfig, to_yaml
 from vineppo.evaluate import evaluate, reward
 from vineppo.grading import grade
-from vineppo.inference import Completion, HFEngine, SamplingParams
+from vineppo.inference import Completion, SamplingParams, make_engine
 from vineppo.models import load_model, load_tokenizer, resolve_device
 from vineppo.rollout import Episode, collate_episodes, token_logprobs
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
@@ -86,7 +86,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     value_model = ppo.ValueModel(rl.init).to(device) if rl.algo == "ppo" else None
     params = list(policy.parameters()) + (list(value_model.parameters()) if value_model else [])
     optimizer = torch.optim.Adam(params, lr=rl.learning_rate)
-    engine = HFEngine(policy, tokenizer, batch_size=cfg.eval.batch_size)
+    engine = make_engine(cfg.engine, policy, tokenizer, batch_size=rl.rollout_batch_size)
 
     start, grad_steps, elapsed = 0, 0, 0.0
     if resume is not None:
@@ -144,7 +144,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
                 value_model, batch, rl.gamma, rl.lam)
         batch["advantages"] = whiten(batch["advantages"], batch["mask"])
-        check_finite("advantages", batch["advantages"], it, run)
+        check_finite("advantages", batch["advantages"], it + 1, run)
         t_value = time.time() - t0
 
         # 3. E epochs of mini-batch updates. A unit is one episode, or a (chosen, rejected) pair.
@@ -165,7 +165,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 idx = torch.tensor([j for u in perm[i:i + per_step] for j in units[u]], device=device)
                 mb = {k: v[idx] for k, v in batch.items()}
                 loss, step_logs = minibatch_loss(rl, policy, value_model, mb, old_logp[idx], ref_logp[idx])
-                check_finite("loss", loss, it, run)
+                check_finite("loss", loss, it + 1, run)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, rl.grad_clip)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from vineppo import checkpoint as ckpt
 from vineppo.config import Config, to_yaml
 from vineppo.evaluate import evaluate
-from vineppo.inference import HFEngine
+from vineppo.inference import make_engine
 from vineppo.models import build_tiny_model, build_tokenizer, load_model, load_tokenizer, num_parameters
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import PROMPT, load_task
@@ -117,7 +117,7 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
 
     def eval_now(limit: int | None, num_samples: int) -> dict[str, Any]:
         model.eval()
-        engine = HFEngine(model, tokenizer, batch_size=cfg.eval.batch_size)
+        engine = make_engine(cfg.engine, model, tokenizer, cfg.eval.batch_size)
         result = evaluate(engine, task.test[:limit] if limit else task.test, cfg.task.name,
                           batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                           num_samples=num_samples, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,

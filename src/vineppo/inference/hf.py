@@ -1,5 +1,12 @@
 """Batched sampling with a KV cache in plain torch/transformers (CPU and GPU).
 
+Why it is faster than calling `model.generate` once per prompt:
+- Prefix sharing: a prompt that needs `n` completions (an MC value state needs K) is encoded once;
+  its KV cache is then repeated `n` times and the continuations are sampled from it.
+- Batching across prompts: many states and episodes share one forward pass per new token.
+- Compaction: once a quarter of the rows in flight have finished, their rows are dropped from the
+  cache, so short completions stop paying for long ones.
+
 Prompts are left-padded; position ids skip the padding so a prompt gives the same logits alone or
 in a batch. Sampling uses its own `torch.Generator`, so it is seeded without touching global RNG.
 """
@@ -10,6 +17,9 @@ import torch
 from transformers import DynamicCache
 
 from vineppo.inference.base import Completion, SamplingParams
+
+COMPACT_FRACTION = 0.25
+"""Drop finished rows from the batch once this fraction of the rows in flight has finished."""
 
 
 def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -24,37 +34,47 @@ def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 class HFEngine:
-    def __init__(self, model, tokenizer, batch_size: int = 64):
+    def __init__(self, model, tokenizer, batch_size: int = 64, compact_fraction: float = COMPACT_FRACTION):
+        """`batch_size` counts sequences in flight (prompts x n); `compact_fraction` > 1 disables compaction."""
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.compact_fraction = compact_fraction
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
-        flat = [p for p in prompts for _ in range(params.n)]
+    def generate(self, prompts: list[str] | list[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        """`params.n` completions for each prompt (text, or token ids without special tokens)."""
+        ids = [p if isinstance(p, list) else self.tokenizer(p, add_special_tokens=False)["input_ids"]
+               for p in prompts]
         gen = torch.Generator(device=self.device).manual_seed(params.seed)
-        out: list[Completion] = []
-        for i in range(0, len(flat), self.batch_size):
-            out.extend(self._generate_batch(flat[i:i + self.batch_size], params, gen))
-        return [out[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
+        per_batch = max(1, self.batch_size // max(params.n, 1))
+        out: list[list[Completion]] = []
+        for i in range(0, len(ids), per_batch):
+            out.extend(self._generate_batch(ids[i:i + per_batch], params, gen))
+        return out
 
     @torch.no_grad()
-    def _generate_batch(self, prompts: list[str], params: SamplingParams,
-                        gen: torch.Generator) -> list[Completion]:
-        tok, model = self.tokenizer, self.model
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        input_ids = enc["input_ids"].to(self.device)
-        attention = enc["attention_mask"].to(self.device)
+    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams,
+                        gen: torch.Generator) -> list[list[Completion]]:
+        tok, model, n = self.tokenizer, self.model, params.n
+        width = max(len(p) for p in prompts)
+        input_ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts], device=self.device)
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
         logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
                        cache=cache, use_cache=True).logits[:, -1]
-        batch = input_ids.shape[0]
-        done = torch.zeros(batch, dtype=torch.bool, device=self.device)
-        tokens, logps = [], []
+        if n > 1:  # prefix sharing: each prompt was encoded once; its n rows start from copies of its cache
+            cache.batch_repeat_interleave(n)
+            logits, attention, positions = (x.repeat_interleave(n, 0) for x in (logits, attention, positions))
+        rows = len(prompts) * n
+        active = list(range(rows))  # the output row of each row in flight
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        logps: list[list[float]] = [[] for _ in range(rows)]
+        stop_hit = [False] * rows
+        done = torch.zeros(rows, dtype=torch.bool, device=self.device)  # over rows in flight
         eos = tok.eos_token_id
-        stop_hit = [False] * batch
         for _ in range(params.max_new_tokens):
             if params.temperature == 0:
                 next_tok = logits.argmax(-1)
@@ -64,35 +84,39 @@ class HFEngine:
                 probs = top_p_filter(logp.exp(), params.top_p)
                 next_tok = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
             next_tok = torch.where(done, torch.full_like(next_tok, tok.pad_token_id), next_tok)
-            tokens.append(next_tok)
-            logps.append(logp.gather(-1, next_tok[:, None]).squeeze(-1))
-            done |= next_tok == eos
-            if params.stop:
-                for b in range(batch):
-                    if not done[b] and self._has_stop(torch.stack(tokens, 1)[b], params.stop):
-                        done[b] = True
-                        stop_hit[b] = True
+            chosen = logp.gather(-1, next_tok[:, None]).squeeze(-1)
+            for j, (t, lp, was_done) in enumerate(zip(next_tok.tolist(), chosen.tolist(), done.tolist(), strict=True)):
+                if was_done:
+                    continue
+                r = active[j]
+                tokens[r].append(t)
+                logps[r].append(lp)
+                if t == eos:
+                    done[j] = True
+                elif params.stop and self._has_stop(tokens[r], params.stop):
+                    done[j], stop_hit[r] = True, True
             if bool(done.all()):
                 break
-            attention = torch.cat([attention, attention.new_ones(batch, 1)], dim=1)
+            if done.float().mean().item() >= self.compact_fraction:  # compaction
+                keep = (~done).nonzero().squeeze(-1)
+                cache.batch_select_indices(keep)
+                attention, positions, next_tok = attention[keep], positions[keep], next_tok[keep]
+                active = [active[j] for j in keep.tolist()]
+                done = done[keep]
+            attention = torch.cat([attention, attention.new_ones(attention.shape[0], 1)], dim=1)
             positions = positions[:, -1:] + 1
             logits = model(input_ids=next_tok[:, None], attention_mask=attention, position_ids=positions,
                            cache=cache, use_cache=True).logits[:, -1]
-        ids = torch.stack(tokens, 1).tolist()
-        lps = torch.stack(logps, 1).tolist()
-        return [self._completion(ids[b], lps[b], eos, params, stop_hit[b]) for b in range(batch)]
+        comps = [self._completion(tokens[r], logps[r], eos, params, stop_hit[r]) for r in range(rows)]
+        return [comps[i * n:(i + 1) * n] for i in range(len(prompts))]
 
-    def _has_stop(self, ids: torch.Tensor, stop: list[str]) -> bool:
-        text = self.tokenizer.decode(ids[-16:].tolist(), skip_special_tokens=True)
+    def _has_stop(self, ids: list[int], stop: list[str]) -> bool:
+        text = self.tokenizer.decode(ids[-16:], skip_special_tokens=True)
         return any(s in text for s in stop)
 
     def _completion(self, ids: list[int], lps: list[float], eos: int, params: SamplingParams,
                     stop_hit: bool) -> Completion:
-        n = len(ids)
-        finish = "length"
-        if eos in ids:
-            n, finish = ids.index(eos) + 1, "stop"
-        ids, lps = ids[:n], lps[:n]
+        finish = "stop" if ids and ids[-1] == eos else "length"
         text = self.tokenizer.decode([t for t in ids if t != eos], skip_special_tokens=True)
         if stop_hit or params.stop:
             cut = min((text.find(s) for s in params.stop if s in text), default=-1)
