@@ -157,6 +157,8 @@ class RLConfig:
     """Evaluate test accuracy every N iterations (and at the end)."""
     save_every: int = 1
     """Checkpoint every N iterations."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept in the run folder (0: all, e.g. for the value-accuracy analysis)."""
     rollout_batch_size: int = 256
     """Sequences in flight per generation batch for rollouts and MC continuations."""
 

@@ -195,7 +195,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                      "elapsed_s": time.time() - t_start, "num_records": len(read_jsonl(run.metrics))}
             if value_model is not None:
                 extra["value_model"] = value_model.state_dict()
-            ckpt.save_checkpoint(run.checkpoints, done, policy, tokenizer, extra)
+            ckpt.save_checkpoint(run.checkpoints, done, policy, tokenizer, extra, keep=rl.keep_checkpoints or 10**9)
 
     records = read_jsonl(run.metrics)
     last_eval = next((r["eval/greedy_accuracy"] for r in reversed(records) if "eval/greedy_accuracy" in r), None)

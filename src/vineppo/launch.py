@@ -1,0 +1,337 @@
+"""Sweeps -> jobs -> submitit (local or Slurm), resuming whatever is unfinished.
+
+A sweep (`experiments/sweeps/<name>.yaml`) has two stages. Stage 1 gives each task its SFT start
+point: the tiny preset trains it here, the paper preset evaluates the released SFT checkpoint.
+Stage 2 runs the RL grid (e.g. `rl.algo`) x tasks x seeds from that start point. A job is
+complete when its run folder holds `summary.json`; complete jobs are never submitted again, and
+unfinished ones resume from their last checkpoint (the training loops save one per iteration).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from vineppo.config import ConfigError, make_config, parse_overrides
+
+ROOT = Path(__file__).resolve().parents[2]
+SWEEPS_DIR = ROOT / "experiments" / "sweeps"
+PROFILES_DIR = ROOT / "slurm"
+LAUNCH_KEYS = ("sweep", "preset", "cluster", "seeds", "profile", "max_parallel")
+CLUSTERS = ("local", "slurm", "debug")
+SLURM_KEYS = {  # profile key -> submitit AutoExecutor parameter
+    "partition": "slurm_partition", "gpus": "gpus_per_node", "cpus": "cpus_per_task", "mem_gb": "mem_gb",
+    "time_min": "timeout_min", "account": "slurm_account", "qos": "slurm_qos", "nodes": "nodes",
+    "array_parallelism": "slurm_array_parallelism", "constraint": "slurm_constraint",
+}
+
+
+@dataclass
+class Job:
+    name: str
+    """Run folder name under the sweep's output_dir."""
+    command: str
+    """sft | rl | eval."""
+    overrides: dict[str, Any]
+    """Config overrides, fully resolved (preset, task, seed, output_dir, run_name, init)."""
+    stage: int
+    after: str | None = None
+    """The stage-1 job this one starts from."""
+    marker: Path = field(default=Path())
+    """Exists once the job has finished."""
+
+    def is_complete(self) -> bool:
+        return self.marker.exists()
+
+
+class JobRunner:
+    """The callable submitit pickles. On preemption or timeout submitit calls `checkpoint`, which
+    requeues the same call; the run then resumes from its last checkpoint."""
+
+    def __init__(self, job: Job):
+        self.job = job
+
+    def __call__(self) -> dict[str, Any]:
+        cfg = make_config(self.job.overrides)
+        if self.job.command == "sft":
+            from vineppo.sft import train_sft
+
+            return train_sft(cfg, progress=False)
+        if self.job.command == "rl":
+            from vineppo.loop import train_rl
+
+            return train_rl(cfg)
+        from vineppo.cli import cmd_eval
+
+        result = cmd_eval([f"{k}={v}" for k, v in self.job.overrides.items()])
+        summary = {k: v for k, v in result.items() if k != "problems"}
+        summary["test_greedy_accuracy"] = result["greedy_accuracy"]
+        from vineppo.runio import atomic_write_json
+
+        atomic_write_json(self.job.marker, summary)
+        return summary
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(JobRunner(self.job))
+
+
+def available_sweeps() -> list[str]:
+    return sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
+
+
+def load_sweep(name: str) -> dict[str, Any]:
+    path = SWEEPS_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown sweep '{name}'; available: {', '.join(available_sweeps())}")
+    data = OmegaConf.to_container(OmegaConf.load(path))
+    if not isinstance(data, dict) or "tasks" not in data or "rl" not in data:
+        raise ConfigError(f"{path}: a sweep needs 'tasks' and 'rl' sections")
+    return data
+
+
+def _per_preset(section: dict[str, Any] | None, preset: str) -> dict[str, Any]:
+    return dict((section or {}).get(preset) or {})
+
+
+def expand(sweep: dict[str, Any], name: str, preset: str, seeds: int, user: dict[str, Any]) -> list[Job]:
+    """Every job of the sweep, in order: stage-1 jobs first. `user` overrides apply to every job."""
+    tasks = sweep["tasks"].get(preset)
+    if not tasks:
+        raise ConfigError(f"sweep '{name}' has no tasks for preset '{preset}'")
+    out_dir = Path(user.get("output_dir", f"runs/{name}" if preset == "tiny" else f"runs/{name}-{preset}"))
+    common = {"preset": preset, **_per_preset(sweep.get("overrides"), preset), **user, "output_dir": str(out_dir)}
+    jobs: list[Job] = []
+    sft = sweep.get("sft") or {}
+    for task in tasks:
+        base = {**common, "task.name": task, **_per_preset(sft.get("overrides"), preset)}
+        if preset == "paper":  # the released SFT checkpoint; the SFT row is its evaluation
+            init = _per_preset(sft.get("init"), preset).get(task)
+            if init is None:
+                raise ConfigError(f"sweep '{name}': sft.init.paper.{task} (the SFT checkpoint) is missing")
+            jname = f"sft-{task}"
+            jobs.append(Job(jname, "eval", {**base, "model.name_or_path": init, "run_name": jname}, 1,
+                            marker=out_dir / jname / "summary.json"))
+        else:
+            jname = f"sft-{task}"
+            jobs.append(Job(jname, "sft", {**base, "seed": 0, "run_name": jname}, 1,
+                            marker=out_dir / jname / "summary.json"))
+    rl = sweep["rl"]
+    grid = rl.get("grid") or {"rl.algo": ["vineppo"]}
+    keys = list(grid)
+    for task in tasks:
+        sft_job = next(j for j in jobs if j.name == f"sft-{task}")
+        init = sft_job.overrides["model.name_or_path"] if sft_job.command == "eval" else \
+            str(out_dir / sft_job.name / "final")
+        for values in itertools.product(*(grid[k] for k in keys)):
+            point = dict(zip(keys, values, strict=True))
+            tag = "_".join([str(point.get("rl.algo", "vineppo"))] +
+                           [f"{k.split('.')[-1]}{v}" for k, v in point.items() if k != "rl.algo"])
+            for seed in range(seeds):
+                jname = f"{tag}-{task}-s{seed}"
+                ov = {**common, "task.name": task, **_per_preset(rl.get("overrides"), preset), **point,
+                      "seed": seed, "rl.init": init, "run_name": jname}
+                ov.update(user)  # the command line wins over the sweep's settings,
+                ov.update(point)  # but not over the grid point that defines the job
+                jobs.append(Job(jname, "rl", ov, 2, after=sft_job.name, marker=out_dir / jname / "summary.json"))
+    for j in jobs:  # validate every job's config now, not on the cluster an hour later
+        make_config(j.overrides)
+    return jobs
+
+
+def load_profile(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    path = PROFILES_DIR / f"{name}.yaml"
+    if not path.exists():
+        names = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise ConfigError(f"unknown Slurm profile '{name}'; available: {', '.join(names)}")
+    prof = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    assert isinstance(prof, dict)
+    prof.update(overrides)
+    for key in prof:
+        if key not in SLURM_KEYS:
+            close = difflib.get_close_matches(key, list(SLURM_KEYS), n=1, cutoff=0.0)
+            raise ConfigError(f"unknown Slurm profile key '{key}' in {path} or slurm.* overrides; "
+                              f"did you mean '{close[0]}'?")
+    return {SLURM_KEYS[k]: v for k, v in prof.items() if v is not None}
+
+
+def make_executor(cluster: str, folder: Path, profile: dict[str, Any] | None):
+    import submitit
+
+    if cluster == "slurm":
+        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        ex.update_parameters(**(profile or {}))
+        return ex
+    if cluster == "local":
+        ex = submitit.LocalExecutor(folder=folder)
+        ex.update_parameters(timeout_min=24 * 60)
+        return ex
+    return submitit.DebugExecutor(folder=folder)
+
+
+def run_stage(jobs: list[Job], executor, cluster: str, max_parallel: int, log=print) -> dict[str, str]:
+    """Submit the stage's jobs (a job array on Slurm, at most `max_parallel` at a time locally) and
+    wait for them. Returns {job name: error} for the jobs that failed."""
+    errors: dict[str, str] = {}
+    if not jobs:
+        return errors
+    pending = list(jobs)
+    running: list[tuple[Job, Any]] = []
+    if cluster == "slurm":
+        with executor.batch():
+            handles = [executor.submit(JobRunner(j)) for j in pending]
+        running = list(zip(pending, handles, strict=True))
+        for j, h in running:
+            log(f"submitted {j.name} as Slurm job {h.job_id}")
+        pending = []
+    while pending or running:
+        while pending and len(running) < max_parallel:
+            j = pending.pop(0)
+            h = executor.submit(JobRunner(j))
+            log(f"started {j.name} ({cluster} job {h.job_id})")
+            running.append((j, h))
+        for j, h in list(running):
+            if h.done():
+                running.remove((j, h))
+                try:
+                    h.result()
+                    log(f"finished {j.name}")
+                except Exception as e:  # noqa: BLE001 - report every failure, keep the others going
+                    errors[j.name] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+                    log(f"FAILED {j.name}: {errors[j.name]} (logs: {getattr(h, 'paths', None) and h.paths.stderr})")
+        if running:
+            time.sleep(2)
+    return errors
+
+
+def describe(job: Job) -> str:
+    keys = ", ".join(f"{k}={v}" for k, v in job.overrides.items())
+    state = "done" if job.is_complete() else "todo"
+    return f"[stage {job.stage}] [{state}] {job.command} {job.name} -> {job.marker.parent}\n    {keys}"
+
+
+def parse_launch_args(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], bool]:
+    dry_run = "--dry-run" in argv
+    args = parse_overrides([a for a in argv if a != "--dry-run"])
+    launch = {"sweep": None, "preset": "tiny", "cluster": "local", "seeds": None, "profile": "default",
+              "max_parallel": 1}
+    slurm = {}
+    user = {}
+    for k, v in args.items():
+        if k in LAUNCH_KEYS:
+            launch[k] = v
+        elif k.startswith("slurm."):
+            slurm[k.removeprefix("slurm.")] = v
+        else:
+            user[k] = v
+    if launch["sweep"] is None:
+        raise ConfigError(f"give a sweep: sweep=NAME; available: {', '.join(available_sweeps())}")
+    if launch["cluster"] not in CLUSTERS:
+        raise ConfigError(f"cluster must be one of {', '.join(CLUSTERS)}, got '{launch['cluster']}'")
+    make_config({k: v for k, v in user.items()})  # unknown keys -> error naming the closest key
+    return launch, slurm, user, dry_run
+
+
+def launch(argv: list[str], log=print) -> dict[str, Any]:
+    """Run (or with --dry-run, list) a sweep. Returns {"jobs", "submitted", "errors", "table"}."""
+    opts, slurm, user, dry_run = parse_launch_args(argv)
+    sweep = load_sweep(str(opts["sweep"]))
+    seeds = int(opts["seeds"] if opts["seeds"] is not None else sweep.get("seeds", 3))
+    jobs = expand(sweep, str(opts["sweep"]), str(opts["preset"]), seeds, user)
+    todo = [j for j in jobs if not j.is_complete()]
+    out_dir = Path(jobs[0].overrides["output_dir"])
+    if dry_run:
+        for j in jobs:
+            log(describe(j))
+        log(f"{len(jobs)} jobs, {len(todo)} to run; outputs under {out_dir}")
+        return {"jobs": jobs, "submitted": [], "errors": {}, "table": None}
+    profile = load_profile(str(opts["profile"]), slurm) if opts["cluster"] == "slurm" else None
+    executor = make_executor(str(opts["cluster"]), out_dir / "_submitit", profile)
+    errors: dict[str, str] = {}
+    submitted: list[str] = []
+    for stage in (1, 2):
+        stage_jobs = [j for j in todo if j.stage == stage and j.after not in errors]
+        skipped = [j.name for j in todo if j.stage == stage and j.after in errors]
+        for name in skipped:
+            errors[name] = "skipped: its SFT job failed"
+        submitted += [j.name for j in stage_jobs]
+        errors.update(run_stage(stage_jobs, executor, str(opts["cluster"]), int(opts["max_parallel"]), log))
+    table = None
+    if sweep.get("table"):
+        path = sweep["table"].get(opts["preset"]) if isinstance(sweep["table"], dict) else sweep["table"]
+        table = write_table(jobs, Path(path), log) if path else None
+    log(f"{len(jobs)} jobs: {len(jobs) - len(todo)} already complete, {len(submitted)} run, {len(errors)} failed")
+    for name, err in errors.items():
+        log(f"  {name}: {err}")
+    return {"jobs": jobs, "submitted": submitted, "errors": errors, "table": table}
+
+
+def write_table(jobs: list[Job], out: Path, log=print) -> Path:
+    """`<out>.md` and `<out>.csv`: SFT start point and every RL method, mean ± std over seeds."""
+    import pandas as pd
+
+    from vineppo.runio import atomic_write_text, git_commit, read_jsonl
+
+    rows = []
+    for j in jobs:
+        if not j.is_complete():
+            continue
+        s = json.loads(j.marker.read_text())
+        row = {"run": j.name, "task": j.overrides["task.name"], "seed": j.overrides.get("seed", 0),
+               "test_accuracy": s["test_greedy_accuracy"], "commit": s.get("commit")}
+        if j.command == "rl":
+            records = read_jsonl(j.marker.parent / "metrics.jsonl")
+            row.update(method=s["algo"], grad_steps=s["grad_steps"], s_per_iteration=s["seconds_per_iteration"],
+                       generation_s=sum(r["time/generation_s"] for r in records) / max(len(records), 1),
+                       value_estimation_s=sum(r["time/value_estimation_s"] for r in records) / max(len(records), 1))
+        else:
+            row.update(method="sft")
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    missing = [j.name for j in jobs if not j.is_complete()]
+    lines: list[str] = []
+    if rows:
+        tasks = list(dict.fromkeys(df["task"]))
+        lines = ["| method | " + " | ".join(f"{t} test acc." for t in tasks) + " | seeds | grad steps | s / iteration |",
+                 "|---|" + "---|" * (len(tasks) + 3)]
+        for method, g in df.groupby("method", sort=False):
+            cells = []
+            for t in tasks:
+                acc = g[g["task"] == t]["test_accuracy"]
+                std = acc.std(ddof=1) if len(acc) > 1 else 0.0
+                cells.append(f"{acc.mean():.3f} ± {std:.3f}" if len(acc) else "-")
+            steps = f"{int(g['grad_steps'].mean())}" if "grad_steps" in g and g["grad_steps"].notna().any() else "-"
+            secs = f"{g['s_per_iteration'].mean():.1f}" if "s_per_iteration" in g and g["s_per_iteration"].notna().any() else "-"
+            seeds = g.groupby("task")["seed"].nunique().max()
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {seeds} | {steps} | {secs} |")
+    lines += ["", f"Written by experiments/launch.py at commit `{git_commit()}` from {len(rows)} finished runs."]
+    if missing:
+        lines.append("Missing or unfinished: " + ", ".join(missing))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    atomic_write_text(out.with_suffix(".csv"), df.to_csv(index=False) if rows else "")
+    log(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.csv')}")
+    return out.with_suffix(".md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    try:
+        result = launch(sys.argv[1:] if argv is None else argv)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""The launcher: sweep expansion, dry run, skipping complete runs, Slurm end to end, requeue."""
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from vineppo.config import ConfigError
+from vineppo.launch import JobRunner, expand, launch, load_profile, load_sweep, make_executor
+from vineppo.runio import read_jsonl
+
+ALGOS = ["restem", "dpo_plus", "ppo", "vineppo", "grpo", "rloo"]
+
+
+def quiet(*_args, **_kwargs):
+    pass
+
+
+def test_table1_dry_run_lists_exactly_the_expected_jobs(tmp_path):
+    out = launch(["sweep=table1", f"output_dir={tmp_path}", "--dry-run"], log=quiet)
+    names = [j.name for j in out["jobs"]]
+    expected = ["sft-arith", "sft-arith_hard"] + [f"{a}-{t}-s{s}" for t in ("arith", "arith_hard")
+                                                   for a in ALGOS for s in range(3)]
+    assert sorted(names) == sorted(expected) and len(names) == 38
+    assert out["submitted"] == [] and not any(tmp_path.iterdir())  # nothing ran, nothing written
+    ppo = next(j for j in out["jobs"] if j.name == "ppo-arith_hard-s2")
+    assert ppo.overrides["rl.init"] == f"{tmp_path}/sft-arith_hard/final"
+    assert (ppo.overrides["seed"], ppo.overrides["rl.iterations"], ppo.overrides["rl.algo"]) == (2, 15, "ppo")
+    paper = launch(["sweep=table1", "preset=paper", "seeds=1", "--dry-run"], log=quiet)["jobs"]
+    assert {j.name: j.command for j in paper if j.stage == 1} == {"sft-gsm8k": "eval", "sft-math": "eval"}
+    assert next(j for j in paper if j.name == "vineppo-math-s0").overrides["rl.init"] == "realtreetune/rho-1b-sft-MATH"
+
+
+def test_grid_sweeps_name_every_point(tmp_path):
+    jobs = expand(load_sweep("mc_samples"), "mc_samples", "tiny", 1, {"output_dir": str(tmp_path)})
+    assert [j.name for j in jobs] == ["sft-arith", "vineppo_vine_k1-arith-s0", "vineppo_vine_k3-arith-s0",
+                                      "vineppo_vine_k9-arith-s0"]
+    assert [j.overrides.get("rl.vine_k") for j in jobs[1:]] == [1, 3, 9]
+
+
+def test_bad_input_names_what_is_wrong():
+    with pytest.raises(ConfigError, match="unknown sweep 'tabel1'; available: .*table1"):
+        launch(["sweep=tabel1", "--dry-run"], log=quiet)
+    with pytest.raises(ConfigError, match="did you mean 'rl.learning_rate'"):
+        launch(["sweep=smoke", "rl.lerning_rate=1", "--dry-run"], log=quiet)
+    with pytest.raises(ConfigError, match="cluster must be one of"):
+        launch(["sweep=smoke", "cluster=slrum", "--dry-run"], log=quiet)
+    with pytest.raises(ConfigError, match="did you mean 'partition'"):
+        load_profile("local", {"partion": "gpu"})
+    assert load_profile("local", {"time_min": 5})["timeout_min"] == 5
+
+
+@pytest.mark.slow
+def test_complete_sweep_submits_nothing_and_a_deleted_run_reruns_alone(tmp_path):
+    args = ["sweep=smoke", f"output_dir={tmp_path}"]
+    first = launch(args, log=quiet)
+    assert first["errors"] == {} and sorted(first["submitted"]) == ["grpo-arith-s0", "sft-arith", "vineppo-arith-s0"]
+    again = launch(args, log=quiet)
+    assert again["submitted"] == []
+    before = json.loads((tmp_path / "vineppo-arith-s0" / "summary.json").read_text())
+    shutil.rmtree(tmp_path / "grpo-arith-s0")
+    third = launch(args, log=quiet)
+    assert third["submitted"] == ["grpo-arith-s0"] and (tmp_path / "grpo-arith-s0" / "summary.json").exists()
+    assert json.loads((tmp_path / "vineppo-arith-s0" / "summary.json").read_text()) == before
+
+
+def slurm_up() -> bool:
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+needs_slurm = pytest.mark.skipif(not slurm_up(), reason="no Slurm: run `bash slurm/local-cluster.sh` (CI does)")
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_smoke_sweep_on_slurm(tmp_path):
+    out = launch(["sweep=smoke", "cluster=slurm", "profile=local", f"output_dir={tmp_path}"], log=quiet)
+    assert out["errors"] == {}
+    for name in ("sft-arith", "grpo-arith-s0", "vineppo-arith-s0"):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert 0.0 <= summary["test_greedy_accuracy"] <= 1.0
+    assert [r["iteration"] for r in read_jsonl(tmp_path / "vineppo-arith-s0" / "metrics.jsonl")] == [1, 2]
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_requeued_slurm_job_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    """`scontrol requeue` kills the job mid-training; Slurm reruns it; it resumes from its last
+    checkpoint and ends with the same metrics as a run that was never interrupted."""
+    extra = {"rl.iterations": 8, "rl.eval_every": 4}
+    ref_jobs = expand(load_sweep("smoke"), "smoke", "tiny", 1, {"output_dir": str(tmp_path / "ref"), **extra})
+    jobs = expand(load_sweep("smoke"), "smoke", "tiny", 1, {"output_dir": str(tmp_path / "pre"), **extra})
+    local = make_executor("local", tmp_path / "_local", None)
+    for j in (ref_jobs[0], ref_jobs[2]):  # SFT, then uninterrupted VinePPO
+        local.submit(JobRunner(j)).result()
+    shutil.copytree(tmp_path / "ref" / "sft-arith", tmp_path / "pre" / "sft-arith")
+    slurm = make_executor("slurm", tmp_path / "_slurm", load_profile("local", {}))
+    job = slurm.submit(JobRunner(jobs[2]))
+    metrics = tmp_path / "pre" / "vineppo-arith-s0" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while not (metrics.exists() and len(read_jsonl(metrics)) >= 2):
+        assert time.time() < deadline and not job.done(), "job ended before it could be requeued"
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "requeue", str(job.job_id)], check=True)
+    job.result()
+    info = subprocess.run(["scontrol", "show", "job", str(job.job_id)], capture_output=True, text=True).stdout
+    assert "Restarts=1" in info
+
+    def strip(path):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in read_jsonl(path)]
+
+    assert strip(metrics) == strip(tmp_path / "ref" / "vineppo-arith-s0" / "metrics.jsonl")
+    assert len(strip(metrics)) == 8
