@@ -38,3 +38,14 @@ def easy_sft_checkpoint(tmp_path_factory):
                               "eval.num_samples=0", "task.num_test=50"])
     summary = train_sft(cfg, progress=False)
     return summary["final_model"]
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory):
+    """The `smoke` sweep's outputs (SFT, PPO with every checkpoint kept, VinePPO), run as local jobs."""
+    from vineppo.launch import launch
+
+    out = tmp_path_factory.mktemp("smoke")
+    result = launch(["sweep=smoke", f"output_dir={out}"], log=lambda *a, **k: None)
+    assert result["errors"] == {}
+    return out

@@ -56,13 +56,13 @@ def test_bad_input_names_what_is_wrong():
 def test_complete_sweep_submits_nothing_and_a_deleted_run_reruns_alone(tmp_path):
     args = ["sweep=smoke", f"output_dir={tmp_path}"]
     first = launch(args, log=quiet)
-    assert first["errors"] == {} and sorted(first["submitted"]) == ["grpo-arith-s0", "sft-arith", "vineppo-arith-s0"]
+    assert first["errors"] == {} and sorted(first["submitted"]) == ["ppo-arith-s0", "sft-arith", "vineppo-arith-s0"]
     again = launch(args, log=quiet)
     assert again["submitted"] == []
     before = json.loads((tmp_path / "vineppo-arith-s0" / "summary.json").read_text())
-    shutil.rmtree(tmp_path / "grpo-arith-s0")
+    shutil.rmtree(tmp_path / "ppo-arith-s0")
     third = launch(args, log=quiet)
-    assert third["submitted"] == ["grpo-arith-s0"] and (tmp_path / "grpo-arith-s0" / "summary.json").exists()
+    assert third["submitted"] == ["ppo-arith-s0"] and (tmp_path / "ppo-arith-s0" / "summary.json").exists()
     assert json.loads((tmp_path / "vineppo-arith-s0" / "summary.json").read_text()) == before
 
 
@@ -81,7 +81,7 @@ needs_slurm = pytest.mark.skipif(not slurm_up(), reason="no Slurm: run `bash slu
 def test_smoke_sweep_on_slurm(tmp_path):
     out = launch(["sweep=smoke", "cluster=slurm", "profile=local", f"output_dir={tmp_path}"], log=quiet)
     assert out["errors"] == {}
-    for name in ("sft-arith", "grpo-arith-s0", "vineppo-arith-s0"):
+    for name in ("sft-arith", "ppo-arith-s0", "vineppo-arith-s0"):
         summary = json.loads((tmp_path / name / "summary.json").read_text())
         assert 0.0 <= summary["test_greedy_accuracy"] <= 1.0
     assert [r["iteration"] for r in read_jsonl(tmp_path / "vineppo-arith-s0" / "metrics.jsonl")] == [1, 2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, fields, is_dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -277,3 +278,16 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 def to_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def load_config(path: str | Path) -> Config:
+    """The config a run folder recorded (`config.yaml`), e.g. for analyses of its checkpoints."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"no config file at {path}")
+    data = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a mapping of config keys")
+    flat = _flatten(data)
+    _check_keys(flat, str(path))
+    return make_config(flat)

@@ -1,0 +1,193 @@
+"""Value-estimate quality across a PPO run's checkpoints (the paper's value-prediction figures).
+
+    python analysis/value_quality.py runs/value_accuracy/ppo-arith-s0 --out results/value_quality
+
+For every kept checkpoint of a PPO run (`rl.keep_checkpoints=0`, as the `value_accuracy` sweep sets):
+held-out test problems -> one sampled episode each -> a state at every step boundary. Ground truth
+V*(s): mean reward of `--truth-samples` continuations. Compared with it: PPO's value network and
+VinePPO's MC estimate with K samples for each `--ks`. Ranking: from `--ranking-states` of those
+states, up to `--alternatives` distinct next steps, each with its own ground truth; pairwise ranking
+accuracy per estimator against the 50% random baseline (ties in truth count as wrong).
+
+Writes summary.csv (one row per checkpoint x estimator), states.csv and ranking.csv (every number
+behind the figures), and value_quality.{png,pdf} plus calibration.{png,pdf}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from vineppo import checkpoint as ckpt
+from vineppo.algorithms.ppo import ValueModel
+from vineppo.analysis.value_quality import (
+    alternative_steps,
+    calibration,
+    error_by_position,
+    held_out_states,
+    mc_values,
+    mean_absolute_error,
+    ranking_accuracy,
+    sample_examples,
+    value_net_predictions,
+)
+from vineppo.config import load_config
+from vineppo.inference import HFEngine
+from vineppo.models import load_model, load_tokenizer
+from vineppo.runio import atomic_write_text, git_commit
+from vineppo.tasks import load_task
+
+
+def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[dict], list[dict]]:
+    policy, tok = load_model(path).eval(), load_tokenizer(path)
+    value_model = ValueModel(cfg.rl.init)
+    value_model.load_state_dict(ckpt.load_state(path)["value_model"])
+    value_model.eval()
+    engine = HFEngine(policy, tok, batch_size=args.batch_size)
+    t, n = cfg.rl.temperature, cfg.rl.max_new_tokens
+    examples = sample_examples(task.test, args.problems, args.seed)
+    states = held_out_states(engine, examples, cfg.task.name, t, n, args.seed)
+    truth = mc_values(engine, states, args.truth_samples, cfg.task.name, t, n, args.seed + 1)
+    estimates = {"value network": value_net_predictions(value_model, tok, states)}
+    for k in args.ks:
+        estimates[f"MC K={k}"] = mc_values(engine, states, k, cfg.task.name, t, n, args.seed + 100 + k)
+    step = int(path.name.split("-")[1])
+    state_rows = [{"checkpoint": step, "state": i, "position": s.position, "truth": truth[i],
+                   **{name: est[i] for name, est in estimates.items()}} for i, s in enumerate(states)]
+
+    # Ranking alternative next steps from a subset of states (not the final one of an episode).
+    sources = [s for s in states if s.position < 1.0][:args.ranking_states]
+    groups = [alternative_steps(engine, s, args.alternatives, cfg.task.name, t, n, args.seed + 7 + i)
+              for i, s in enumerate(sources)]
+    groups = [g for g in groups if len(g) >= 2]
+    flat = [s for g in groups for s in g]
+    g_truth = mc_values(engine, flat, args.truth_samples, cfg.task.name, t, n, args.seed + 2) if flat else []
+    g_est = {"value network": value_net_predictions(value_model, tok, flat) if flat else []}
+    for k in args.ks:
+        g_est[f"MC K={k}"] = mc_values(engine, flat, k, cfg.task.name, t, n, args.seed + 200 + k) if flat else []
+
+    def regroup(values: list[float]) -> list[list[float]]:
+        out, i = [], 0
+        for g in groups:
+            out.append(values[i:i + len(g)])
+            i += len(g)
+        return out
+
+    rank_rows = []
+    for i, g in enumerate(groups):
+        for j, s in enumerate(g):
+            idx = sum(len(x) for x in groups[:i]) + j
+            rank_rows.append({"checkpoint": step, "group": i, "alternative": j, "step_text": s.prefix[-80:],
+                              "truth": g_truth[idx], **{name: est[idx] for name, est in g_est.items()}})
+    summary = []
+    for name, est in estimates.items():
+        summary.append({"checkpoint": step, "estimator": name, "mae": mean_absolute_error(est, truth),
+                        "ranking_accuracy": ranking_accuracy(regroup(g_est[name]), regroup(g_truth)) if groups else None,
+                        "num_states": len(states), "num_ranking_groups": len(groups),
+                        "num_ranking_pairs": sum(len(g) * (len(g) - 1) // 2 for g in groups)})
+    return summary, state_rows, rank_rows
+
+
+def plot(summary: pd.DataFrame, states: pd.DataFrame, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    last = states[states["checkpoint"] == states["checkpoint"].max()]
+    estimators = list(summary["estimator"].unique())
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    long = last.melt(id_vars=["truth", "position"], value_vars=estimators, var_name="estimator", value_name="predicted")
+    sns.scatterplot(data=long, x="truth", y="predicted", hue="estimator", alpha=0.6, ax=axes[0])
+    axes[0].plot([0, 1], [0, 1], "k--", lw=1)
+    axes[0].set(xlabel="ground-truth value V*(s) (probability)", ylabel="predicted value (probability)",
+                title=f"predicted vs ground truth (checkpoint {int(last['checkpoint'].iloc[0])})")
+    pos = pd.concat([error_by_position(last[e].tolist(), last["truth"].tolist(), last["position"].tolist())
+                     .assign(estimator=e) for e in estimators])
+    pos["fraction of steps done"] = (pos["bin"] + 0.5) / 5
+    sns.lineplot(data=pos, x="fraction of steps done", y="mae", hue="estimator", marker="o", ax=axes[1])
+    axes[1].set(ylabel="mean absolute error (probability)", title="error by position in the solution")
+    sns.lineplot(data=summary, x="checkpoint", y="ranking_accuracy", hue="estimator", marker="o", ax=axes[2])
+    axes[2].axhline(0.5, color="k", ls="--", lw=1, label="random (50%)")
+    axes[2].set(xlabel="PPO iteration", ylabel="pairwise ranking accuracy (fraction)", ylim=(0, 1),
+                title="ranking alternative next steps")
+    axes[2].legend()
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(out / f"value_quality.{ext}", dpi=150)
+    plt.close(fig)
+    cal = pd.concat([calibration(last[e].tolist(), last["truth"].tolist()).assign(estimator=e) for e in estimators])
+    fig, ax = plt.subplots(figsize=(5, 4))
+    sns.lineplot(data=cal, x="mean_predicted", y="mean_truth", hue="estimator", marker="o", ax=ax)
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.set(xlabel="mean predicted value (binned)", ylabel="mean ground-truth value", title="calibration")
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(out / f"calibration.{ext}", dpi=150)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="a PPO run folder (config.yaml, checkpoints/step-N/)")
+    ap.add_argument("--out", type=Path, default=Path("results/value_quality"))
+    ap.add_argument("--checkpoints", default="all", help="all | last | comma-separated iterations")
+    ap.add_argument("--problems", type=int, default=32, help="held-out test problems (one episode each)")
+    ap.add_argument("--truth-samples", type=int, default=256, help="MC samples of the ground truth")
+    ap.add_argument("--ks", type=int, nargs="+", default=[1, 3, 9], help="VinePPO's K values to compare")
+    ap.add_argument("--ranking-states", type=int, default=16)
+    ap.add_argument("--alternatives", type=int, default=4, help="alternative next steps per state (3-5)")
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if not (args.run / "config.yaml").exists():
+        print(f"{args.run}: not a run folder (no config.yaml)", file=sys.stderr)
+        return 2
+    cfg = load_config(args.run / "config.yaml")
+    if cfg.rl.algo != "ppo":
+        print(f"{args.run}: rl.algo is {cfg.rl.algo}; the value network needs a PPO run", file=sys.stderr)
+        return 2
+    found = ckpt.list_checkpoints(args.run / "checkpoints")
+    if args.checkpoints == "last":
+        found = found[-1:]
+    elif args.checkpoints != "all":
+        wanted = {int(x) for x in args.checkpoints.split(",")}
+        missing = wanted - {int(p.name.split("-")[1]) for p in found}
+        if missing:
+            print(f"{args.run}: no checkpoint for iterations {sorted(missing)}", file=sys.stderr)
+            return 2
+        found = [p for p in found if int(p.name.split("-")[1]) in wanted]
+    if not found:
+        print(f"{args.run}: no checkpoints", file=sys.stderr)
+        return 2
+    torch.manual_seed(args.seed)
+    task = load_task(cfg.task)
+    summary, states, ranking = [], [], []
+    for path in found:
+        s, st, r = analyse_checkpoint(path, cfg, task, args)
+        summary += s
+        states += st
+        ranking += r
+        print(pd.DataFrame(s).to_string(index=False), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary_df, states_df = pd.DataFrame(summary), pd.DataFrame(states)
+    atomic_write_text(args.out / "summary.csv", summary_df.to_csv(index=False))
+    atomic_write_text(args.out / "states.csv", states_df.to_csv(index=False))
+    atomic_write_text(args.out / "ranking.csv", pd.DataFrame(ranking).to_csv(index=False))
+    atomic_write_text(args.out / "provenance.json", json.dumps({
+        "run": str(args.run), "checkpoints": [p.name for p in found], "args": {k: str(v) for k, v in vars(args).items()},
+        "commit": git_commit(), "run_config": (args.run / "config.yaml").read_text()}, indent=2))
+    plot(summary_df, states_df, args.out)
+    print(f"wrote {args.out}/summary.csv, states.csv, ranking.csv, value_quality.png/pdf, calibration.png/pdf")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

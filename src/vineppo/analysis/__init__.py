@@ -1,0 +1,1 @@
+"""Analyses of runs: value-estimate quality."""

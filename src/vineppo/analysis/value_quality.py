@@ -1,0 +1,144 @@
+"""How good is each value estimate? (the paper's value-prediction analyses, SPEC.md items 3-4)
+
+Held-out episodes give states (prompt + the first t reasoning steps). Each state gets a ground
+truth V*(s) from many MC continuations; the PPO value network and VinePPO's K-sample MC estimate
+are compared with it (mean absolute error, calibration, error by position). For ranking, several
+alternative next steps are sampled from a state; each resulting state gets its own ground truth,
+and a predictor is right on a pair when it orders the two as the ground truth does.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from itertools import combinations
+
+import pandas as pd
+import torch
+
+from vineppo.algorithms.vineppo import estimate_values
+from vineppo.grading import grade
+from vineppo.inference import Completion, Engine, SamplingParams
+from vineppo.steps import split_steps, step_boundaries
+from vineppo.tasks import PROMPT
+
+
+def pairwise_ranking(predicted: list[float], truth: list[float]) -> tuple[int, int]:
+    """(correct, total) over all pairs of alternatives from one state. A pair is correct when the
+    predicted and true orders agree strictly; a tie in truth counts as wrong (as in the paper), and so
+    does a tie in prediction on a pair whose truth differs."""
+    correct = total = 0
+    for i, j in combinations(range(len(truth)), 2):
+        total += 1
+        dt, dp = truth[i] - truth[j], predicted[i] - predicted[j]
+        if dt != 0 and dp != 0 and (dt > 0) == (dp > 0):
+            correct += 1
+    return correct, total
+
+
+def ranking_accuracy(predicted: list[list[float]], truth: list[list[float]]) -> float:
+    """Pairwise ranking accuracy pooled over groups of alternatives (one group per source state)."""
+    c = t = 0
+    for p, g in zip(predicted, truth, strict=True):
+        ci, ti = pairwise_ranking(p, g)
+        c, t = c + ci, t + ti
+    return c / t if t else float("nan")
+
+
+def mean_absolute_error(predicted: list[float], truth: list[float]) -> float:
+    if len(predicted) != len(truth) or not truth:
+        raise ValueError(f"need equal, non-empty lists; got {len(predicted)} and {len(truth)}")
+    return sum(abs(p - g) for p, g in zip(predicted, truth, strict=True)) / len(truth)
+
+
+def calibration(predicted: list[float], truth: list[float], bins: int = 10) -> pd.DataFrame:
+    """Mean prediction and mean ground truth per bin of predicted value in [0, 1]."""
+    df = pd.DataFrame({"predicted": predicted, "truth": truth})
+    df["bin"] = (df["predicted"].clip(0, 1) * bins).astype(int).clip(upper=bins - 1)
+    return df.groupby("bin").agg(mean_predicted=("predicted", "mean"), mean_truth=("truth", "mean"),
+                                 count=("truth", "size")).reset_index()
+
+
+def error_by_position(predicted: list[float], truth: list[float], position: list[float],
+                      bins: int = 5) -> pd.DataFrame:
+    """Mean absolute error by fraction of the solution's steps already taken (0 = the prompt)."""
+    df = pd.DataFrame({"err": [abs(p - g) for p, g in zip(predicted, truth, strict=True)], "pos": position})
+    df["bin"] = (df["pos"].clip(0, 1) * bins).astype(int).clip(upper=bins - 1)
+    return df.groupby("bin").agg(mae=("err", "mean"), count=("err", "size")).reset_index()
+
+
+@dataclass
+class State:
+    prompt: str
+    prefix: str
+    """Response text so far (whole steps)."""
+    example: dict[str, str]
+    position: float
+    """Steps taken / steps in the episode."""
+
+
+def held_out_states(engine: Engine, examples: list[dict[str, str]], task: str, temperature: float,
+                    max_new_tokens: int, seed: int) -> list[State]:
+    """One sampled episode per example; a state at every step boundary of it."""
+    prompts = [PROMPT.format(question=e["question"]) for e in examples]
+    episodes = engine.generate(prompts, SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens,
+                                                       seed=seed))
+    states = []
+    for ex, prompt, comps in zip(examples, prompts, episodes, strict=True):
+        text = comps[0].text
+        offsets = step_boundaries(text, task) or [0]
+        states += [State(prompt, text[:off], ex, i / len(offsets)) for i, off in enumerate(offsets)]
+    return states
+
+
+def alternative_steps(engine: Engine, state: State, n: int, task: str, temperature: float,
+                      max_new_tokens: int, seed: int) -> list[State]:
+    """Up to `n` distinct next steps sampled from `state` (the first step, per `split_steps`, of
+    continuations from it), each as a new state."""
+    out = engine.generate([state.prompt + state.prefix], SamplingParams(
+        n=4 * n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed))[0]
+    steps: list[str] = []
+    for c in out:
+        pieces = split_steps(c.text, task)
+        if pieces and pieces[0] not in steps:
+            steps.append(pieces[0])
+        if len(steps) == n:
+            break
+    return [State(state.prompt, state.prefix + s, state.example, state.position) for s in steps]
+
+
+def mc_values(engine: Engine, states: list[State], k: int, task: str, temperature: float,
+              max_new_tokens: int, seed: int) -> list[float]:
+    """Mean reward of `k` continuations from each state (VinePPO's estimator; k large = ground truth)."""
+
+    def reward_fn(prefix: str, cont: Completion, example: dict[str, str]) -> float:
+        if cont.finish_reason == "length":
+            return 0.0
+        return grade(prefix + cont.text, example["answer"], task)
+
+    params = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    return estimate_values([(s.prompt, s.prefix, s.example) for s in states], engine, k, params, reward_fn)
+
+
+@torch.no_grad()
+def value_net_predictions(value_model, tokenizer, states: list[State], batch_size: int = 64) -> list[float]:
+    """PPO's value network at each state: V(prompt + prefix), read at the state's last token."""
+    device = next(value_model.parameters()).device
+    out: list[float] = []
+    for i in range(0, len(states), batch_size):
+        texts = [s.prompt + s.prefix for s in states[i:i + batch_size]]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, padding_side="right",
+                        add_special_tokens=False).to(device)
+        hidden = value_model.backbone(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+        last = enc["attention_mask"].sum(1) - 1
+        out += value_model.head(hidden[torch.arange(len(texts), device=device), last]).squeeze(-1).tolist()
+    return out
+
+
+def sample_examples(examples: list[dict[str, str]], n: int, seed: int) -> list[dict[str, str]]:
+    return random.Random(seed).sample(examples, min(n, len(examples)))
+
+
+__all__ = ["State", "alternative_steps", "calibration", "error_by_position", "held_out_states",
+           "mc_values", "mean_absolute_error", "pairwise_ranking", "ranking_accuracy",
+           "sample_examples", "value_net_predictions"]

@@ -1,0 +1,59 @@
+"""Ranking accuracy, MAE, calibration and position error against hand-worked cases."""
+
+import math
+
+import pytest
+
+from vineppo.analysis.value_quality import (
+    calibration,
+    error_by_position,
+    mean_absolute_error,
+    pairwise_ranking,
+    ranking_accuracy,
+)
+
+
+def test_pairwise_ranking_hand_worked():
+    # truth 0.9 > 0.5 > 0.1; prediction gets (0,1) and (0,2) right, (1,2) wrong.
+    assert pairwise_ranking([0.8, 0.2, 0.3], [0.9, 0.5, 0.1]) == (2, 3)
+    # A tie in truth is wrong whatever the prediction; a tie in prediction on a real difference too.
+    assert pairwise_ranking([0.1, 0.9], [0.5, 0.5]) == (0, 1)
+    assert pairwise_ranking([0.4, 0.4], [0.2, 0.7]) == (0, 1)
+    # Four alternatives, truth [1, .5, .5, 0]: 6 pairs, one tied; a perfect predictor gets the other 5.
+    assert pairwise_ranking([0.9, 0.6, 0.4, 0.1], [1.0, 0.5, 0.5, 0.0]) == (5, 6)
+
+
+def test_oracle_and_constant_predictors():
+    truth = [[0.9, 0.1, 0.5], [0.2, 0.6, 0.7, 0.0], [1.0, 0.3]]
+    assert ranking_accuracy(truth, truth) == 1.0
+    assert ranking_accuracy([[0.5] * len(g) for g in truth], truth) == 0.0
+    reversed_pred = [[-x for x in g] for g in truth]
+    assert ranking_accuracy(reversed_pred, truth) == 0.0
+    # Pooled over groups: 3 + 6 + 1 = 10 pairs; getting only the last group right is 1/10.
+    assert ranking_accuracy([[0.5] * 3, [0.5] * 4, [0.9, 0.1]], truth) == pytest.approx(0.1)
+
+
+def test_ranking_matches_brute_force_on_random_cases():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(50):
+        n = rng.randint(2, 5)
+        truth = [rng.choice([0.0, 0.25, 0.5, 0.75, 1.0]) for _ in range(n)]
+        pred = [rng.random() for _ in range(n)]
+        pairs = [(i, j) for i in range(n) for j in range(n) if i < j]
+        expected = sum(1 for i, j in pairs if truth[i] != truth[j] and
+                       ((truth[i] > truth[j]) == (pred[i] > pred[j])))
+        assert pairwise_ranking(pred, truth) == (expected, len(pairs))
+    assert math.isnan(ranking_accuracy([[0.3]], [[0.5]]))  # one alternative: no pairs
+
+
+def test_mae_calibration_and_position():
+    assert mean_absolute_error([0.5, 1.0, 0.0], [0.0, 1.0, 1.0]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        mean_absolute_error([0.1], [])
+    cal = calibration([0.05, 0.15, 0.12, 0.95, 1.0], [0.0, 1.0, 0.0, 1.0, 1.0], bins=10)
+    assert cal["bin"].tolist() == [0, 1, 9]
+    assert cal["mean_truth"].tolist() == [0.0, 0.5, 1.0] and cal["count"].tolist() == [1, 2, 2]
+    pos = error_by_position([0.5, 0.5, 0.9], [0.0, 1.0, 1.0], [0.0, 0.5, 0.99], bins=2)
+    assert pos["mae"].tolist() == pytest.approx([0.5, 0.3]) and pos["count"].tolist() == [1, 2]
