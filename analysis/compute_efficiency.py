@@ -1,0 +1,126 @@
+"""Test accuracy against gradient steps and wall-clock, and where the time goes (paper Figs. 1, 6).
+
+    python analysis/compute_efficiency.py runs/compute_efficiency --out results/compute_efficiency
+
+Reads every RL run folder under the given folders (metrics.jsonl, summary.json). For each method:
+test accuracy at each evaluation against gradient steps and elapsed seconds (mean over seeds), the
+per-iteration time split (generation / value estimation / training), and VinePPO's speed-up to
+reach PPO's peak test accuracy, in gradient steps and in wall-clock (written on the figure).
+Writes curves.csv, time_split.csv, speedup.json and compute_efficiency.{png,pdf}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from vineppo.runio import atomic_write_text, git_commit, read_jsonl
+
+
+def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    curves, splits, missing = [], [], []
+    runs = [d for f in folders for d in ([f] if (f / "config.yaml").exists() else sorted(f.iterdir()))
+            if d.is_dir() and (d / "metrics.jsonl").exists()]
+    for d in runs:
+        if not (d / "summary.json").exists():
+            missing.append(str(d))
+            continue
+        s = json.loads((d / "summary.json").read_text())
+        if "algo" not in s:
+            continue  # an SFT run
+        for r in read_jsonl(d / "metrics.jsonl"):
+            splits.append({"algo": s["algo"], "seed": s["seed"], "iteration": r["iteration"],
+                           "generation": r["time/generation_s"], "value estimation": r["time/value_estimation_s"],
+                           "training": r["time/training_s"]})
+            if "eval/greedy_accuracy" in r:
+                curves.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],
+                               "grad_steps": r["train/grad_steps"], "elapsed_s": r["time/elapsed_s"],
+                               "test_accuracy": r["eval/greedy_accuracy"]})
+    return pd.DataFrame(curves), pd.DataFrame(splits), missing
+
+
+def speedup_to_peak(curves: pd.DataFrame, baseline: str = "ppo", method: str = "vineppo") -> dict | None:
+    """How much sooner `method` first reaches `baseline`'s peak (mean-over-seeds) test accuracy."""
+    mean = curves.groupby(["algo", "iteration"], as_index=False)[["grad_steps", "elapsed_s", "test_accuracy"]].mean()
+    base, other = mean[mean["algo"] == baseline], mean[mean["algo"] == method]
+    if base.empty or other.empty:
+        return None
+    peak = base.loc[base["test_accuracy"].idxmax()]
+    reached = other[other["test_accuracy"] >= peak["test_accuracy"]]
+    out = {"baseline": baseline, "method": method, "baseline_peak_accuracy": float(peak["test_accuracy"]),
+           "baseline_steps_to_peak": float(peak["grad_steps"]), "baseline_seconds_to_peak": float(peak["elapsed_s"]),
+           "method_reaches_peak": not reached.empty}
+    if not reached.empty:
+        first = reached.iloc[0]
+        out.update(method_steps=float(first["grad_steps"]), method_seconds=float(first["elapsed_s"]),
+                   speedup_grad_steps=float(peak["grad_steps"] / max(first["grad_steps"], 1)),
+                   speedup_wall_clock=float(peak["elapsed_s"] / max(first["elapsed_s"], 1e-9)))
+    return out
+
+
+def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    sns.lineplot(data=curves, x="grad_steps", y="test_accuracy", hue="algo", marker="o", ax=axes[0])
+    axes[0].set(xlabel="gradient steps", ylabel="test accuracy (greedy, fraction)", title="accuracy vs gradient steps")
+    sns.lineplot(data=curves.assign(minutes=curves["elapsed_s"] / 60), x="minutes", y="test_accuracy", hue="algo",
+                 marker="o", ax=axes[1])
+    axes[1].set(xlabel="wall-clock (minutes)", ylabel="test accuracy (greedy, fraction)", title="accuracy vs wall-clock")
+    if speedup and speedup.get("method_reaches_peak"):
+        for ax in axes[:2]:
+            ax.axhline(speedup["baseline_peak_accuracy"], color="k", ls="--", lw=1)
+        axes[1].text(0.02, 0.02, f"{speedup['method']} reaches {speedup['baseline']}'s peak "
+                     f"{speedup['speedup_wall_clock']:.1f}x sooner (wall-clock),\n"
+                     f"{speedup['speedup_grad_steps']:.1f}x fewer gradient steps", transform=axes[1].transAxes)
+    elif speedup:
+        axes[1].text(0.02, 0.02, f"{speedup['method']} does not reach {speedup['baseline']}'s peak "
+                     f"({speedup['baseline_peak_accuracy']:.3f})", transform=axes[1].transAxes)
+    split = splits.groupby("algo")[["generation", "value estimation", "training"]].mean()
+    split.plot.bar(stacked=True, ax=axes[2], rot=0)
+    axes[2].set(xlabel="method", ylabel="seconds per iteration", title="time per iteration")
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(out / f"compute_efficiency.{ext}", dpi=150)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", type=Path, nargs="+", help="sweep output folders or run folders")
+    ap.add_argument("--out", type=Path, default=Path("results/compute_efficiency"))
+    args = ap.parse_args(argv)
+    bad = [str(f) for f in args.folders if not f.is_dir()]
+    if bad:
+        print(f"not a folder: {', '.join(bad)}", file=sys.stderr)
+        return 2
+    curves, splits, missing = collect(args.folders)
+    if curves.empty:
+        print(f"no finished RL runs with evaluations under {', '.join(map(str, args.folders))}", file=sys.stderr)
+        return 2
+    speedup = speedup_to_peak(curves)
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "curves.csv", curves.to_csv(index=False))
+    atomic_write_text(args.out / "time_split.csv", splits.to_csv(index=False))
+    atomic_write_text(args.out / "speedup.json", json.dumps(
+        {"speedup": speedup, "missing_runs": missing, "commit": git_commit(),
+         "folders": [str(f) for f in args.folders]}, indent=2))
+    plot(curves, splits, speedup, args.out)
+    print(json.dumps(speedup, indent=2))
+    if missing:
+        print("missing or unfinished runs: " + ", ".join(missing))
+    print(f"wrote {args.out}/curves.csv, time_split.csv, speedup.json, compute_efficiency.png/pdf")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Speed-up to the baseline's peak, hand-worked; the script on the smoke sweep's outputs."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from .test_value_quality_script import load_script
+
+
+def curves(rows):
+    return pd.DataFrame(rows, columns=["algo", "seed", "iteration", "grad_steps", "elapsed_s", "test_accuracy"])
+
+
+def test_speedup_to_peak_hand_worked():
+    ce = load_script("compute_efficiency")
+    c = curves([
+        ("ppo", 0, 5, 100, 50.0, 0.30), ("ppo", 0, 10, 200, 100.0, 0.40), ("ppo", 0, 15, 300, 150.0, 0.38),
+        ("vineppo", 0, 5, 20, 40.0, 0.35), ("vineppo", 0, 10, 40, 80.0, 0.41), ("vineppo", 0, 15, 60, 120.0, 0.45),
+    ])
+    s = ce.speedup_to_peak(c)
+    # PPO peaks at 0.40 after 200 steps / 100 s; VinePPO first reaches it at 40 steps / 80 s.
+    assert s["speedup_grad_steps"] == pytest.approx(5.0) and s["speedup_wall_clock"] == pytest.approx(1.25)
+    never = ce.speedup_to_peak(c.assign(test_accuracy=[0.3, 0.4, 0.38, 0.1, 0.2, 0.3]))
+    assert never["method_reaches_peak"] is False and "speedup_wall_clock" not in never
+    # Seeds are averaged before the peak is taken: ppo seeds at 0.5 and 0.1 average 0.3.
+    two = curves([("ppo", 0, 5, 10, 10.0, 0.5), ("ppo", 1, 5, 10, 10.0, 0.1), ("vineppo", 0, 5, 10, 5.0, 0.3)])
+    assert ce.speedup_to_peak(two)["baseline_peak_accuracy"] == pytest.approx(0.3)
+
+
+@pytest.mark.slow
+def test_script_on_smoke_outputs(smoke_runs, tmp_path):
+    ce = load_script("compute_efficiency")
+    assert ce.main([str(smoke_runs), "--out", str(tmp_path)]) == 0
+    c = pd.read_csv(tmp_path / "curves.csv")
+    assert sorted(c["algo"].unique()) == ["ppo", "vineppo"] and (c["iteration"] == 2).all()
+    split = pd.read_csv(tmp_path / "time_split.csv")
+    assert len(split) == 4 and (split[["generation", "value estimation", "training"]] >= 0).all().all()
+    assert json.loads((tmp_path / "speedup.json").read_text())["speedup"]["baseline"] == "ppo"
+    assert (tmp_path / "compute_efficiency.png").stat().st_size > 0 and (tmp_path / "compute_efficiency.pdf").exists()
+    assert ce.main([str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
