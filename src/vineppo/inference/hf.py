@@ -15,11 +15,44 @@ from __future__ import annotations
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from vineppo.inference.base import Completion, SamplingParams
 
 COMPACT_FRACTION = 0.25
 """Drop finished rows from the batch once this fraction of the rows in flight has finished."""
+
+
+class GrowingLayer(DynamicLayer):
+    """A KV cache layer that grows by doubling a buffer instead of concatenating every step, so
+    generating L tokens copies O(L) instead of O(L^2) cache entries."""
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self._kbuf, self._vbuf, self._len = key_states, value_states, key_states.shape[-2]
+            self.keys, self.values = key_states, value_states
+            return self.keys, self.values
+        need = self._len + key_states.shape[-2]
+        if need > self._kbuf.shape[-2] or self._kbuf.shape[0] != key_states.shape[0]:
+            cap = max(need, 2 * self._kbuf.shape[-2])
+            k = key_states.new_empty(*key_states.shape[:2], cap, key_states.shape[-1])
+            v = value_states.new_empty(*value_states.shape[:2], cap, value_states.shape[-1])
+            k[:, :, :self._len], v[:, :, :self._len] = self.keys, self.values
+            self._kbuf, self._vbuf = k, v
+        self._kbuf[:, :, self._len:need] = key_states
+        self._vbuf[:, :, self._len:need] = value_states
+        self._len = need
+        self.keys, self.values = self._kbuf[:, :, :need], self._vbuf[:, :, :need]
+        return self.keys, self.values
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        super().batch_repeat_interleave(repeats)
+        self._kbuf, self._vbuf = self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        super().batch_select_indices(indices)
+        self._kbuf, self._vbuf = self.keys, self.values
 
 
 def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -49,9 +82,14 @@ class HFEngine:
                for p in prompts]
         gen = torch.Generator(device=self.device).manual_seed(params.seed)
         per_batch = max(1, self.batch_size // max(params.n, 1))
-        out: list[list[Completion]] = []
-        for i in range(0, len(ids), per_batch):
-            out.extend(self._generate_batch(ids[i:i + per_batch], params, gen))
+        # Batch prompts of similar length together: less padding, and (for MC states, where a longer
+        # prefix leaves less to write) rows of a batch tend to finish together.
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out: list[list[Completion]] = [[] for _ in ids]
+        for i in range(0, len(order), per_batch):
+            chunk = order[i:i + per_batch]
+            for j, comps in zip(chunk, self._generate_batch([ids[j] for j in chunk], params, gen), strict=True):
+                out[j] = comps
         return out
 
     @torch.no_grad()
@@ -63,8 +101,11 @@ class HFEngine:
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
+        cache.layer_class_to_replicate = GrowingLayer
         logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
                        cache=cache, use_cache=True).logits[:, -1]
+        # The mask for every step at once (prompt, then ones), sliced per step instead of grown.
+        attention = torch.cat([attention, attention.new_ones(attention.shape[0], params.max_new_tokens)], dim=1)
         if n > 1:  # prefix sharing: each prompt was encoded once; its n rows start from copies of its cache
             cache.batch_repeat_interleave(n)
             logits, attention, positions = (x.repeat_interleave(n, 0) for x in (logits, attention, positions))
@@ -75,7 +116,7 @@ class HFEngine:
         stop_hit = [False] * rows
         done = torch.zeros(rows, dtype=torch.bool, device=self.device)  # over rows in flight
         eos = tok.eos_token_id
-        for _ in range(params.max_new_tokens):
+        for step in range(params.max_new_tokens):
             if params.temperature == 0:
                 next_tok = logits.argmax(-1)
                 logp = torch.log_softmax(logits.float(), -1)
@@ -103,9 +144,9 @@ class HFEngine:
                 attention, positions, next_tok = attention[keep], positions[keep], next_tok[keep]
                 active = [active[j] for j in keep.tolist()]
                 done = done[keep]
-            attention = torch.cat([attention, attention.new_ones(attention.shape[0], 1)], dim=1)
             positions = positions[:, -1:] + 1
-            logits = model(input_ids=next_tok[:, None], attention_mask=attention, position_ids=positions,
+            logits = model(input_ids=next_tok[:, None], attention_mask=attention[:, :width + step + 1],
+                           position_ids=positions,
                            cache=cache, use_cache=True).logits[:, -1]
         comps = [self._completion(tokens[r], logps[r], eos, params, stop_hit[r]) for r in range(rows)]
         return [comps[i * n:(i + 1) * n] for i in range(len(prompts))]
