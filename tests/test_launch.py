@@ -116,3 +116,29 @@ def test_requeued_slurm_job_resumes_and_matches_an_uninterrupted_run(tmp_path):
 
     assert strip(metrics) == strip(tmp_path / "ref" / "vineppo-arith-s0" / "metrics.jsonl")
     assert len(strip(metrics)) == 8
+
+
+def test_table_mean_std_markdown_and_latex(tmp_path):
+    """Fake finished runs with known accuracies -> the table's means and sample stds."""
+    from vineppo.launch import write_table
+
+    jobs = expand(load_sweep("smoke"), "smoke", "tiny", 2, {"output_dir": str(tmp_path / "runs")})
+    acc = {"sft-arith": 0.30, "ppo-arith-s0": 0.20, "ppo-arith-s1": 0.30, "vineppo-arith-s0": 0.40}
+    for j in jobs:
+        if j.name not in acc:
+            continue  # vineppo-arith-s1 stays missing
+        j.marker.parent.mkdir(parents=True)
+        summary = {"test_greedy_accuracy": acc[j.name], "commit": "abc"}
+        if j.command == "rl":
+            summary.update(algo=j.overrides["rl.algo"], grad_steps=4, seconds_per_iteration=2.0)
+            (j.marker.parent / "metrics.jsonl").write_text(json.dumps(
+                {"time/generation_s": 1.0, "time/value_estimation_s": 0.5}) + "\n")
+        j.marker.write_text(json.dumps(summary))
+    md = write_table(jobs, tmp_path / "table1", log=quiet).read_text()
+    assert "| sft | 0.300 ± 0.000 |" in md
+    assert "| ppo | 0.250 ± 0.071 | 2 |" in md  # std of (0.2, 0.3) with ddof=1 = 0.0707
+    assert "| vineppo | 0.400 ± 0.000 | 1 |" in md
+    assert "Missing or unfinished: vineppo-arith-s1" in md
+    tex = (tmp_path / "table1.tex").read_text()
+    assert "PPO & 25.0 $\\pm$ 7.1 \\\\" in tex and "VinePPO & 40.0 $\\pm$ 0.0 \\\\" in tex
+    assert len((tmp_path / "table1.csv").read_text().strip().splitlines()) == 1 + 4

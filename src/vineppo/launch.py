@@ -318,8 +318,29 @@ def write_table(jobs: list[Job], out: Path, log=print) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
     atomic_write_text(out.with_suffix(".csv"), df.to_csv(index=False) if rows else "")
+    if rows:
+        atomic_write_text(out.with_suffix(".tex"), latex_table(df))
     log(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.csv')}")
     return out.with_suffix(".md")
+
+
+METHOD_NAMES = {"sft": "SFT", "restem": "RestEM", "dpo_plus": "DPO$^+$", "ppo": "PPO", "vineppo": "VinePPO",
+                "grpo": "GRPO", "rloo": "RLOO"}
+
+
+def latex_table(df) -> str:
+    """The main table as a LaTeX tabular: one row per method, one column per task, mean $\\pm$ std."""
+    tasks = list(dict.fromkeys(df["task"]))
+    lines = ["\\begin{tabular}{l" + "c" * len(tasks) + "}", "\\toprule",
+             "Method & " + " & ".join(t.replace("_", "\\_") for t in tasks) + " \\\\", "\\midrule"]
+    for method, g in df.groupby("method", sort=False):
+        cells = []
+        for t in tasks:
+            acc = 100 * g[g["task"] == t]["test_accuracy"]
+            std = acc.std(ddof=1) if len(acc) > 1 else 0.0
+            cells.append(f"{acc.mean():.1f} $\\pm$ {std:.1f}" if len(acc) else "--")
+        lines.append(f"{METHOD_NAMES.get(method, method)} & " + " & ".join(cells) + " \\\\")
+    return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
