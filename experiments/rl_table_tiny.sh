@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # All six methods on arith from the tiny SFT checkpoint, same budget, 3 seeds, then the table.
-# Until experiments/launch.py lands, this is how results/rl_tiny/ is produced:
+# This produced results/rl_tiny/ (sweep=table1 of experiments/launch.py supersedes it):
 #   make tiny && bash experiments/rl_table_tiny.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
