@@ -1,7 +1,7 @@
 # The two set-up commands of the README. Each creates the pinned .venv/ first when it is missing.
 PY := .venv/bin/python
 
-.PHONY: env tiny tiny-sft test lint
+.PHONY: env tiny tiny-sft test test-vllm lint
 
 env:
 	@bash scripts/ensure_env.sh
@@ -15,9 +15,15 @@ tiny: env
 tiny-sft: env
 	$(PY) -m vineppo.cli tiny $(ARGS)
 
-# The test suite (slow end-to-end tests included; deselect with ARGS='-m "not slow"').
+# The test suite (slow end-to-end tests included; deselect with ARGS='-m "not slow"'), then the
+# vllm engine's tests in their own environment (.venv-vllm/, made when missing; about 3 minutes).
 test: env
 	$(PY) -m pytest $(ARGS)
+	$(MAKE) --no-print-directory test-vllm
+
+test-vllm:
+	@bash scripts/ensure_vllm_env.sh
+	.venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_engine.py $(ARGS)
 
 lint: env
 	.venv/bin/ruff check src tests experiments analysis benchmarks

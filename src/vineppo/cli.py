@@ -48,7 +48,8 @@ def cmd_eval(args: list[str]) -> dict:
     if cfg.model.name_or_path is None:
         raise ConfigError("eval needs model.name_or_path=<hub name or folder>")
     model = load_model(cfg.model.name_or_path, cfg.model.dtype, cfg.device)
-    engine = make_engine(cfg.engine, model, load_tokenizer(cfg.model.name_or_path), cfg.eval.batch_size)
+    engine = make_engine(cfg.engine, model, load_tokenizer(cfg.model.name_or_path), cfg.eval.batch_size,
+                         path=cfg.model.name_or_path)
     task = load_task(cfg.task)
     if cfg.eval.split not in ("test", "train"):
         raise ConfigError(f"eval.split must be test or train, got '{cfg.eval.split}'")

@@ -86,7 +86,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     value_model = ppo.ValueModel(rl.init).to(device) if rl.algo == "ppo" else None
     params = list(policy.parameters()) + (list(value_model.parameters()) if value_model else [])
     optimizer = torch.optim.Adam(params, lr=rl.learning_rate)
-    engine = make_engine(cfg.engine, policy, tokenizer, batch_size=rl.rollout_batch_size)
+    engine = make_engine(cfg.engine, policy, tokenizer, batch_size=rl.rollout_batch_size, path=str(rl.init))
 
     start, grad_steps, elapsed = 0, 0, 0.0
     if resume is not None:
@@ -173,6 +173,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 grad_steps += 1
                 for k, v in step_logs.items():
                     logs[k].append(v)
+        engine.load_weights(policy)  # the next rollouts (and this iteration's eval) use the new policy
         t_train = time.time() - t0
 
         done = it + 1

@@ -115,9 +115,15 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         ckpt.seed_everything(cfg.seed)
         run.metrics.unlink(missing_ok=True)
 
+    engines = []  # made once, on the first evaluation; later ones load the newer weights
+
     def eval_now(limit: int | None, num_samples: int) -> dict[str, Any]:
         model.eval()
-        engine = make_engine(cfg.engine, model, tokenizer, cfg.eval.batch_size)
+        if engines:
+            engines[0].load_weights(model)
+        else:
+            engines.append(make_engine(cfg.engine, model, tokenizer, cfg.eval.batch_size))
+        engine = engines[0]
         result = evaluate(engine, task.test[:limit] if limit else task.test, cfg.task.name,
                           batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                           num_samples=num_samples, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,

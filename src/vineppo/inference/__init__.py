@@ -3,15 +3,28 @@
 from vineppo.inference.base import Completion, Engine, SamplingParams
 from vineppo.inference.hf import HFEngine
 
-ENGINES = ("hf",)
+ENGINES = ("hf", "vllm")
 
 
-def make_engine(name: str, model, tokenizer, batch_size: int) -> Engine:
-    """The engine named by the `engine` config key, wrapping the policy being trained or evaluated."""
+def make_engine(name: str, model, tokenizer, batch_size: int, path: str | None = None) -> Engine:
+    """The engine named by the `engine` config key, sampling from `model`'s current weights.
+    `path` (the model's hub name or folder) spares the vllm engine writing a temporary copy."""
     from vineppo.config import ConfigError
 
     if name == "hf":
         return HFEngine(model, tokenizer, batch_size=batch_size)
+    if name == "vllm":
+        try:
+            from vineppo.inference.vllm import VLLMEngine
+        except ImportError as e:
+            raise ConfigError(f"engine=vllm: vLLM is not installed here ({e}); make the vLLM environment "
+                              "with `bash scripts/ensure_vllm_env.sh` and run with .venv-vllm/bin/python, "
+                              "or use engine=hf") from e
+        if path is None:
+            return VLLMEngine.from_model(model, tokenizer)
+        engine = VLLMEngine(path, tokenizer, dtype=str(model.dtype).removeprefix("torch."))
+        engine.load_weights(model)
+        return engine
     raise ConfigError(f"engine: unknown engine '{name}'; available: {', '.join(ENGINES)}")
 
 

@@ -38,3 +38,7 @@ class Engine(Protocol):
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         """`params.n` completions for each prompt, in prompt order."""
         ...
+
+    def load_weights(self, model) -> None:
+        """Sample from `model`'s current weights from now on (called after each policy update)."""
+        ...

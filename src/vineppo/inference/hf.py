@@ -13,6 +13,8 @@ in a batch. Sampling uses its own `torch.Generator`, so it is seeded without tou
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
@@ -71,6 +73,13 @@ class HFEngine:
         """`batch_size` counts sequences in flight (prompts x n); `compact_fraction` > 1 disables compaction."""
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.compact_fraction = compact_fraction
+        # transformers >= 5.20 names the KV cache argument `cache`; older 5.x (the vLLM environment's
+        # pin) `past_key_values`.
+        self.cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    def load_weights(self, model) -> None:
+        """The engine runs the policy module itself, so it always sees the newest weights."""
+        self.model = model
 
     @property
     def device(self) -> torch.device:
@@ -103,7 +112,7 @@ class HFEngine:
         cache = DynamicCache()
         cache.layer_class_to_replicate = GrowingLayer
         logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                       cache=cache, use_cache=True).logits[:, -1]
+                       **{self.cache_kwarg: cache}, use_cache=True).logits[:, -1]
         # The mask for every step at once (prompt, then ones), sliced per step instead of grown.
         attention = torch.cat([attention, attention.new_ones(attention.shape[0], params.max_new_tokens)], dim=1)
         if n > 1:  # prefix sharing: each prompt was encoded once; its n rows start from copies of its cache
@@ -147,7 +156,7 @@ class HFEngine:
             positions = positions[:, -1:] + 1
             logits = model(input_ids=next_tok[:, None], attention_mask=attention[:, :width + step + 1],
                            position_ids=positions,
-                           cache=cache, use_cache=True).logits[:, -1]
+                           **{self.cache_kwarg: cache}, use_cache=True).logits[:, -1]
         comps = [self._completion(tokens[r], logps[r], eos, params, stop_hit[r]) for r in range(rows)]
         return [comps[i * n:(i + 1) * n] for i in range(len(prompts))]
 
