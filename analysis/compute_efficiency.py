@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vineppo.analysis.plotting import pyplot, save
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 
@@ -63,13 +64,9 @@ def speedup_to_peak(curves: pd.DataFrame, baseline: str = "ppo", method: str = "
 
 
 def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="paper")
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     sns.lineplot(data=curves, x="grad_steps", y="test_accuracy", hue="algo", marker="o", ax=axes[0])
     axes[0].set(xlabel="gradient steps", ylabel="test accuracy (greedy, fraction)", title="accuracy vs gradient steps")
@@ -89,9 +86,7 @@ def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: 
     split.plot.bar(stacked=True, ax=axes[2], rot=0)
     axes[2].set(xlabel="method", ylabel="seconds per iteration", title="time per iteration")
     fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(out / f"compute_efficiency.{ext}", dpi=150)
-    plt.close(fig)
+    save(fig, out, "compute_efficiency")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ import torch
 
 from vineppo import checkpoint as ckpt
 from vineppo.algorithms.ppo import ValueModel
+from vineppo.analysis.plotting import pyplot, save
 from vineppo.analysis.value_quality import (
     alternative_steps,
     calibration,
@@ -94,13 +95,9 @@ def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[di
 
 
 def plot(summary: pd.DataFrame, states: pd.DataFrame, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="paper")
+    plt = pyplot()
     last = states[states["checkpoint"] == states["checkpoint"].max()]
     estimators = list(summary["estimator"].unique())
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -120,18 +117,14 @@ def plot(summary: pd.DataFrame, states: pd.DataFrame, out: Path) -> None:
                 title="ranking alternative next steps")
     axes[2].legend()
     fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(out / f"value_quality.{ext}", dpi=150)
-    plt.close(fig)
+    save(fig, out, "value_quality")
     cal = pd.concat([calibration(last[e].tolist(), last["truth"].tolist()).assign(estimator=e) for e in estimators])
     fig, ax = plt.subplots(figsize=(5, 4))
     sns.lineplot(data=cal, x="mean_predicted", y="mean_truth", hue="estimator", marker="o", ax=ax)
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ax.set(xlabel="mean predicted value (binned)", ylabel="mean ground-truth value", title="calibration")
     fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(out / f"calibration.{ext}", dpi=150)
-    plt.close(fig)
+    save(fig, out, "calibration")
 
 
 def main(argv: list[str] | None = None) -> int:

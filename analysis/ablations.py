@@ -1,0 +1,130 @@
+"""Test accuracy against KL to the reference, against train accuracy, against K and against the
+sampling temperature (the paper's KL, generalization, MC-samples and temperature figures).
+
+    python analysis/ablations.py runs/compute_efficiency runs/mc_samples runs/temperature --out results/ablations
+
+Reads every finished RL run under the given folders (config.yaml, metrics.jsonl, summary.json).
+- accuracy vs KL: each evaluation's test accuracy against that iteration's KL(pi || pi_ref).
+- accuracy vs train accuracy: each evaluation's test accuracy against the mean train reward
+  (fraction of correct training episodes) of the iterations since the previous evaluation.
+- accuracy vs K: final test accuracy of VinePPO runs against `rl.vine_k`.
+- accuracy vs temperature: final test accuracy against `rl.temperature`, one line per method.
+A panel whose setting takes a single value in the runs given is left out and named in the output.
+Writes points.csv (every evaluation), final.csv (one row per run), provenance.json and
+ablations.{png,pdf}. Unfinished runs are listed, not dropped silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from vineppo.analysis.plotting import pyplot, save
+from vineppo.config import load_config
+from vineppo.runio import atomic_write_text, git_commit, read_jsonl
+
+
+def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """(points: one row per evaluation, final: one row per finished run, unfinished run folders)."""
+    runs = [d for f in folders for d in ([f] if (f / "config.yaml").exists() else sorted(f.iterdir()))
+            if d.is_dir() and (d / "config.yaml").exists()]
+    points, final, missing = [], [], []
+    for d in runs:
+        cfg = load_config(d / "config.yaml")
+        if cfg.rl.init is None:
+            continue  # an SFT run
+        if not (d / "summary.json").exists():
+            missing.append(str(d))
+            continue
+        summary = json.loads((d / "summary.json").read_text())
+        run = {"run": f"{d.parent.name}/{d.name}", "algo": cfg.rl.algo, "task": cfg.task.name, "seed": cfg.seed,
+               "k": cfg.rl.vine_k, "temperature": cfg.rl.temperature}
+        since: list[float] = []
+        for r in read_jsonl(d / "metrics.jsonl"):
+            since.append(r["train/reward"])
+            if "eval/greedy_accuracy" in r:
+                points.append({**run, "iteration": r["iteration"], "kl_ref": r["train/kl_ref"],
+                               "train_accuracy": sum(since) / len(since), "test_accuracy": r["eval/greedy_accuracy"]})
+                since = []
+        final.append({**run, "test_accuracy": summary["test_greedy_accuracy"], "iterations": summary["iterations"],
+                      "commit": summary.get("commit")})
+    return pd.DataFrame(points), pd.DataFrame(final), missing
+
+
+def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path) -> list[str]:
+    """Draw the panels the data supports; return the names of those left out and why."""
+    import seaborn as sns
+
+    plt = pyplot()
+    vine = final[final["algo"] == "vineppo"]
+    panels = ["kl", "train"]
+    skipped = []
+    if vine["k"].nunique() > 1:
+        panels.append("k")
+    else:
+        skipped.append("accuracy vs K: the VinePPO runs given use a single K")
+    if final["temperature"].nunique() > 1:
+        panels.append("temperature")
+    else:
+        skipped.append("accuracy vs temperature: the runs given use a single temperature")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        if panel == "kl":
+            sns.scatterplot(data=points, x="kl_ref", y="test_accuracy", hue="algo", ax=ax)
+            ax.set(xlabel="KL(policy || reference) per token (nats)", ylabel="test accuracy (greedy, fraction)",
+                   title="accuracy vs KL to the reference")
+        elif panel == "train":
+            sns.scatterplot(data=points, x="train_accuracy", y="test_accuracy", hue="algo", ax=ax)
+            lo = min(points["train_accuracy"].min(), points["test_accuracy"].min())
+            hi = max(points["train_accuracy"].max(), points["test_accuracy"].max())
+            ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+            ax.set(xlabel="train accuracy (fraction of correct episodes)", ylabel="test accuracy (greedy, fraction)",
+                   title="test vs train accuracy")
+        elif panel == "k":
+            sns.lineplot(data=vine, x="k", y="test_accuracy", marker="o", errorbar="sd", ax=ax)
+            ax.set(xlabel="K (MC continuations per state)", ylabel="final test accuracy (greedy, fraction)",
+                   title="VinePPO: accuracy vs K", xticks=sorted(vine["k"].unique()))
+        else:
+            sns.lineplot(data=final, x="temperature", y="test_accuracy", hue="algo", marker="o", errorbar="sd", ax=ax)
+            ax.set(xlabel="sampling temperature", ylabel="final test accuracy (greedy, fraction)",
+                   title="accuracy vs sampling temperature", xticks=sorted(final["temperature"].unique()))
+    fig.tight_layout()
+    save(fig, out, "ablations")
+    return skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", type=Path, nargs="+", help="sweep output folders or run folders")
+    ap.add_argument("--out", type=Path, default=Path("results/ablations"))
+    args = ap.parse_args(argv)
+    bad = [str(f) for f in args.folders if not f.is_dir()]
+    if bad:
+        print(f"not a folder: {', '.join(bad)}", file=sys.stderr)
+        return 2
+    points, final, missing = collect(args.folders)
+    if points.empty:
+        print(f"no finished RL runs with evaluations under {', '.join(map(str, args.folders))}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "points.csv", points.to_csv(index=False))
+    atomic_write_text(args.out / "final.csv", final.to_csv(index=False))
+    skipped = plot(points, final, args.out)
+    atomic_write_text(args.out / "provenance.json", json.dumps(
+        {"folders": [str(f) for f in args.folders], "commit": git_commit(), "missing_runs": missing,
+         "panels_left_out": skipped}, indent=2))
+    print(final.drop(columns=["commit"]).to_string(index=False))
+    for s in skipped:
+        print(f"left out: {s}")
+    if missing:
+        print("missing or unfinished runs: " + ", ".join(missing))
+    print(f"wrote {args.out}/points.csv, final.csv, provenance.json, ablations.png/pdf")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""analysis/ablations.py: points and finals from hand-made run folders, panels left out when a
+setting has one value, unfinished runs listed; and the script on the smoke sweep's outputs."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from vineppo.config import make_config, to_yaml
+
+from .test_value_quality_script import load_script
+
+
+def fake_run(root, name, algo, k, temperature, rewards, evals, final=True):
+    """A run folder as the loop writes it: config.yaml, metrics.jsonl (train reward per iteration,
+    evaluations where `evals` says), summary.json when finished."""
+    d = root / name
+    d.mkdir(parents=True)
+    cfg = make_config([f"rl.algo={algo}", "rl.init=some/sft", f"rl.vine_k={k}", f"rl.temperature={temperature}"])
+    (d / "config.yaml").write_text(to_yaml(cfg))
+    lines = []
+    for i, r in enumerate(rewards, start=1):
+        rec = {"iteration": i, "train/reward": r, "train/kl_ref": 0.01 * i}
+        if i in evals:
+            rec["eval/greedy_accuracy"] = evals[i]
+        lines.append(json.dumps(rec))
+    (d / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    if final:
+        (d / "summary.json").write_text(json.dumps({"algo": algo, "seed": 0, "iterations": len(rewards),
+                                                     "test_greedy_accuracy": evals[max(evals)], "commit": "abc"}))
+    return d
+
+
+def test_points_final_and_missing_hand_worked(tmp_path):
+    ab = load_script("ablations")
+    fake_run(tmp_path, "vineppo-k1", "vineppo", 1, 0.6, [0.2, 0.4, 0.6, 0.8], {2: 0.30, 4: 0.35})
+    fake_run(tmp_path, "vineppo-k9", "vineppo", 9, 0.6, [0.5, 0.5], {2: 0.40})
+    fake_run(tmp_path, "ppo-t1", "ppo", 9, 1.0, [0.1], {1: 0.2})
+    fake_run(tmp_path, "ppo-unfinished", "ppo", 9, 0.6, [0.1], {}, final=False)
+    points, final, missing = ab.collect([tmp_path])
+    k1 = points[points["run"].str.endswith("vineppo-k1")].sort_values("iteration")
+    # Train accuracy at an evaluation: mean reward of the iterations since the previous one.
+    assert k1["train_accuracy"].tolist() == pytest.approx([0.3, 0.7])
+    assert k1["kl_ref"].tolist() == pytest.approx([0.02, 0.04])
+    assert sorted(final["test_accuracy"].tolist()) == pytest.approx([0.2, 0.35, 0.4])
+    assert missing == [str(tmp_path / "ppo-unfinished")]
+    # Two Ks and two temperatures: all four panels drawn.
+    assert ab.plot(points, final, tmp_path) == []
+    one_t = final[final["temperature"] == 0.6]
+    skipped = ab.plot(points, one_t, tmp_path)
+    assert skipped == ["accuracy vs temperature: the runs given use a single temperature"]
+
+
+@pytest.mark.slow
+def test_script_on_smoke_outputs(smoke_runs, tmp_path):
+    ab = load_script("ablations")
+    assert ab.main([str(smoke_runs), "--out", str(tmp_path)]) == 0
+    final = pd.read_csv(tmp_path / "final.csv")
+    assert sorted(final["algo"]) == ["ppo", "vineppo"]
+    prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert len(prov["panels_left_out"]) == 2 and prov["missing_runs"] == []
+    assert (tmp_path / "ablations.png").stat().st_size > 0 and (tmp_path / "ablations.pdf").exists()
+    assert ab.main([str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
