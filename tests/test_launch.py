@@ -31,6 +31,12 @@ def test_table1_dry_run_lists_exactly_the_expected_jobs(tmp_path):
     paper = launch(["sweep=table1", "preset=paper", "seeds=1", "--dry-run"], log=quiet)["jobs"]
     assert {j.name: j.command for j in paper if j.stage == 1} == {"sft-gsm8k": "eval", "sft-math": "eval"}
     assert next(j for j in paper if j.name == "vineppo-math-s0").overrides["rl.init"] == "realtreetune/rho-1b-sft-MATH"
+    # Local concurrency: the sweep's default for the preset (tiny: 2 jobs, 1 thread each), the
+    # command line over it, one job at a time where the sweep says nothing.
+    assert out["max_parallel"] == 2 and ppo.overrides["num_threads"] == 1
+    assert launch(["sweep=table1", "max_parallel=3", "--dry-run"], log=quiet)["max_parallel"] == 3
+    assert launch(["sweep=table1", "preset=paper", "--dry-run"], log=quiet)["max_parallel"] == 1
+    assert "num_threads" not in next(j for j in paper if j.name == "vineppo-math-s0").overrides
 
 
 def test_grid_sweeps_name_every_point(tmp_path):

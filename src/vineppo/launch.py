@@ -222,7 +222,7 @@ def parse_launch_args(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any], 
     dry_run = "--dry-run" in argv
     args = parse_overrides([a for a in argv if a != "--dry-run"])
     launch = {"sweep": None, "preset": "tiny", "cluster": "local", "seeds": None, "profile": "default",
-              "max_parallel": 1}
+              "max_parallel": None}
     slurm = {}
     user = {}
     for k, v in args.items():
@@ -241,10 +241,12 @@ def parse_launch_args(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any], 
 
 
 def launch(argv: list[str], log=print) -> dict[str, Any]:
-    """Run (or with --dry-run, list) a sweep. Returns {"jobs", "submitted", "errors", "table"}."""
+    """Run (or with --dry-run, list) a sweep. Returns {"jobs", "submitted", "errors", "table", "max_parallel"}."""
     opts, slurm, user, dry_run = parse_launch_args(argv)
     sweep = load_sweep(str(opts["sweep"]))
     seeds = int(opts["seeds"] if opts["seeds"] is not None else sweep.get("seeds", 3))
+    # Local concurrency: the command line's, else the sweep's for this preset, else one job at a time.
+    max_parallel = int(opts["max_parallel"] or (sweep.get("max_parallel") or {}).get(opts["preset"]) or 1)
     jobs = expand(sweep, str(opts["sweep"]), str(opts["preset"]), seeds, user)
     todo = [j for j in jobs if not j.is_complete()]
     out_dir = Path(jobs[0].overrides["output_dir"])
@@ -252,7 +254,7 @@ def launch(argv: list[str], log=print) -> dict[str, Any]:
         for j in jobs:
             log(describe(j))
         log(f"{len(jobs)} jobs, {len(todo)} to run; outputs under {out_dir}")
-        return {"jobs": jobs, "submitted": [], "errors": {}, "table": None}
+        return {"jobs": jobs, "submitted": [], "errors": {}, "table": None, "max_parallel": max_parallel}
     profile = load_profile(str(opts["profile"]), slurm) if opts["cluster"] == "slurm" else None
     executor = make_executor(str(opts["cluster"]), out_dir / "_submitit", profile)
     errors: dict[str, str] = {}
@@ -263,7 +265,7 @@ def launch(argv: list[str], log=print) -> dict[str, Any]:
         for name in skipped:
             errors[name] = "skipped: its SFT job failed"
         submitted += [j.name for j in stage_jobs]
-        errors.update(run_stage(stage_jobs, executor, str(opts["cluster"]), int(opts["max_parallel"]), log))
+        errors.update(run_stage(stage_jobs, executor, str(opts["cluster"]), max_parallel, log))
     table = None
     if sweep.get("table"):
         path = sweep["table"].get(opts["preset"]) if isinstance(sweep["table"], dict) else sweep["table"]
@@ -271,7 +273,7 @@ def launch(argv: list[str], log=print) -> dict[str, Any]:
     log(f"{len(jobs)} jobs: {len(jobs) - len(todo)} already complete, {len(submitted)} run, {len(errors)} failed")
     for name, err in errors.items():
         log(f"  {name}: {err}")
-    return {"jobs": jobs, "submitted": submitted, "errors": errors, "table": table}
+    return {"jobs": jobs, "submitted": submitted, "errors": errors, "table": table, "max_parallel": max_parallel}
 
 
 def write_table(jobs: list[Job], out: Path, log=print) -> Path:
