@@ -13,6 +13,6 @@ echo "[ensure_env] creating pinned environment in $venv" >&2
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "torch==2.13.0"
-"$venv/bin/python" -m pip install --quiet -e "$root[dev]"
+"$venv/bin/python" -m pip install --quiet -e "$root[dev,trl]"
 echo "$want" > "$stamp"
 echo "[ensure_env] ready" >&2
