@@ -85,13 +85,30 @@ def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[di
             idx = sum(len(x) for x in groups[:i]) + j
             rank_rows.append({"checkpoint": step, "group": i, "alternative": j, "step_text": s.prefix[-80:],
                               "truth": g_truth[idx], **{name: est[idx] for name, est in g_est.items()}})
-    summary = []
-    for name, est in estimates.items():
-        summary.append({"checkpoint": step, "estimator": name, "mae": mean_absolute_error(est, truth),
-                        "ranking_accuracy": ranking_accuracy(regroup(g_est[name]), regroup(g_truth)) if groups else None,
-                        "num_states": len(states), "num_ranking_groups": len(groups),
-                        "num_ranking_pairs": sum(len(g) * (len(g) - 1) // 2 for g in groups)})
-    return summary, state_rows, rank_rows
+    return state_rows, rank_rows
+
+
+def summarise(states: pd.DataFrame, ranking: pd.DataFrame) -> pd.DataFrame:
+    """One row per checkpoint x estimator: MAE against the ground truth over held-out states, and
+    pairwise ranking accuracy of alternative next steps, over all pairs (the paper's definition:
+    ties in truth count as wrong) and over the pairs whose truth differs (random = 50%), with the
+    oracle's all-pairs score (the fraction of untied pairs) for scale."""
+    estimators = [c for c in states.columns if c not in ("checkpoint", "state", "position", "truth")]
+    rows = []
+    for step, st in states.groupby("checkpoint"):
+        rk = ranking[ranking["checkpoint"] == step] if not ranking.empty else ranking
+        groups = [g for _, g in rk.groupby("group")] if not rk.empty else []
+        truth = [g["truth"].tolist() for g in groups]
+        for name in estimators:
+            pred = [g[name].tolist() for g in groups]
+            rows.append({"checkpoint": step, "estimator": name,
+                         "mae": mean_absolute_error(st[name].tolist(), st["truth"].tolist()),
+                         "ranking_accuracy": ranking_accuracy(pred, truth) if groups else None,
+                         "ranking_accuracy_untied": ranking_accuracy(pred, truth, untied_only=True) if groups else None,
+                         "oracle_ranking_accuracy": ranking_accuracy(truth, truth) if groups else None,
+                         "num_states": len(st), "num_ranking_groups": len(groups),
+                         "num_ranking_pairs": sum(len(t) * (len(t) - 1) // 2 for t in truth)})
+    return pd.DataFrame(rows)
 
 
 def plot(summary: pd.DataFrame, states: pd.DataFrame, out: Path) -> None:
@@ -111,10 +128,10 @@ def plot(summary: pd.DataFrame, states: pd.DataFrame, out: Path) -> None:
     pos["fraction of steps done"] = (pos["bin"] + 0.5) / 5
     sns.lineplot(data=pos, x="fraction of steps done", y="mae", hue="estimator", marker="o", ax=axes[1])
     axes[1].set(ylabel="mean absolute error (probability)", title="error by position in the solution")
-    sns.lineplot(data=summary, x="checkpoint", y="ranking_accuracy", hue="estimator", marker="o", ax=axes[2])
+    sns.lineplot(data=summary, x="checkpoint", y="ranking_accuracy_untied", hue="estimator", marker="o", ax=axes[2])
     axes[2].axhline(0.5, color="k", ls="--", lw=1, label="random (50%)")
     axes[2].set(xlabel="PPO iteration", ylabel="pairwise ranking accuracy (fraction)", ylim=(0, 1),
-                title="ranking alternative next steps")
+                title="ranking alternative next steps\n(pairs whose ground truth differs)")
     axes[2].legend()
     fig.tight_layout()
     save(fig, out, "value_quality")
@@ -129,7 +146,9 @@ def plot(summary: pd.DataFrame, states: pd.DataFrame, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path, help="a PPO run folder (config.yaml, checkpoints/step-N/)")
+    ap.add_argument("run", type=Path, nargs="?", help="a PPO run folder (config.yaml, checkpoints/step-N/)")
+    ap.add_argument("--replot", action="store_true",
+                    help="no models: rebuild summary.csv and the figures from --out's states.csv and ranking.csv")
     ap.add_argument("--out", type=Path, default=Path("results/value_quality"))
     ap.add_argument("--checkpoints", default="all", help="all | last | comma-separated iterations")
     ap.add_argument("--problems", type=int, default=32, help="held-out test problems (one episode each)")
@@ -140,7 +159,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    if not (args.run / "config.yaml").exists():
+    if args.replot:
+        if not (args.out / "states.csv").exists():
+            print(f"{args.out}: no states.csv to replot from", file=sys.stderr)
+            return 2
+        states_df = pd.read_csv(args.out / "states.csv")
+        ranking_path = args.out / "ranking.csv"
+        ranking_df = pd.read_csv(ranking_path) if ranking_path.stat().st_size > 1 else pd.DataFrame()
+        summary_df = summarise(states_df, ranking_df)
+        atomic_write_text(args.out / "summary.csv", summary_df.to_csv(index=False))
+        plot(summary_df, states_df, args.out)
+        prov_path = args.out / "provenance.json"
+        if prov_path.exists():  # the samples' provenance stays; say which code summarised them
+            prov = json.loads(prov_path.read_text())
+            atomic_write_text(prov_path, json.dumps({**prov, "replotted_at_commit": git_commit()}, indent=2))
+        print(summary_df.to_string(index=False))
+        print(f"rebuilt {args.out}/summary.csv, value_quality.png/pdf, calibration.png/pdf")
+        return 0
+    if args.run is None or not (args.run / "config.yaml").exists():
         print(f"{args.run}: not a run folder (no config.yaml)", file=sys.stderr)
         return 2
     cfg = load_config(args.run / "config.yaml")
@@ -162,15 +198,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.manual_seed(args.seed)
     task = load_task(cfg.task)
-    summary, states, ranking = [], [], []
+    states, ranking = [], []
     for path in found:
-        s, st, r = analyse_checkpoint(path, cfg, task, args)
-        summary += s
+        st, r = analyse_checkpoint(path, cfg, task, args)
         states += st
         ranking += r
-        print(pd.DataFrame(s).to_string(index=False), flush=True)
+        print(summarise(pd.DataFrame(st), pd.DataFrame(r)).to_string(index=False), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    summary_df, states_df = pd.DataFrame(summary), pd.DataFrame(states)
+    states_df = pd.DataFrame(states)
+    summary_df = summarise(states_df, pd.DataFrame(ranking))
     atomic_write_text(args.out / "summary.csv", summary_df.to_csv(index=False))
     atomic_write_text(args.out / "states.csv", states_df.to_csv(index=False))
     atomic_write_text(args.out / "ranking.csv", pd.DataFrame(ranking).to_csv(index=False))

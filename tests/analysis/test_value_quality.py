@@ -33,6 +33,20 @@ def test_oracle_and_constant_predictors():
     assert ranking_accuracy([[0.5] * 3, [0.5] * 4, [0.9, 0.1]], truth) == pytest.approx(0.1)
 
 
+def test_untied_only_ranking_hand_worked():
+    # Truth [1, .5, .5, 0] has 6 pairs, 1 tied. Over all pairs an oracle scores 5/6; over the 5
+    # untied pairs it scores 1, a reversed predictor 0, and the prediction below 3/5.
+    truth = [[1.0, 0.5, 0.5, 0.0]]
+    assert ranking_accuracy(truth, truth) == pytest.approx(5 / 6)
+    assert ranking_accuracy(truth, truth, untied_only=True) == 1.0
+    assert ranking_accuracy([[-x for x in truth[0]]], truth, untied_only=True) == 0.0
+    # pred orders 0 > 2 > 1 > 3: all 5 untied pairs agree; the tied pair (1, 2) is not counted.
+    assert ranking_accuracy([[0.9, 0.3, 0.4, 0.1]], truth, untied_only=True) == 1.0
+    # pred 0.2, 0.9, 0.5, 0.1: (0,1) wrong, (0,2) wrong, (0,3) right, (1,3) right, (2,3) right -> 3/5.
+    assert ranking_accuracy([[0.2, 0.9, 0.5, 0.1]], truth, untied_only=True) == pytest.approx(3 / 5)
+    assert math.isnan(ranking_accuracy([[0.1, 0.2]], [[0.5, 0.5]], untied_only=True))  # all tied
+
+
 def test_ranking_matches_brute_force_on_random_cases():
     import random
 

@@ -1,6 +1,7 @@
 """analysis/value_quality.py on the smoke sweep's PPO run, and the value network read-out."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -55,3 +56,14 @@ def test_value_quality_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert ((states["truth"] * 8).round(9) % 1 == 0).all()  # a mean of 8 rewards in {0, 1}
     assert states["MC K=1"].isin([0.0, 1.0]).all() and ((states["MC K=2"] * 2) % 1 == 0).all()
     assert script.main([str(smoke_runs / "vineppo-arith-s0"), "--out", str(tmp_path / "x")]) == 2  # not PPO
+    # MAE in the summary is the states' mean absolute error, recomputed by hand.
+    for (step, est), mae in summary.set_index(["checkpoint", "estimator"])["mae"].items():
+        st = states[states["checkpoint"] == step]
+        assert mae == pytest.approx((st[est] - st["truth"]).abs().mean())
+    # --replot rebuilds the same summary and the figures from the CSVs alone.
+    (out / "value_quality.png").unlink()
+    assert script.main(["--replot", "--out", str(out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), summary)
+    assert (out / "value_quality.png").stat().st_size > 0
+    assert "replotted_at_commit" in json.loads((out / "provenance.json").read_text())
+    assert script.main(["--replot", "--out", str(tmp_path / "empty")]) == 2

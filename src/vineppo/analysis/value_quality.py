@@ -36,12 +36,15 @@ def pairwise_ranking(predicted: list[float], truth: list[float]) -> tuple[int, i
     return correct, total
 
 
-def ranking_accuracy(predicted: list[list[float]], truth: list[list[float]]) -> float:
-    """Pairwise ranking accuracy pooled over groups of alternatives (one group per source state)."""
+def ranking_accuracy(predicted: list[list[float]], truth: list[list[float]], untied_only: bool = False) -> float:
+    """Pairwise ranking accuracy pooled over groups of alternatives (one group per source state).
+    `untied_only` counts only pairs whose truth differs: there a random order scores 50%, and an
+    oracle 100%; over all pairs an oracle scores the fraction of untied pairs."""
     c = t = 0
     for p, g in zip(predicted, truth, strict=True):
         ci, ti = pairwise_ranking(p, g)
-        c, t = c + ci, t + ti
+        c += ci
+        t += sum(g[i] != g[j] for i, j in combinations(range(len(g)), 2)) if untied_only else ti
     return c / t if t else float("nan")
 
 
