@@ -25,6 +25,7 @@ from vineppo.config import Config, ConfigError, RLConfig, to_yaml
 from vineppo.evaluate import evaluate, reward
 from vineppo.grading import grade
 from vineppo.inference import Completion, SamplingParams, make_engine
+from vineppo.memory import available_bytes, check_fits, estimate, model_shape
 from vineppo.models import load_model, load_tokenizer, resolve_device
 from vineppo.rollout import Episode, collate_episodes, token_logprobs
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
@@ -80,6 +81,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     task = load_task(cfg.task)
     resume = ckpt.latest_checkpoint(run.checkpoints)
     device = resolve_device(cfg.device)
+    n_params, hidden, layers = model_shape(rl.init)  # before anything is loaded: will it fit?
+    check_fits(estimate(n_params, hidden, layers, dtype=cfg.model.dtype, algo=rl.algo, engine=cfg.engine,
+                        minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length),
+               available_bytes(device), str(device))
     tokenizer = load_tokenizer(rl.init)
     policy = load_model(resume or rl.init, cfg.model.dtype, str(device)).train()
     reference = load_model(rl.init, cfg.model.dtype, str(device)).eval().requires_grad_(False)

@@ -1,0 +1,78 @@
+"""Will the run fit? A before-start estimate of what RL training holds in memory, checked against
+what the device has, so a run that cannot fit stops at once with the setting to change, instead
+of an out-of-memory error hours in.
+
+Per parameter (mixed-precision Adam, as in the ZeRO paper): the trained policy holds its weights
+and gradients in the model dtype plus fp32 master weights and two fp32 Adam moments; in fp32 the
+master copy is the weights themselves. The reference policy holds weights only; PPO's value network
+is a second trained model; the `vllm` engine a further copy of the policy's weights plus its KV cache.
+Activations: one mini-batch of `rl.minibatch_size` sequences of `model.max_length` tokens, about
+`ACTIVATION_BYTES` per token, layer and hidden unit of the model dtype.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from vineppo.config import ConfigError
+
+ACTIVATION_BYTES = 16
+"""Stored activations per token, layer and hidden unit, in units of the dtype's size (attention
+and MLP inputs and intermediates without activation checkpointing; a rough, generous figure)."""
+
+
+def dtype_bytes(dtype: str) -> int:
+    return torch.finfo(getattr(torch, dtype)).bits // 8
+
+
+def trained_bytes_per_param(dtype: str) -> int:
+    """Weights + gradients in `dtype`, plus fp32 master weights (unless `dtype` is fp32) and Adam's m, v."""
+    b = dtype_bytes(dtype)
+    return 2 * b + (0 if b == 4 else 4) + 8
+
+
+def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, algo: str, engine: str,
+             minibatch_size: int, max_length: int, kv_cache_bytes: int = 0) -> dict[str, int]:
+    """Bytes each part of an RL run holds, by part."""
+    b = dtype_bytes(dtype)
+    parts = {"policy (weights, grads, Adam)": num_params * trained_bytes_per_param(dtype),
+             "reference policy": num_params * b,
+             "activations (one mini-batch)": minibatch_size * max_length * num_layers * hidden_size * b * ACTIVATION_BYTES}
+    if algo == "ppo":
+        parts["value network (weights, grads, Adam)"] = num_params * trained_bytes_per_param(dtype)
+    if engine == "vllm":
+        parts["vllm engine (weights + KV cache)"] = num_params * b + kv_cache_bytes
+    return parts
+
+
+def model_shape(name_or_path: str) -> tuple[int, int, int]:
+    """(parameters, hidden size, layers) of a checkpoint from its config alone: the model is built
+    on the meta device, so nothing is allocated or downloaded beyond config.json."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(name_or_path))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters()), config.hidden_size, config.num_hidden_layers
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory on `device` now: GPU memory on CUDA, available RAM on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_fits(parts: dict[str, int], available: int, where: str) -> None:
+    """Raise a ConfigError listing the parts and the settings to change when they do not fit."""
+    need = sum(parts.values())
+    if need <= available:
+        return
+    gib = 2**30
+    lines = "\n".join(f"  {name}: {v / gib:.1f} GiB" for name, v in parts.items())
+    raise ConfigError(
+        f"the run needs about {need / gib:.1f} GiB on {where}, which has {available / gib:.1f} GiB free:\n{lines}\n"
+        "lower rl.minibatch_size (activations) or model.max_length, use model.dtype=bfloat16 on a GPU, "
+        "use engine=hf (no second copy of the weights), or a GPU with more memory")

@@ -1,0 +1,58 @@
+"""The before-start memory check: hand-worked byte counts, and a clear error naming the settings."""
+
+import pytest
+import torch
+
+from vineppo.config import ConfigError
+from vineppo.memory import available_bytes, check_fits, estimate, model_shape, trained_bytes_per_param
+
+
+def test_bytes_per_parameter_hand_worked():
+    assert trained_bytes_per_param("bfloat16") == 2 + 2 + 4 + 8  # weights, grads, fp32 master, Adam m and v
+    assert trained_bytes_per_param("float32") == 4 + 4 + 8      # fp32: the weights are the master copy
+
+
+def test_estimate_for_rhomath_scale_ppo_hand_worked():
+    # 1.1e9 parameters in bf16, PPO, vllm engine with a 4 GiB KV cache; mini-batch 64 x 2048 tokens,
+    # hidden 2048, 22 layers.
+    parts = estimate(1_100_000_000, 2048, 22, dtype="bfloat16", algo="ppo", engine="vllm",
+                     minibatch_size=64, max_length=2048, kv_cache_bytes=4 * 2**30)
+    assert parts["policy (weights, grads, Adam)"] == 1_100_000_000 * 16
+    assert parts["value network (weights, grads, Adam)"] == 1_100_000_000 * 16
+    assert parts["reference policy"] == 1_100_000_000 * 2
+    assert parts["vllm engine (weights + KV cache)"] == 1_100_000_000 * 2 + 4 * 2**30
+    assert parts["activations (one mini-batch)"] == 64 * 2048 * 22 * 2048 * 2 * 16
+    # VinePPO with the hf engine holds neither the value network nor the engine's copy.
+    vine = estimate(1_100_000_000, 2048, 22, dtype="bfloat16", algo="vineppo", engine="hf",
+                    minibatch_size=64, max_length=2048)
+    assert set(vine) == {"policy (weights, grads, Adam)", "reference policy", "activations (one mini-batch)"}
+
+
+def test_check_fits_names_the_settings():
+    parts = {"policy (weights, grads, Adam)": 60 * 2**30, "activations (one mini-batch)": 30 * 2**30}
+    check_fits(parts, 100 * 2**30, "cuda:0")  # 90 GiB into 100: fine
+    with pytest.raises(ConfigError, match=r"about 90.0 GiB on cuda:0, which has 80.0 GiB free") as e:
+        check_fits(parts, 80 * 2**30, "cuda:0")
+    assert "rl.minibatch_size" in str(e.value) and "activations (one mini-batch): 30.0 GiB" in str(e.value)
+
+
+def test_model_shape_from_config_alone(tmp_path, tiny_model_and_tokenizer):
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path)
+    n, hidden, layers = model_shape(str(tmp_path))
+    assert n == sum(p.numel() for p in model.parameters()) and (hidden, layers) == (32, 2)
+    assert available_bytes(torch.device("cpu")) > 0
+
+
+def test_rl_run_that_cannot_fit_stops_before_loading(tmp_path, tiny_model_and_tokenizer, monkeypatch):
+    from vineppo import loop
+    from vineppo.config import make_config
+
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    monkeypatch.setattr(loop, "available_bytes", lambda device: 1024)  # a 1 KiB device
+    monkeypatch.setattr(loop, "load_model", lambda *a, **k: pytest.fail("loaded a model that cannot fit"))
+    cfg = make_config([f"output_dir={tmp_path}", f"rl.init={tmp_path / 'm'}", "rl.algo=ppo", "device=cpu"])
+    with pytest.raises(ConfigError, match="which has 0.0 GiB free"):
+        loop.train_rl(cfg)
