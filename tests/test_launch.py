@@ -148,3 +148,13 @@ def test_table_mean_std_markdown_and_latex(tmp_path):
     tex = (tmp_path / "table1.tex").read_text()
     assert "PPO & 25.0 $\\pm$ 7.1 \\\\" in tex and "VinePPO & 40.0 $\\pm$ 0.0 \\\\" in tex
     assert len((tmp_path / "table1.csv").read_text().strip().splitlines()) == 1 + 4
+
+
+def test_every_slurm_profile_loads_and_paper_profiles_match_the_paper():
+    from vineppo.launch import PROFILES_DIR, load_profile
+
+    for path in PROFILES_DIR.glob("*.yaml"):
+        assert isinstance(load_profile(path.stem, {}), dict)
+    # SPEC.md: 4 x A100 for RhoMath-1.1B, 8 x H100 for DeepSeekMath-7B.
+    assert load_profile("a100x4", {})["gpus_per_node"] == 4 and load_profile("h100x8", {})["gpus_per_node"] == 8
+    assert load_profile("h100x8", {"time_min": 60})["timeout_min"] == 60
