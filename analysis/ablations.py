@@ -9,6 +9,8 @@ Reads every finished RL run under the given folders (config.yaml, metrics.jsonl,
   (fraction of correct training episodes) of the iterations since the previous evaluation.
 - accuracy vs K: final test accuracy of VinePPO runs against `rl.vine_k`.
 - accuracy vs temperature: final test accuracy against `rl.temperature`, one line per method.
+  These two compare runs of equal budget: runs whose iteration count is not the most common one
+  are left out of them (and named).
 A panel whose setting takes a single value in the runs given is left out and named in the output.
 Writes points.csv (every evaluation), final.csv (one row per run), provenance.json and
 ablations.{png,pdf}. Unfinished runs are listed, not dropped silently.
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vineppo.analysis.plotting import pyplot, save
+from vineppo.analysis.plotting import method_palette, pyplot, save
 from vineppo.config import load_config
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
@@ -55,43 +57,61 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
     return pd.DataFrame(points), pd.DataFrame(final), missing
 
 
+def same_budget(final: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The runs at the most common iteration count (final accuracies are compared at equal
+    budgets only), and the names of those left out."""
+    if final.empty:
+        return final, []
+    budget = final["iterations"].value_counts().idxmax()
+    return final[final["iterations"] == budget], sorted(final.loc[final["iterations"] != budget, "run"])
+
+
 def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path) -> list[str]:
-    """Draw the panels the data supports; return the names of those left out and why."""
+    """Draw the panels the data supports; return the names of those left out, and of runs left
+    out of the K and temperature panels for a different budget, and why."""
     import seaborn as sns
 
     plt = pyplot()
+    final, other_budget = same_budget(final)
+    colours = {"palette": method_palette()}
     vine = final[final["algo"] == "vineppo"]
+    if not vine.empty:  # K varies at one temperature
+        vine = vine[vine["temperature"] == vine["temperature"].mode()[0]]
     panels = ["kl", "train"]
-    skipped = []
+    skipped = [f"{run}: a different number of iterations, left out of the K and temperature panels"
+               for run in other_budget]
     if vine["k"].nunique() > 1:
         panels.append("k")
     else:
         skipped.append("accuracy vs K: the VinePPO runs given use a single K")
-    if final["temperature"].nunique() > 1:
+    at_k = final[final["k"] == final["k"].mode()[0]] if not final.empty else final  # temperature at one K
+    if at_k["temperature"].nunique() > 1:
         panels.append("temperature")
     else:
         skipped.append("accuracy vs temperature: the runs given use a single temperature")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         if panel == "kl":
-            sns.scatterplot(data=points, x="kl_ref", y="test_accuracy", hue="algo", ax=ax)
+            sns.scatterplot(data=points, x="kl_ref", y="test_accuracy", hue="algo", ax=ax, **colours)
             ax.set(xlabel="KL(policy || reference) per token (nats)", ylabel="test accuracy (greedy, fraction)",
                    title="accuracy vs KL to the reference")
         elif panel == "train":
-            sns.scatterplot(data=points, x="train_accuracy", y="test_accuracy", hue="algo", ax=ax)
+            sns.scatterplot(data=points, x="train_accuracy", y="test_accuracy", hue="algo", ax=ax, **colours)
             lo = min(points["train_accuracy"].min(), points["test_accuracy"].min())
             hi = max(points["train_accuracy"].max(), points["test_accuracy"].max())
             ax.plot([lo, hi], [lo, hi], "k--", lw=1)
             ax.set(xlabel="train accuracy (fraction of correct episodes)", ylabel="test accuracy (greedy, fraction)",
                    title="test vs train accuracy")
         elif panel == "k":
-            sns.lineplot(data=vine, x="k", y="test_accuracy", marker="o", errorbar="sd", ax=ax)
+            sns.lineplot(data=vine, x="k", y="test_accuracy", marker="o", errorbar="sd", ax=ax,
+                         color=colours["palette"]["vineppo"])
             ax.set(xlabel="K (MC continuations per state)", ylabel="final test accuracy (greedy, fraction)",
                    title="VinePPO: accuracy vs K", xticks=sorted(vine["k"].unique()))
         else:
-            sns.lineplot(data=final, x="temperature", y="test_accuracy", hue="algo", marker="o", errorbar="sd", ax=ax)
+            sns.lineplot(data=at_k, x="temperature", y="test_accuracy", hue="algo", marker="o", errorbar="sd", ax=ax,
+                         **colours)
             ax.set(xlabel="sampling temperature", ylabel="final test accuracy (greedy, fraction)",
-                   title="accuracy vs sampling temperature", xticks=sorted(final["temperature"].unique()))
+                   title="accuracy vs sampling temperature", xticks=sorted(at_k["temperature"].unique()))
     fig.tight_layout()
     save(fig, out, "ablations")
     return skipped

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vineppo.analysis.plotting import pyplot, save
+from vineppo.analysis.plotting import method_palette, pyplot, save
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 
@@ -68,10 +68,11 @@ def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: 
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    sns.lineplot(data=curves, x="grad_steps", y="test_accuracy", hue="algo", marker="o", ax=axes[0])
+    sns.lineplot(data=curves, x="grad_steps", y="test_accuracy", hue="algo", marker="o", ax=axes[0],
+                 palette=method_palette())
     axes[0].set(xlabel="gradient steps", ylabel="test accuracy (greedy, fraction)", title="accuracy vs gradient steps")
     sns.lineplot(data=curves.assign(minutes=curves["elapsed_s"] / 60), x="minutes", y="test_accuracy", hue="algo",
-                 marker="o", ax=axes[1])
+                 marker="o", ax=axes[1], palette=method_palette())
     axes[1].set(xlabel="wall-clock (minutes)", ylabel="test accuracy (greedy, fraction)", title="accuracy vs wall-clock")
     if speedup and speedup.get("method_reaches_peak"):
         for ax in axes[:2]:

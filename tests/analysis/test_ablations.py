@@ -44,11 +44,15 @@ def test_points_final_and_missing_hand_worked(tmp_path):
     assert k1["kl_ref"].tolist() == pytest.approx([0.02, 0.04])
     assert sorted(final["test_accuracy"].tolist()) == pytest.approx([0.2, 0.35, 0.4])
     assert missing == [str(tmp_path / "ppo-unfinished")]
-    # Two Ks and two temperatures: all four panels drawn.
-    assert ab.plot(points, final, tmp_path) == []
-    one_t = final[final["temperature"] == 0.6]
-    skipped = ab.plot(points, one_t, tmp_path)
-    assert skipped == ["accuracy vs temperature: the runs given use a single temperature"]
+    # Budgets differ (4, 2 and 1 iterations): the K and temperature panels keep the most common.
+    same = final.assign(iterations=4)
+    assert ab.plot(points, same, tmp_path) == []  # two Ks and two temperatures: all four panels
+    one_t = same[same["temperature"] == 0.6]
+    assert ab.plot(points, one_t, tmp_path) == ["accuracy vs temperature: the runs given use a single temperature"]
+    longer = same.assign(iterations=[40 if r.endswith("ppo-t1") else 4 for r in same["run"]])  # T = 1.0 run longer
+    skipped = ab.plot(points, longer, tmp_path)
+    assert skipped[0].endswith("ppo-t1: a different number of iterations, left out of the K and temperature panels")
+    assert skipped[1] == "accuracy vs temperature: the runs given use a single temperature"
 
 
 @pytest.mark.slow

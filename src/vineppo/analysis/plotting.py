@@ -26,3 +26,13 @@ def save(fig, out: Path, name: str) -> list[Path]:
         fig.savefig(p, dpi=150)
     plt.close(fig)
     return paths
+
+
+METHOD_ORDER = ["sft", "restem", "dpo_plus", "ppo", "vineppo", "grpo", "rloo"]
+
+
+def method_palette() -> dict[str, tuple[float, float, float]]:
+    """One colour per method, the same in every figure."""
+    import seaborn as sns
+
+    return dict(zip(METHOD_ORDER, sns.color_palette("tab10", len(METHOD_ORDER)), strict=True))
