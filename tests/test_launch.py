@@ -158,3 +158,54 @@ def test_every_slurm_profile_loads_and_paper_profiles_match_the_paper():
     # SPEC.md: 4 x A100 for RhoMath-1.1B, 8 x H100 for DeepSeekMath-7B.
     assert load_profile("a100x4", {})["gpus_per_node"] == 4 and load_profile("h100x8", {})["gpus_per_node"] == 8
     assert load_profile("h100x8", {"time_min": 60})["timeout_min"] == 60
+
+
+class FakeExecutor:
+    """Jobs 'run' for a number of polls given by their name's cost; one named in `fail` fails."""
+
+    def __init__(self, fail=(), cost=None):
+        self.order, self.fail, self.clock, self.cost, self.done_at = [], set(fail), 0, cost or {}, {}
+
+    def submit(self, runner):
+        ex, job = self, runner.job
+        ex.order.append(job.name)
+        ends = ex.clock + ex.cost.get(job.name, 3 if "vineppo" in job.name else 1)
+
+        class Handle:
+            job_id = len(ex.order)
+
+            def done(self):
+                ex.clock += 1
+                if ex.clock >= ends:
+                    ex.done_at.setdefault(job.name, len(ex.order))
+                return ex.clock >= ends
+
+            def result(self):
+                if job.name in ex.fail:
+                    raise RuntimeError(f"{job.name} broke")
+
+        return Handle()
+
+
+def test_local_runs_start_after_their_sft_longest_first_and_skip_after_failure(tmp_path, monkeypatch):
+    from vineppo import launch as L
+
+    monkeypatch.setattr(L, "POLL_S", 0.0)
+    jobs = expand(load_sweep("table1"), "table1", "tiny", 1, {"output_dir": str(tmp_path)})
+    ex = FakeExecutor()
+    assert L.run_local(jobs, ex, max_parallel=2, log=quiet) == {}
+    assert ex.order[:2] == ["sft-arith", "sft-arith_hard"]
+    # Within each task, VinePPO then PPO start first; no RL job starts before its task's SFT.
+    arith = [n for n in ex.order if n.endswith("-arith-s0")]
+    assert arith[:2] == ["vineppo-arith-s0", "ppo-arith-s0"] and len(arith) == 6
+    # A task's RL jobs start as soon as its own SFT is done, while the other SFT still runs.
+    ex = FakeExecutor(cost={"sft-arith_hard": 50})
+    L.run_local(jobs, ex, max_parallel=2, log=quiet)
+    assert ex.order[2] == "vineppo-arith-s0" and ex.done_at["sft-arith_hard"] > ex.order.index("rloo-arith-s0")
+    # A failed SFT skips exactly its own task's RL jobs; the other task runs.
+    ex = FakeExecutor(fail={"sft-arith_hard"})
+    errors = L.run_local(jobs, ex, max_parallel=2, log=quiet)
+    assert errors["sft-arith_hard"].startswith("RuntimeError")
+    assert sorted(k for k, v in errors.items() if v == "skipped: its SFT job failed") == sorted(
+        f"{a}-arith_hard-s0" for a in ALGOS)
+    assert not any(n.endswith("arith_hard-s0") for n in ex.order)

@@ -24,6 +24,8 @@ from vineppo.config import ConfigError, make_config, parse_overrides
 ROOT = Path(__file__).resolve().parents[2]
 SWEEPS_DIR = ROOT / "experiments" / "sweeps"
 PROFILES_DIR = ROOT / "slurm"
+POLL_S = 2.0
+"""Seconds between checks on running jobs."""
 LAUNCH_KEYS = ("sweep", "preset", "cluster", "seeds", "profile", "max_parallel")
 CLUSTERS = ("local", "slurm", "debug")
 SLURM_KEYS = {  # profile key -> submitit AutoExecutor parameter
@@ -177,38 +179,66 @@ def make_executor(cluster: str, folder: Path, profile: dict[str, Any] | None):
     return submitit.DebugExecutor(folder=folder)
 
 
-def run_stage(jobs: list[Job], executor, cluster: str, max_parallel: int, log=print) -> dict[str, str]:
-    """Submit the stage's jobs (a job array on Slurm, at most `max_parallel` at a time locally) and
-    wait for them. Returns {job name: error} for the jobs that failed."""
+def poll(running: list[tuple[Job, Any]], errors: dict[str, str], finished: set[str], log=print) -> None:
+    """Move every done job out of `running`, into `finished` or (with its error) `errors`."""
+    for j, h in list(running):
+        if h.done():
+            running.remove((j, h))
+            try:
+                h.result()
+                finished.add(j.name)
+                log(f"finished {j.name}")
+            except Exception as e:  # noqa: BLE001 - report every failure, keep the others going
+                errors[j.name] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+                log(f"FAILED {j.name}: {errors[j.name]} (logs: {getattr(h, 'paths', None) and h.paths.stderr})")
+
+
+def run_slurm_stage(jobs: list[Job], executor, log=print) -> dict[str, str]:
+    """Submit the stage's jobs as one Slurm job array and wait for them. Returns {job name: error}."""
     errors: dict[str, str] = {}
     if not jobs:
         return errors
-    pending = list(jobs)
-    running: list[tuple[Job, Any]] = []
-    if cluster == "slurm":
-        with executor.batch():
-            handles = [executor.submit(JobRunner(j)) for j in pending]
-        running = list(zip(pending, handles, strict=True))
-        for j, h in running:
-            log(f"submitted {j.name} as Slurm job {h.job_id}")
-        pending = []
-    while pending or running:
-        while pending and len(running) < max_parallel:
-            j = pending.pop(0)
-            h = executor.submit(JobRunner(j))
-            log(f"started {j.name} ({cluster} job {h.job_id})")
-            running.append((j, h))
-        for j, h in list(running):
-            if h.done():
-                running.remove((j, h))
-                try:
-                    h.result()
-                    log(f"finished {j.name}")
-                except Exception as e:  # noqa: BLE001 - report every failure, keep the others going
-                    errors[j.name] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-                    log(f"FAILED {j.name}: {errors[j.name]} (logs: {getattr(h, 'paths', None) and h.paths.stderr})")
+    with executor.batch():
+        handles = [executor.submit(JobRunner(j)) for j in jobs]
+    running = list(zip(jobs, handles, strict=True))
+    for j, h in running:
+        log(f"submitted {j.name} as Slurm job {h.job_id}")
+    while running:
+        poll(running, errors, set(), log)
         if running:
-            time.sleep(2)
+            time.sleep(POLL_S)
+    return errors
+
+
+COST_RANK = {"vineppo": 0, "ppo": 1}
+"""Local runs start the longest jobs first (VinePPO, then PPO, then the rest), so that two workers
+do not end with one long job running alone."""
+
+
+def run_local(jobs: list[Job], executor, max_parallel: int, log=print) -> dict[str, str]:
+    """Run `jobs` here, at most `max_parallel` at a time. A job starts as soon as the job it starts
+    from (`after`) has finished, not when its whole stage has; among ready jobs, SFT first, then the
+    longest. A job whose start point failed is skipped. Returns {job name: error}."""
+    errors: dict[str, str] = {}
+    names = {j.name for j in jobs}
+    pending = sorted(jobs, key=lambda j: (j.stage, COST_RANK.get(j.overrides.get("rl.algo"), 9)))
+    running: list[tuple[Job, Any]] = []
+    finished: set[str] = set()
+    while pending or running:
+        for j in [j for j in pending if j.after in errors]:
+            pending.remove(j)
+            errors[j.name] = "skipped: its SFT job failed"
+            log(f"skipped {j.name}: {j.after} failed")
+        ready = [j for j in pending if j.after is None or j.after not in names or j.after in finished]
+        while ready and len(running) < max_parallel:
+            j = ready.pop(0)
+            pending.remove(j)
+            h = executor.submit(JobRunner(j))
+            log(f"started {j.name} (local job {h.job_id})")
+            running.append((j, h))
+        poll(running, errors, finished, log)
+        if running:
+            time.sleep(POLL_S)
     return errors
 
 
@@ -259,13 +289,17 @@ def launch(argv: list[str], log=print) -> dict[str, Any]:
     executor = make_executor(str(opts["cluster"]), out_dir / "_submitit", profile)
     errors: dict[str, str] = {}
     submitted: list[str] = []
-    for stage in (1, 2):
-        stage_jobs = [j for j in todo if j.stage == stage and j.after not in errors]
-        skipped = [j.name for j in todo if j.stage == stage and j.after in errors]
-        for name in skipped:
-            errors[name] = "skipped: its SFT job failed"
-        submitted += [j.name for j in stage_jobs]
-        errors.update(run_stage(stage_jobs, executor, str(opts["cluster"]), max_parallel, log))
+    if opts["cluster"] == "slurm":  # a job array per stage; stage 2 is submitted once stage 1 is done
+        for stage in (1, 2):
+            stage_jobs = [j for j in todo if j.stage == stage and j.after not in errors]
+            for j in todo:
+                if j.stage == stage and j.after in errors:
+                    errors[j.name] = "skipped: its SFT job failed"
+            submitted += [j.name for j in stage_jobs]
+            errors.update(run_slurm_stage(stage_jobs, executor, log))
+    else:
+        errors.update(run_local(todo, executor, max_parallel, log))
+        submitted = [j.name for j in todo if not errors.get(j.name, "").startswith("skipped")]
     table = None
     if sweep.get("table"):
         path = sweep["table"].get(opts["preset"]) if isinstance(sweep["table"], dict) else sweep["table"]
