@@ -18,7 +18,6 @@ ablations.{png,pdf}. Unfinished runs are listed, not dropped silently.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -26,14 +25,14 @@ from pathlib import Path
 import pandas as pd
 
 from vineppo.analysis.plotting import method_palette, pyplot, save
+from vineppo.analysis.runs import no_runs, parse_folders, run_folders
 from vineppo.config import load_config
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 
 def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """(points: one row per evaluation, final: one row per finished run, unfinished run folders)."""
-    runs = [d for f in folders for d in ([f] if (f / "config.yaml").exists() else sorted(f.iterdir()))
-            if d.is_dir() and (d / "config.yaml").exists()]
+    runs = run_folders(folders)
     points, final, missing = [], [], []
     for d in runs:
         cfg = load_config(d / "config.yaml")
@@ -118,18 +117,12 @@ def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folders", type=Path, nargs="+", help="sweep output folders or run folders")
-    ap.add_argument("--out", type=Path, default=Path("results/ablations"))
-    args = ap.parse_args(argv)
-    bad = [str(f) for f in args.folders if not f.is_dir()]
-    if bad:
-        print(f"not a folder: {', '.join(bad)}", file=sys.stderr)
+    args = parse_folders(argv, __doc__, "results/ablations")
+    if args is None:
         return 2
     points, final, missing = collect(args.folders)
     if points.empty:
-        print(f"no finished RL runs with evaluations under {', '.join(map(str, args.folders))}", file=sys.stderr)
-        return 2
+        return no_runs(args.folders)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "points.csv", points.to_csv(index=False))
     atomic_write_text(args.out / "final.csv", final.to_csv(index=False))

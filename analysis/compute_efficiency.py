@@ -11,7 +11,6 @@ Writes curves.csv, time_split.csv, speedup.json and compute_efficiency.{png,pdf}
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,13 +18,13 @@ from pathlib import Path
 import pandas as pd
 
 from vineppo.analysis.plotting import method_palette, pyplot, save
+from vineppo.analysis.runs import no_runs, parse_folders, run_folders
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 
 def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     curves, splits, missing = [], [], []
-    runs = [d for f in folders for d in ([f] if (f / "config.yaml").exists() else sorted(f.iterdir()))
-            if d.is_dir() and (d / "metrics.jsonl").exists()]
+    runs = [d for d in run_folders(folders) if (d / "metrics.jsonl").exists()]
     for d in runs:
         if not (d / "summary.json").exists():
             missing.append(str(d))
@@ -91,18 +90,12 @@ def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folders", type=Path, nargs="+", help="sweep output folders or run folders")
-    ap.add_argument("--out", type=Path, default=Path("results/compute_efficiency"))
-    args = ap.parse_args(argv)
-    bad = [str(f) for f in args.folders if not f.is_dir()]
-    if bad:
-        print(f"not a folder: {', '.join(bad)}", file=sys.stderr)
+    args = parse_folders(argv, __doc__, "results/compute_efficiency")
+    if args is None:
         return 2
     curves, splits, missing = collect(args.folders)
     if curves.empty:
-        print(f"no finished RL runs with evaluations under {', '.join(map(str, args.folders))}", file=sys.stderr)
-        return 2
+        return no_runs(args.folders)
     speedup = speedup_to_peak(curves)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "curves.csv", curves.to_csv(index=False))

@@ -1,0 +1,31 @@
+"""Finding run folders for the analysis scripts: what they are given on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def parse_folders(argv: list[str] | None, doc: str, default_out: str) -> argparse.Namespace | None:
+    """`folders... [--out OUT]`; None (after saying which) when a folder does not exist."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", type=Path, nargs="+", help="sweep output folders or run folders")
+    ap.add_argument("--out", type=Path, default=Path(default_out))
+    args = ap.parse_args(argv)
+    bad = [str(f) for f in args.folders if not f.is_dir()]
+    if bad:
+        print(f"not a folder: {', '.join(bad)}", file=sys.stderr)
+        return None
+    return args
+
+
+def run_folders(folders: list[Path], marker: str = "config.yaml") -> list[Path]:
+    """Each folder that is a run (holds `marker`), or the runs directly inside it."""
+    return [d for f in folders for d in ([f] if (f / marker).exists() else sorted(f.iterdir()))
+            if d.is_dir() and (d / marker).exists()]
+
+
+def no_runs(folders: list[Path]) -> int:
+    print(f"no finished RL runs with evaluations under {', '.join(map(str, folders))}", file=sys.stderr)
+    return 2
