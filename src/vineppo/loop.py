@@ -27,7 +27,7 @@ from vineppo.grading import grade
 from vineppo.inference import Completion, SamplingParams, make_engine
 from vineppo.memory import available_bytes, check_fits, estimate, model_shape
 from vineppo.models import load_model, load_tokenizer, resolve_device
-from vineppo.rollout import Episode, collate_episodes, token_logprobs
+from vineppo.rollout import Episode, collate_episodes, token_logprobs, trim_padding
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import PROMPT, load_task
 
@@ -168,8 +168,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             perm = torch.randperm(len(units), generator=gen).tolist()
             for i in range(0, len(units), per_step):
                 idx = torch.tensor([j for u in perm[i:i + per_step] for j in units[u]], device=device)
-                mb = {k: v[idx] for k, v in batch.items()}
-                loss, step_logs = minibatch_loss(rl, policy, value_model, mb, old_logp[idx], ref_logp[idx])
+                mb, mb_old, mb_ref = trim_padding({k: v[idx] for k, v in batch.items()}, old_logp[idx], ref_logp[idx])
+                loss, step_logs = minibatch_loss(rl, policy, value_model, mb, mb_old, mb_ref)
                 check_finite("loss", loss, it + 1, run)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

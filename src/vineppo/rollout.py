@@ -73,6 +73,22 @@ def collate_episodes(episodes: list[Episode], pad_id: int) -> dict[str, torch.Te
             "mask": mask, "advantages": advantages, "rewards": rewards}
 
 
+def trim_padding(mb: dict[str, torch.Tensor], *token_level: torch.Tensor):
+    """Cut a right-padded mini-batch to its own longest sequence: the batch is padded to the longest
+    episode of the whole iteration, and a mini-batch need not pay for it. Sequence-wide tensors
+    (width W) keep w columns, token-level ones (width W - 1) keep w - 1; the causal model and the
+    masked means give the same values on the cut tensors."""
+    full = mb["input_ids"].shape[1]
+    w = int(mb["attention_mask"].sum(1).max())
+
+    def cut(v: torch.Tensor) -> torch.Tensor:
+        if v.dim() != 2:
+            return v
+        return v[:, :w] if v.shape[1] == full else v[:, :w - 1]
+
+    return {k: cut(v) for k, v in mb.items()}, *(cut(t) for t in token_level)
+
+
 def token_logprobs(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
     """log pi(target token) at the sampling temperature, `[batch, width - 1]`."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]

@@ -1,0 +1,34 @@
+"""Collating episodes and trimming a mini-batch's padding: same log-probs and loss on the cut batch."""
+
+import torch
+
+from vineppo.algorithms.advantages import masked_mean
+from vineppo.algorithms.losses import ppo_policy_loss
+from vineppo.rollout import Episode, collate_episodes, token_logprobs, trim_padding
+
+
+def test_trim_padding_keeps_every_value(tiny_model_and_tokenizer):
+    model, tok = tiny_model_and_tokenizer
+    lengths = [(5, 3), (7, 12), (4, 30)]  # (prompt, response) tokens; the third sets the batch width
+    eps = [Episode(i, {}, "", list(range(10, 10 + p)), list(range(40, 40 + r)), "", "stop", 1.0,
+                   [0.5 - 0.1 * j for j in range(r)]) for i, (p, r) in enumerate(lengths)]
+    batch = collate_episodes(eps, tok.pad_token_id)
+    assert batch["input_ids"].shape == (3, 34) and batch["mask"].shape == (3, 33)
+    idx = torch.tensor([0, 1])  # a mini-batch without the long episode: 19 tokens wide
+    with torch.no_grad():
+        full_logp = token_logprobs(model, batch, 0.7)
+        old = full_logp - 0.05
+        mb, mb_old = trim_padding({k: v[idx] for k, v in batch.items()}, old[idx])
+        assert mb["input_ids"].shape == (2, 19) and mb["mask"].shape == (2, 18) and mb_old.shape == (2, 18)
+        assert mb["mask"].sum() == batch["mask"][idx].sum() == 3 + 12  # no response token lost
+        cut_logp = token_logprobs(model, mb, 0.7)
+        m = mb["mask"].bool()
+        assert torch.allclose(cut_logp[m], full_logp[idx][:, :18][m], atol=1e-5)
+        loss_cut, _ = ppo_policy_loss(cut_logp, mb_old, mb["advantages"], mb["mask"], 0.2)
+        loss_full, _ = ppo_policy_loss(full_logp[idx], old[idx], batch["advantages"][idx], batch["mask"][idx], 0.2)
+        assert torch.allclose(loss_cut, loss_full, atol=1e-6)
+        assert torch.allclose(masked_mean(mb["advantages"], mb["mask"]),
+                              masked_mean(batch["advantages"][idx], batch["mask"][idx]))
+    # The full batch is already as narrow as its longest episode: nothing to cut.
+    same, = trim_padding(batch)[:1]
+    assert same["input_ids"].shape == batch["input_ids"].shape
