@@ -127,6 +127,16 @@ def test_load_weights_reaches_engine_and_clears_prefix_cache(model_tok):
     assert gap(after, other) < 1e-4 and gap(after, model) > 0.1
 
 
+def test_unsupported_head_size_is_a_clear_error(tiny_model_and_tokenizer):
+    """vLLM's CPU attention has no kernel for head size 16: a ConfigError naming the setting, not a
+    crash deep inside vLLM."""
+    from vineppo.config import ConfigError
+
+    model, tok = tiny_model_and_tokenizer  # hidden 32 / 2 heads = head size 16
+    with pytest.raises(ConfigError, match="head_dim=16.*model.hidden_size / model.num_heads"):
+        VLLMEngine.from_model(model, tok)
+
+
 @pytest.mark.slow
 def test_rl_with_vllm_engine_syncs_policy(tmp_path, easy_sft_checkpoint):
     """VinePPO for 2 iterations through engine=vllm. The final greedy accuracy the run logs (measured

@@ -39,17 +39,31 @@ class VLLMEngine:
 
         self.tokenizer = tokenizer
         threads, set_threads = torch.get_num_threads(), torch.set_num_threads
-        self.llm = LLM(model=str(path), tokenizer=str(path), dtype=dtype, seed=seed,
-                       enable_prefix_caching=True, gpu_memory_utilization=memory_fraction,
-                       kv_cache_memory_bytes=None if torch.cuda.is_available() else int(cpu_kv_cache_gb * 2**30),
-                       max_model_len=max_model_len, logprobs_mode="processed_logprobs",
-                       # Whole-prompt prefills: vLLM 0.32's CPU runner cannot rewind a seeded
-                       # request's generator after a chunked (partial) prefill.
-                       enable_chunked_prefill=False,
-                       enforce_eager=not torch.cuda.is_available())
-        # vLLM's CPU worker replaces torch.set_num_threads with a no-op and drops to one thread;
-        # training in this same process keeps the thread count it had.
-        torch.set_num_threads = set_threads
+        try:
+            self.llm = LLM(model=str(path), tokenizer=str(path), dtype=dtype, seed=seed,
+                           enable_prefix_caching=True, gpu_memory_utilization=memory_fraction,
+                           kv_cache_memory_bytes=None if torch.cuda.is_available() else int(cpu_kv_cache_gb * 2**30),
+                           max_model_len=max_model_len, logprobs_mode="processed_logprobs",
+                           # Whole-prompt prefills: vLLM 0.32's CPU runner cannot rewind a seeded
+                           # request's generator after a chunked (partial) prefill.
+                           enable_chunked_prefill=False,
+                           enforce_eager=not torch.cuda.is_available())
+            # One token now, so that a model vLLM cannot run fails here, with the message below.
+            from vllm import SamplingParams as VSampling
+
+            self.llm.generate([{"prompt_token_ids": [tokenizer.eos_token_id]}], VSampling(max_tokens=1), use_tqdm=False)
+        except RuntimeError as e:
+            if "Unsupported CPU attention configuration" not in str(e):
+                raise
+            from vineppo.config import ConfigError
+
+            raise ConfigError(f"engine=vllm: vLLM's CPU attention does not support the model at {path} "
+                              f"({str(e).split(': ', 1)[-1]}); use a head size it supports (e.g. 32, 64, "
+                              "128: model.hidden_size / model.num_heads) or engine=hf") from e
+        finally:
+            torch.set_num_threads = set_threads
+        # vLLM's CPU worker replaced torch.set_num_threads with a no-op (put back above) and dropped
+        # to one thread; training in this same process keeps the thread count it had.
         torch.set_num_threads(threads)
 
     @classmethod
