@@ -35,10 +35,10 @@ class Completion:
 
 
 class Engine(Protocol):
+    """What every engine offers (`hf`, `vllm`); a structural type, so the methods have no body."""
+
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         """`params.n` completions for each prompt, in prompt order."""
-        ...
 
     def load_weights(self, model) -> None:
         """Sample from `model`'s current weights from now on (called after each policy update)."""
-        ...
