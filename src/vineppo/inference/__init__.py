@@ -20,11 +20,7 @@ def make_engine(name: str, model, tokenizer, batch_size: int, path: str | None =
             raise ConfigError(f"engine=vllm: vLLM is not installed here ({e}); make the vLLM environment "
                               "with `bash scripts/ensure_vllm_env.sh` and run with .venv-vllm/bin/python, "
                               "or use engine=hf") from e
-        if path is None:
-            return VLLMEngine.from_model(model, tokenizer)
-        engine = VLLMEngine(path, tokenizer, dtype=str(model.dtype).removeprefix("torch."))
-        engine.load_weights(model)
-        return engine
+        return VLLMEngine.from_model(model, tokenizer, path=path)
     raise ConfigError(f"engine: unknown engine '{name}'; available: {', '.join(ENGINES)}")
 
 

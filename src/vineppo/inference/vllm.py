@@ -74,13 +74,18 @@ class VLLMEngine:
         return cls(path, load_tokenizer(path), **kwargs)
 
     @classmethod
-    def from_model(cls, model, tokenizer, **kwargs) -> VLLMEngine:
-        """The engine for an in-memory model: its config and tokenizer are written to a temporary
-        folder for vLLM to read, then its weights are loaded from memory."""
-        with tempfile.TemporaryDirectory(prefix="vineppo-vllm-") as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            engine = cls(tmp, tokenizer, dtype=str(model.dtype).removeprefix("torch."), **kwargs)
+    def from_model(cls, model, tokenizer, path: str | Path | None = None, **kwargs) -> VLLMEngine:
+        """The engine for an in-memory model, sampling from its current weights. vLLM reads the
+        config and tokenizer from `path` (the model's hub name or folder) or, without one, from a
+        temporary copy written here; the weights then come from memory."""
+        dtype = str(model.dtype).removeprefix("torch.")
+        if path is not None:
+            engine = cls(path, tokenizer, dtype=dtype, **kwargs)
+        else:
+            with tempfile.TemporaryDirectory(prefix="vineppo-vllm-") as tmp:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+                engine = cls(tmp, tokenizer, dtype=dtype, **kwargs)
         engine.load_weights(model)
         return engine
 
