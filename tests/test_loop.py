@@ -97,6 +97,7 @@ def test_update_moves_policy_toward_reward(tmp_path, tiny_model_and_tokenizer, a
 
     from vineppo.algorithms import grpo, ppo, rloo
     from vineppo.algorithms.advantages import whiten
+    from vineppo.learner import Learner
     from vineppo.loop import minibatch_loss
     from vineppo.rollout import Episode, collate_episodes, token_logprobs
 
@@ -128,7 +129,8 @@ def test_update_moves_policy_toward_reward(tmp_path, tiny_model_and_tokenizer, a
     mb = {k: v[rows] for k, v in batch.items()}
     with torch.no_grad():
         old = token_logprobs(policy, mb, 1.0)
-    loss, _ = minibatch_loss(rl, policy, value_model, mb, old, old)
+    logp, values = Learner(policy, value_model)(mb, 1.0)
+    loss, _ = minibatch_loss(rl, logp, values, mb, old, old)
     opt.zero_grad()
     loss.backward()
     opt.step()

@@ -40,17 +40,33 @@ def seed_everything(seed: int) -> None:
 def save_checkpoint(directory: str | Path, step: int, model, tokenizer, state: dict[str, Any],
                     keep: int = 2) -> Path:
     """Write `directory/step-{step}` atomically and keep only the newest `keep` checkpoints."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"step-{step}"
-    tmp = directory / f".tmp-step-{step}"
+    tmp = staging_dir(directory, step)
+    write_model_and_state(tmp, step, model, tokenizer, state)
+    return commit_checkpoint(directory, step, keep)
+
+
+def staging_dir(directory: str | Path, step: int) -> Path:
+    """An empty `.tmp-step-N` folder that becomes `step-N` on commit (the parts of a checkpoint that
+    several processes write, e.g. DeepSpeed's optimizer shards, go here before the commit)."""
+    tmp = Path(directory) / f".tmp-step-{step}"
     shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def write_model_and_state(tmp: Path, step: int, model, tokenizer, state: dict[str, Any]) -> None:
     model.save_pretrained(tmp)
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
     torch.save({"step": step, "rng": rng_state(), **state}, tmp / "state.pt")
+
+
+def commit_checkpoint(directory: str | Path, step: int, keep: int) -> Path:
+    """Rename the staged `.tmp-step-N` to `step-N`, then keep only the newest `keep` checkpoints."""
+    directory = Path(directory)
+    final = directory / f"step-{step}"
     shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    (directory / f".tmp-step-{step}").rename(final)
     for old in list_checkpoints(directory)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -22,11 +22,13 @@ from vineppo.algorithms import dpo_plus, grpo, ppo, restem, rloo, vineppo
 from vineppo.algorithms.advantages import masked_mean, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
 from vineppo.config import Config, ConfigError, RLConfig, to_yaml
+from vineppo.distributed import full_parameters, init_world, shards_of
 from vineppo.evaluate import evaluate, reward
 from vineppo.grading import grade
 from vineppo.inference import Completion, SamplingParams, make_engine
+from vineppo.learner import Learner, Updater
 from vineppo.memory import available_bytes, check_fits, estimate, model_shape
-from vineppo.models import load_model, load_tokenizer, resolve_device
+from vineppo.models import load_model, load_tokenizer
 from vineppo.rollout import Episode, collate_episodes, token_logprobs, trim_padding
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import PROMPT, load_task
@@ -41,10 +43,9 @@ def check_finite(name: str, x: torch.Tensor, iteration: int, run: RunDir) -> Non
                                  f"checkpoint is kept in {run.checkpoints}")
 
 
-def minibatch_loss(rl: RLConfig, policy, value_model, mb: dict[str, torch.Tensor], old_logp: torch.Tensor,
-                   ref_logp: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """The method's loss on one mini-batch (rows of `mb`, with their old and reference log-probs)."""
-    logp = token_logprobs(policy, mb, rl.temperature)
+def minibatch_loss(rl: RLConfig, logp: torch.Tensor, values: torch.Tensor | None, mb: dict[str, torch.Tensor],
+                   old_logp: torch.Tensor, ref_logp: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """The method's loss on one mini-batch, from the learner's log-probs (and values)."""
     kl = masked_mean(k3_kl(logp, ref_logp), mb["mask"])
     logs = {"loss/kl": kl.item()}
     if rl.algo == "restem":
@@ -57,54 +58,125 @@ def minibatch_loss(rl: RLConfig, policy, value_model, mb: dict[str, torch.Tensor
     logs["loss/policy"] = loss.item()
     if rl.algo in PPO_FAMILY:
         loss = loss + rl.kl_coef * kl
-    if value_model is not None:
-        v_loss = value_loss(value_model(mb), mb["old_values"], mb["returns"], mb["mask"], rl.value_clip)
+    if values is not None:
+        v_loss = value_loss(values, mb["old_values"], mb["returns"], mb["mask"], rl.value_clip)
         logs["loss/value"] = v_loss.item()
         loss = loss + v_loss
     return loss, logs
 
 
+def loss_items(algo: str, mask: torch.Tensor) -> float:
+    """What the method's loss averages over in a mini-batch: response tokens, or DPO+'s pairs."""
+    return mask.shape[0] / 2 if algo == "dpo_plus" else float(mask.sum().clamp(min=1))
+
+
+def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_group: int, rl: RLConfig,
+                   task: str, seed: int, rollout_reward) -> tuple[list[Episode], dict[str, float], float]:
+    """Episodes of one rollout shard (samples_per_prompt per example), with advantages for the
+    methods whose advantages come from their own samples (VinePPO's MC values, GRPO, RLOO), and
+    the seconds spent on those advantages."""
+    prompts = [PROMPT.format(question=e["question"]) for e in examples]
+    sampling = SamplingParams(n=rl.samples_per_prompt, temperature=rl.temperature, top_p=rl.top_p,
+                              max_new_tokens=rl.max_new_tokens, seed=seed)
+    episodes = []
+    for g, (ex, prompt, comps) in enumerate(zip(examples, prompts, engine.generate(prompts, sampling), strict=True)):
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        for c in comps:
+            episodes.append(Episode(first_group + g, ex, prompt, prompt_ids, c.token_ids, c.text, c.finish_reason,
+                                    reward(c, ex["answer"], task)))
+    stats: dict[str, float] = {}
+    t0 = time.time()
+    if rl.algo == "vineppo":
+        mc = SamplingParams(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens,
+                            seed=seed + 500_000)
+        stats = vineppo.assign_advantages(episodes, engine, tokenizer, task, rl.vine_k, rl.vine_max_steps, mc,
+                                          rollout_reward)
+    elif rl.algo == "grpo":
+        grpo.assign_advantages(episodes)
+    elif rl.algo == "rloo":
+        rloo.assign_advantages(episodes)
+    return episodes, stats, time.time() - t0
+
+
+def merge_vine_stats(per_shard: list[dict[str, float]]) -> dict[str, float]:
+    """Counts add up; the mean value is weighted by each shard's number of states."""
+    if not per_shard or not per_shard[0]:
+        return {}
+    n = sum(s["vine/num_states"] for s in per_shard)
+    return {"vine/num_states": n, "vine/num_unique_states": sum(s["vine/num_unique_states"] for s in per_shard),
+            "vine/mean_value": sum(s["vine/mean_value"] * s["vine/num_states"] for s in per_shard) / max(n, 1)}
+
+
+def sync_engine(engine, policy, rollout_model, zero_stage: int) -> None:
+    """Give the engine the policy's current weights (gathered from every process under ZeRO-3,
+    where the policy module itself holds only this process's shard)."""
+    with full_parameters(policy, zero_stage):
+        if rollout_model is not None:
+            rollout_model.load_state_dict(policy.state_dict())
+            engine.load_weights(rollout_model)
+        else:
+            engine.load_weights(policy)
+
+
 def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
-    rl = cfg.rl
+    rl, world = cfg.rl, init_world()
     if rl.algo not in ALGOS:
         raise ConfigError(f"rl.algo: unknown algorithm '{rl.algo}'; available: {', '.join(ALGOS)}")
     if rl.init is None:
         raise ConfigError("rl.init: give the SFT checkpoint to start from (hub name or folder)")
+    if world.world_size > 1 and not cfg.deepspeed.enabled:
+        raise ConfigError(f"{world.world_size} processes: multi-process training runs through DeepSpeed; "
+                          "set deepspeed.enabled=true")
+    num_shards = rl.rollout_shards or world.world_size
+    my_shards = shards_of(world, num_shards)
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     run = RunDir(Path(cfg.output_dir) / (cfg.run_name or f"{rl.algo}-{cfg.task.name}-s{cfg.seed}"))
     summary_path = run.path / "summary.json"
     if summary_path.exists():
         return json.loads(summary_path.read_text())
-    atomic_write_text(run.config, to_yaml(cfg))
+    if world.is_main:
+        atomic_write_text(run.config, to_yaml(cfg))
     commit = git_commit()
     task = load_task(cfg.task)
     resume = ckpt.latest_checkpoint(run.checkpoints)
-    device = resolve_device(cfg.device)
+    device = world.device(cfg.device)
     n_params, hidden, layers = model_shape(rl.init)  # before anything is loaded: will it fit?
+    zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
     check_fits(estimate(n_params, hidden, layers, dtype=cfg.model.dtype, algo=rl.algo, engine=cfg.engine,
-                        minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length),
+                        minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length,
+                        zero_stage=zero_stage, num_processes=world.world_size,
+                        offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer),
                available_bytes(device), str(device))
     tokenizer = load_tokenizer(rl.init)
-    policy = load_model(resume or rl.init, cfg.model.dtype, str(device)).train()
+    # DeepSpeed keeps fp32 master weights itself and casts the trained modules to bf16 when asked.
+    train_dtype = "float32" if cfg.deepspeed.enabled else cfg.model.dtype
+    policy = load_model(resume or rl.init, train_dtype, str(device)).train()
     reference = load_model(rl.init, cfg.model.dtype, str(device)).eval().requires_grad_(False)
     value_model = ppo.ValueModel(rl.init).to(device) if rl.algo == "ppo" else None
-    params = list(policy.parameters()) + (list(value_model.parameters()) if value_model else [])
-    optimizer = torch.optim.Adam(params, lr=rl.learning_rate)
-    engine = make_engine(cfg.engine, policy, tokenizer, batch_size=rl.rollout_batch_size, path=str(rl.init))
+    per_step_episodes = rl.minibatch_size
+    updater = Updater(Learner(policy, value_model), cfg, world, device,
+                      micro_batch=max(per_step_episodes // world.world_size, 1))
+    # Under ZeRO-3 each process holds a shard of the policy; the hf engine samples from a whole copy.
+    rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device))
+                     if zero_stage == 3 and cfg.engine == "hf" else None)
+    engine = make_engine(cfg.engine, rollout_model or policy, tokenizer, batch_size=rl.rollout_batch_size,
+                         path=str(rl.init))
 
     start, grad_steps, elapsed = 0, 0, 0.0
     if resume is not None:
         state = ckpt.load_state(resume)
-        optimizer.load_state_dict(state["optimizer"])
-        if value_model is not None:
-            value_model.load_state_dict(state["value_model"])
+        updater.load(resume, state)
         ckpt.set_rng_state(state["rng"])
         start, grad_steps, elapsed = state["step"], state["grad_steps"], state["elapsed_s"]
-        truncate_jsonl(run.metrics, state["num_records"])
+        if world.is_main:
+            truncate_jsonl(run.metrics, state["num_records"])
     else:
         ckpt.seed_everything(cfg.seed)
-        run.metrics.unlink(missing_ok=True)
+        if world.is_main:
+            run.metrics.unlink(missing_ok=True)
+    if zero_stage == 3 or (cfg.deepspeed.enabled and cfg.engine == "vllm"):
+        sync_engine(engine, policy, rollout_model, zero_stage)  # DeepSpeed may have cast or moved the weights
 
     def rollout_reward(prefix: str, cont: Completion, example: dict[str, str]) -> float:
         if cont.finish_reason == "length":
@@ -113,34 +185,23 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
 
     t_start = time.time() - elapsed
     for it in range(start, rl.iterations):
-        # 1. Sample prompts and generate episodes with the current policy.
+        # 1. Sample prompts; this process generates its rollout shards (with VinePPO's MC values,
+        #    or GRPO's / RLOO's group advantages); every process then holds all episodes.
         t0 = time.time()
         policy.eval()
         examples = random.Random(cfg.seed * 1_000_003 + it).sample(task.train, rl.prompts_per_iter)
-        prompts = [PROMPT.format(question=e["question"]) for e in examples]
-        sampling = SamplingParams(n=rl.samples_per_prompt, temperature=rl.temperature, top_p=rl.top_p,
-                                  max_new_tokens=rl.max_new_tokens, seed=cfg.seed * 1_000_003 + it)
-        completions = engine.generate(prompts, sampling)
-        episodes = []
-        for g, (ex, prompt, comps) in enumerate(zip(examples, prompts, completions, strict=True)):
-            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            for c in comps:
-                episodes.append(Episode(g, ex, prompt, prompt_ids, c.token_ids, c.text, c.finish_reason,
-                                        reward(c, ex["answer"], cfg.task.name)))
-        t_gen = time.time() - t0
+        bounds = [len(examples) * s // num_shards for s in range(num_shards + 1)]
+        mine = {s: generate_shard(engine, tokenizer, examples[bounds[s]:bounds[s + 1]], bounds[s], rl,
+                                  cfg.task.name, cfg.seed * 1_000_003 + it + s * 1_000_000_007, rollout_reward)
+                for s in my_shards}
+        t_advantages = sum(out[2] for out in mine.values())
+        shards = {s: out for part in world.gather(mine) for s, out in part.items()}
+        episodes = [e for s in range(num_shards) for e in shards[s][0]]
+        stats = merge_vine_stats([shards[s][1] for s in range(num_shards)])
+        t_gen = time.time() - t0 - t_advantages
 
-        # 2. Advantages: the one place the methods differ.
-        t0 = time.time()
-        stats: dict[str, float] = {}
-        if rl.algo == "vineppo":
-            mc = SamplingParams(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens,
-                                seed=cfg.seed * 1_000_003 + it + 500_000)
-            stats = vineppo.assign_advantages(episodes, engine, tokenizer, cfg.task.name, rl.vine_k,
-                                              rl.vine_max_steps, mc, rollout_reward)
-        elif rl.algo == "grpo":
-            grpo.assign_advantages(episodes)
-        elif rl.algo == "rloo":
-            rloo.assign_advantages(episodes)
+        # 2. Log-probs of the old and reference policies; PPO's values and GAE; whitening.
+        t0 = time.time() - t_advantages  # value estimation time includes VinePPO's MC rollouts
         batch = {k: v.to(device) for k, v in collate_episodes(episodes, tokenizer.pad_token_id).items()}
         with torch.no_grad():
             old_logp = token_logprobs(policy, batch, rl.temperature)
@@ -163,22 +224,34 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             units = [(i,) for i in range(len(episodes))]
         per_step = max(rl.minibatch_size // len(units[0]), 1) if units else 1
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
-        logs: dict[str, list[float]] = {"loss/policy": [], "loss/kl": [], "loss/value": [], "loss/clip_fraction": []}
+        sums: dict[str, float] = dict.fromkeys(("loss/policy", "loss/kl", "loss/value", "loss/clip_fraction"), 0.0)
+        steps = 0
         for _ in range(rl.epochs if units else 0):
             perm = torch.randperm(len(units), generator=gen).tolist()
             for i in range(0, len(units), per_step):
-                idx = torch.tensor([j for u in perm[i:i + per_step] for j in units[u]], device=device)
+                step_units = perm[i:i + per_step]
+                # Data parallel: this process takes every W-th unit of the mini-batch and weighs its
+                # loss by its share of what the loss averages over; the gradient averaged over
+                # processes is then the whole mini-batch's (a process with no unit takes one at weight 0).
+                mine_units = step_units[world.rank::world.world_size]
+                rows = [j for u in (mine_units or step_units[:1]) for j in units[u]]
+                all_rows = torch.tensor([j for u in step_units for j in units[u]], device=device)
+                idx = torch.tensor(rows, device=device)
                 mb, mb_old, mb_ref = trim_padding({k: v[idx] for k, v in batch.items()}, old_logp[idx], ref_logp[idx])
-                loss, step_logs = minibatch_loss(rl, policy, value_model, mb, mb_old, mb_ref)
+                share = (loss_items(rl.algo, mb["mask"]) / loss_items(rl.algo, batch["mask"][all_rows])
+                         if mine_units else 0.0)
+                logp, values = updater(mb, rl.temperature)
+                loss, step_logs = minibatch_loss(rl, logp, values, mb, mb_old, mb_ref)
                 check_finite("loss", loss, it + 1, run)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, rl.grad_clip)
-                optimizer.step()
+                updater.step(loss * (share * world.world_size))
                 grad_steps += 1
+                steps += 1
                 for k, v in step_logs.items():
-                    logs[k].append(v)
-        engine.load_weights(policy)  # the next rollouts (and this iteration's eval) use the new policy
+                    sums[k] += v * share
+        totals = dict(zip(sums, world.sum(list(sums.values())), strict=True))  # each step's mini-batch mean
+        logs = {k: v / steps for k, v in totals.items() if steps and (k != "loss/value" or value_model is not None)
+                and (k != "loss/clip_fraction" or rl.algo in PPO_FAMILY)}
+        sync_engine(engine, policy, rollout_model, zero_stage)  # the next rollouts (and this eval) use the new policy
         t_train = time.time() - t0
 
         done = it + 1
@@ -187,21 +260,21 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             "train/grad_steps": grad_steps, "train/tokens_generated": int(batch["mask"].sum().item()),
             "train/kl_ref": masked_mean(old_logp - ref_logp, batch["mask"]).item(),
             "time/generation_s": t_gen, "time/value_estimation_s": t_value, "time/training_s": t_train,
-            "time/elapsed_s": time.time() - t_start, "train/num_units": len(units), **stats,
-            **{k: sum(v) / len(v) for k, v in logs.items() if v},
+            "time/elapsed_s": time.time() - t_start, "train/num_units": len(units), **stats, **logs,
         }
-        if done % rl.eval_every == 0 or done == rl.iterations:
+        if done % rl.eval_every == 0 or done == rl.iterations:  # each process scores every W-th problem
             policy.eval()
-            result = evaluate(engine, task.test, cfg.task.name, batch_size=cfg.eval.batch_size,
-                              max_new_tokens=cfg.eval.max_new_tokens, progress=progress)
-            record["eval/greedy_accuracy"] = result["greedy_accuracy"]
-        run.log(record)
+            result = evaluate(engine, task.test[world.rank::world.world_size], cfg.task.name,
+                              batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
+                              progress=progress and world.is_main)
+            scored = [p["greedy_correct"] for part in world.gather(result["problems"]) for p in part]
+            record["eval/greedy_accuracy"] = sum(scored) / max(len(scored), 1)
+        if world.is_main:
+            run.log(record)
         if done % rl.save_every == 0 or done == rl.iterations:
-            extra = {"optimizer": optimizer.state_dict(), "grad_steps": grad_steps,
-                     "elapsed_s": time.time() - t_start, "num_records": len(read_jsonl(run.metrics))}
-            if value_model is not None:
-                extra["value_model"] = value_model.state_dict()
-            ckpt.save_checkpoint(run.checkpoints, done, policy, tokenizer, extra, keep=rl.keep_checkpoints or 10**9)
+            extra = {"grad_steps": grad_steps, "elapsed_s": time.time() - t_start,
+                     "num_records": len(read_jsonl(run.metrics))}
+            updater.save(run.checkpoints, done, tokenizer, extra, keep=rl.keep_checkpoints or 10**9)
 
     records = read_jsonl(run.metrics)
     last_eval = next((r["eval/greedy_accuracy"] for r in reversed(records) if "eval/greedy_accuracy" in r), None)
@@ -209,6 +282,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                "grad_steps": records[-1]["train/grad_steps"] if records else 0,
                "test_greedy_accuracy": last_eval,
                "seconds_per_iteration": (records[-1]["time/elapsed_s"] / len(records)) if records else None,
-               "commit": commit}
-    atomic_write_json(summary_path, summary)
+               "commit": commit, "processes": world.world_size}
+    world.barrier()
+    if world.is_main:
+        atomic_write_json(summary_path, summary)
     return summary

@@ -27,23 +27,36 @@ def dtype_bytes(dtype: str) -> int:
     return torch.finfo(getattr(torch, dtype)).bits // 8
 
 
-def trained_bytes_per_param(dtype: str) -> int:
-    """Weights + gradients in `dtype`, plus fp32 master weights (unless `dtype` is fp32) and Adam's m, v."""
+def trained_bytes_per_param(dtype: str, zero_stage: int = 0, num_processes: int = 1, offload: bool = False) -> float:
+    """Weights + gradients in `dtype`, plus fp32 master weights (unless `dtype` is fp32) and Adam's m, v,
+    on one process: ZeRO stage 1 shards the optimizer state over the processes, 2 also the gradients,
+    3 also the weights; offload moves the optimizer state to the CPU."""
     b = dtype_bytes(dtype)
-    return 2 * b + (0 if b == 4 else 4) + 8
+    weights, grads, optimizer = b, b, (0 if b == 4 else 4) + 8
+    if offload:
+        optimizer = 0
+    n = max(num_processes, 1)
+    return (weights / (n if zero_stage >= 3 else 1) + grads / (n if zero_stage >= 2 else 1)
+            + optimizer / (n if zero_stage >= 1 else 1))
 
 
 def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, algo: str, engine: str,
-             minibatch_size: int, max_length: int, kv_cache_bytes: int = 0) -> dict[str, int]:
-    """Bytes each part of an RL run holds, by part."""
+             minibatch_size: int, max_length: int, kv_cache_bytes: int = 0, zero_stage: int = 0,
+             num_processes: int = 1, offload: bool = False) -> dict[str, int]:
+    """Bytes each part of an RL run holds on one process (of `num_processes` under DeepSpeed ZeRO),
+    by part. Each process trains on its share of a mini-batch."""
     b = dtype_bytes(dtype)
-    parts = {"policy (weights, grads, Adam)": num_params * trained_bytes_per_param(dtype),
+    per_param = trained_bytes_per_param(dtype, zero_stage, num_processes, offload)
+    minibatch_size = -(-minibatch_size // max(num_processes, 1))
+    parts = {"policy (weights, grads, Adam)": int(num_params * per_param),
              "reference policy": num_params * b,
              "activations (one mini-batch)": minibatch_size * max_length * num_layers * hidden_size * b * ACTIVATION_BYTES}
     if algo == "ppo":
-        parts["value network (weights, grads, Adam)"] = num_params * trained_bytes_per_param(dtype)
+        parts["value network (weights, grads, Adam)"] = int(num_params * per_param)
     if engine == "vllm":
         parts["vllm engine (weights + KV cache)"] = num_params * b + kv_cache_bytes
+    elif zero_stage >= 3:
+        parts["whole policy copy for the hf engine (ZeRO-3)"] = num_params * b
     return parts
 
 
@@ -75,4 +88,6 @@ def check_fits(parts: dict[str, int], available: int, where: str) -> None:
     raise ConfigError(
         f"the run needs about {need / gib:.1f} GiB on {where}, which has {available / gib:.1f} GiB free:\n{lines}\n"
         "lower rl.minibatch_size (activations) or model.max_length, use model.dtype=bfloat16 on a GPU, "
-        "use engine=hf (no second copy of the weights), or a GPU with more memory")
+        "use engine=hf (no second copy of the weights), more processes with deepspeed.enabled=true "
+        "(deepspeed.zero_stage=3 shards the weights too, deepspeed.offload_optimizer=true moves Adam to the CPU), "
+        "or a GPU with more memory")

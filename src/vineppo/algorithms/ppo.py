@@ -39,6 +39,6 @@ def token_rewards(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 def advantages_and_returns(value_model: ValueModel, batch: dict[str, torch.Tensor], gamma: float,
                            lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(advantages, returns, old values) on the response tokens."""
-    values = value_model(batch) * batch["mask"]
+    values = value_model(batch).float() * batch["mask"]
     advantages, returns = gae(token_rewards(batch), values, batch["mask"], gamma, lam)
     return advantages, returns, values

@@ -1,0 +1,130 @@
+"""Data parallelism for RL: one process per GPU (or per CPU core with gloo), DeepSpeed ZeRO for the update.
+
+Processes are started by `torchrun`/`deepspeed` on a machine, or by a Slurm allocation through
+submitit (`launch.py` exports the same variables: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+MASTER_PORT). A process with none of them is world size 1 and never touches torch.distributed.
+
+What each process does in an iteration (see loop.py):
+- rollouts: the iteration's prompts are cut into `rl.rollout_shards` shards; process r generates
+  (and for VinePPO, estimates MC values for) shards r, r + W, ...; then every process gathers all
+  episodes, in shard order. A shard's samples depend only on (seed, iteration, shard), so the same
+  `rollout_shards` gives the same episodes on 1, 2 or 8 processes.
+- update: each mini-batch (the same permutation on every process) is split across processes, and
+  each process's loss is weighted by its share of the mini-batch's tokens (or pairs), so the
+  averaged gradient equals the single-process gradient of the whole mini-batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as torch_dist
+
+from vineppo.config import ConfigError, DeepSpeedConfig
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, name: str) -> torch.device:
+        """`auto`/`cuda` -> this process's GPU (cuda:LOCAL_RANK) when there is one, else the CPU."""
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        if name == "cuda":
+            torch.cuda.set_device(self.local_rank)
+            return torch.device("cuda", self.local_rank)
+        return torch.device(name)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch_dist.barrier()
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every process's `obj`, in rank order, on every process (picklable objects)."""
+        if self.world_size == 1:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        torch_dist.all_gather_object(out, obj)
+        return out
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum of a list of floats over processes."""
+        if self.world_size == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64,
+                         device="cuda" if torch_dist.get_backend() == "nccl" else "cpu")
+        torch_dist.all_reduce(t)
+        return t.tolist()
+
+
+def init_world() -> World:
+    """This process's place, from the launcher's environment; joins the process group if W > 1."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return World()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not torch_dist.is_initialized():
+        if not torch.cuda.is_available():
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed's CPU accelerator (gloo)
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    return World(rank, world_size, local_rank)
+
+
+def shards_of(world: World, num_shards: int) -> list[int]:
+    """The rollout shards this process generates."""
+    if num_shards < world.world_size:
+        raise ConfigError(f"rl.rollout_shards={num_shards} is fewer than the {world.world_size} processes")
+    return list(range(world.rank, num_shards, world.world_size))
+
+
+def deepspeed_config(ds: DeepSpeedConfig, grad_clip: float, learning_rate: float, micro_batch: int,
+                     world_size: int, on_gpu: bool) -> dict[str, Any]:
+    """The DeepSpeed config of the RL update: Adam (the loop's optimizer), ZeRO stage, offload, bf16."""
+    if ds.zero_stage not in (0, 1, 2, 3):
+        raise ConfigError(f"deepspeed.zero_stage must be 0, 1, 2 or 3, got {ds.zero_stage}")
+    choice = str(ds.bf16).lower()
+    if choice not in ("auto", "true", "false"):
+        raise ConfigError(f"deepspeed.bf16 must be auto, true or false, got '{ds.bf16}'")
+    bf16 = on_gpu if choice == "auto" else choice == "true"
+    zero: dict[str, Any] = {"stage": ds.zero_stage}
+    adam: dict[str, Any] = {"lr": learning_rate, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0}
+    if ds.offload_optimizer:
+        if ds.zero_stage == 0:
+            raise ConfigError("deepspeed.offload_optimizer needs deepspeed.zero_stage >= 1")
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": on_gpu}
+    else:
+        adam["torch_adam"] = True  # torch.optim.Adam: the same update as a run without DeepSpeed
+    return {
+        "train_micro_batch_size_per_gpu": max(micro_batch, 1), "gradient_accumulation_steps": 1,
+        "train_batch_size": max(micro_batch, 1) * world_size,
+        "gradient_clipping": grad_clip, "zero_optimization": zero, "bf16": {"enabled": bf16},
+        "optimizer": {"type": "Adam", "params": adam}, "steps_per_print": 10**9, "wall_clock_breakdown": False,
+    }
+
+
+@contextmanager
+def full_parameters(module: torch.nn.Module, zero_stage: int) -> Iterator[torch.nn.Module]:
+    """`module` with every parameter whole on this process: ZeRO-3 gathers its shards (all
+    processes must enter together); other stages hold whole parameters already."""
+    if zero_stage == 3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+            yield module
+    else:
+        with nullcontext():
+            yield module

@@ -1,0 +1,101 @@
+"""What the RL update trains, and how: the policy (and PPO's value network) in one module, stepped
+by plain Adam in this process or by a DeepSpeed engine (ZeRO 2/3, optimizer offload, bf16) across
+processes. The loop calls the same three methods either way: forward, step, save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vineppo import checkpoint as ckpt
+from vineppo.config import Config
+from vineppo.distributed import World, deepspeed_config, full_parameters
+from vineppo.rollout import token_logprobs
+
+
+class Learner(nn.Module):
+    """The trained modules in one, so that one optimizer (or one DeepSpeed engine) updates both."""
+
+    def __init__(self, policy: nn.Module, value_model: nn.Module | None):
+        super().__init__()
+        self.policy, self.value_model = policy, value_model
+
+    def forward(self, mb: dict[str, torch.Tensor], temperature: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(log pi of each target token, V of each state or None)."""
+        logp = token_logprobs(self.policy, mb, temperature)
+        values = self.value_model(mb).float() if self.value_model is not None else None
+        return logp, values
+
+
+class Updater:
+    """Adam over the learner's parameters, with gradient-norm clipping; through DeepSpeed when
+    `deepspeed.enabled` (which averages gradients over processes and shards optimizer state)."""
+
+    def __init__(self, learner: Learner, cfg: Config, world: World, device: torch.device, micro_batch: int):
+        self.learner, self.world, self.grad_clip = learner, world, cfg.rl.grad_clip
+        self.params = [p for p in learner.parameters() if p.requires_grad]
+        self.zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
+        self.ds = None
+        if cfg.deepspeed.enabled:
+            import deepspeed
+
+            conf = deepspeed_config(cfg.deepspeed, cfg.rl.grad_clip, cfg.rl.learning_rate, micro_batch,
+                                    world.world_size, device.type == "cuda")
+            self.ds, *_ = deepspeed.initialize(model=learner, model_parameters=self.params, config=conf)
+        else:
+            self.optimizer = torch.optim.Adam(self.params, lr=cfg.rl.learning_rate)
+
+    def __call__(self, mb: dict[str, torch.Tensor], temperature: float):
+        return (self.ds or self.learner)(mb, temperature)
+
+    def step(self, loss: torch.Tensor) -> None:
+        if self.ds is not None:
+            self.ds.backward(loss)
+            self.ds.step()
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        self.optimizer.step()
+
+    def save(self, directory: Path, step: int, tokenizer, state: dict[str, Any], keep: int) -> None:
+        """Checkpoint `directory/step-N`: the policy in HF format, `state.pt`, and the optimizer
+        (in `state.pt`, or DeepSpeed's per-process shards in `deepspeed/`); committed atomically
+        once every process has written its part."""
+        world = self.world
+        if world.is_main:
+            ckpt.staging_dir(directory, step)
+        world.barrier()
+        tmp = directory / f".tmp-step-{step}"
+        if self.ds is not None:
+            self.ds.save_checkpoint(str(tmp / "deepspeed"), tag="state")
+        else:
+            state = {**state, "optimizer": self.optimizer.state_dict()}
+        if self.learner.value_model is not None and self.ds is None:
+            state["value_model"] = self.learner.value_model.state_dict()
+        with full_parameters(self.learner.policy, self.zero_stage):
+            if world.is_main:
+                ckpt.write_model_and_state(tmp, step, self.learner.policy, tokenizer, state)
+        world.barrier()
+        if world.is_main:
+            ckpt.commit_checkpoint(directory, step, keep)
+        world.barrier()
+
+    def load(self, checkpoint: Path, state: dict[str, Any]) -> None:
+        """Restore the optimizer (and value network) saved by `save`; the policy's weights were
+        loaded from the checkpoint's HF folder already (DeepSpeed reloads its fp32 master copy)."""
+        if self.ds is not None:
+            if not (checkpoint / "deepspeed").exists():
+                raise FileNotFoundError(f"{checkpoint} has no deepspeed/ folder: it was written by a run "
+                                        "without DeepSpeed; resume it with deepspeed.enabled=false")
+            self.ds.load_checkpoint(str(checkpoint / "deepspeed"), tag="state")
+            return
+        if "optimizer" not in state:
+            raise FileNotFoundError(f"{checkpoint}/state.pt has no optimizer state: it was written by a "
+                                    "DeepSpeed run; resume it with deepspeed.enabled=true")
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.learner.value_model is not None:
+            self.learner.value_model.load_state_dict(state["value_model"])
