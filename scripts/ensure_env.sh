@@ -13,6 +13,8 @@ echo "[ensure_env] creating pinned environment in $venv" >&2
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "torch==2.13.0"
-"$venv/bin/python" -m pip install --quiet -e "$root[dev,trl]"
+"$venv/bin/python" -m pip install --quiet "setuptools==84.2.1"
+DS_BUILD_OPS=0 "$venv/bin/python" -m pip install --quiet --no-build-isolation "deepspeed==0.19.8"
+"$venv/bin/python" -m pip install --quiet -e "$root[dev,trl,deepspeed]"
 echo "$want" > "$stamp"
 echo "[ensure_env] ready" >&2

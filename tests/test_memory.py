@@ -56,3 +56,22 @@ def test_rl_run_that_cannot_fit_stops_before_loading(tmp_path, tiny_model_and_to
     cfg = make_config([f"output_dir={tmp_path}", f"rl.init={tmp_path / 'm'}", "rl.algo=ppo", "device=cpu"])
     with pytest.raises(ConfigError, match="which has 0.0 GiB free"):
         loop.train_rl(cfg)
+
+
+def test_zero_shards_what_each_process_holds():
+    """Hand-worked: bf16 trained weights are 2 B + 2 B grads + 12 B master/Adam per parameter; over 4
+    processes ZeRO-2 keeps 2 + 2/4 + 12/4, ZeRO-3 2/4 + 2/4 + 12/4, offload drops the 12 B."""
+    from vineppo.memory import trained_bytes_per_param
+
+    assert trained_bytes_per_param("bfloat16") == 16
+    assert trained_bytes_per_param("bfloat16", zero_stage=1, num_processes=4) == 2 + 2 + 3
+    assert trained_bytes_per_param("bfloat16", zero_stage=2, num_processes=4) == 5.5
+    assert trained_bytes_per_param("bfloat16", zero_stage=3, num_processes=4) == 4
+    assert trained_bytes_per_param("bfloat16", zero_stage=2, num_processes=4, offload=True) == 2.5
+    parts = estimate(10**9, 2048, 22, dtype="bfloat16", algo="vineppo", engine="hf", minibatch_size=64,
+                     max_length=1024, zero_stage=3, num_processes=4)
+    assert parts["policy (weights, grads, Adam)"] == 4 * 10**9
+    assert parts["whole policy copy for the hf engine (ZeRO-3)"] == 2 * 10**9
+    # Each process trains on its quarter of the mini-batch.
+    one = estimate(10**9, 2048, 22, dtype="bfloat16", algo="vineppo", engine="hf", minibatch_size=64, max_length=1024)
+    assert parts["activations (one mini-batch)"] * 4 == one["activations (one mini-batch)"]

@@ -1,0 +1,113 @@
+"""Data-parallel RL through DeepSpeed: the config it gets, how work is split, and a real 2-process
+ZeRO run on the CPU (gloo) whose curves match the single-process run on the same data."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from vineppo.config import ConfigError, DeepSpeedConfig, make_config
+from vineppo.distributed import World, deepspeed_config, shards_of
+from vineppo.loop import loss_items, merge_vine_stats, train_rl
+from vineppo.runio import read_jsonl
+
+from .conftest import EASY
+from .test_loop import RL
+
+
+def test_deepspeed_config_follows_the_settings():
+    conf = deepspeed_config(DeepSpeedConfig(enabled=True), grad_clip=1.0, learning_rate=1e-6, micro_batch=32,
+                            world_size=2, on_gpu=True)
+    assert conf["zero_optimization"] == {"stage": 2}
+    assert conf["bf16"] == {"enabled": True}  # auto: bf16 on GPU
+    assert conf["train_batch_size"] == 64 and conf["gradient_clipping"] == 1.0
+    assert conf["optimizer"]["params"]["lr"] == 1e-6 and conf["optimizer"]["params"]["torch_adam"] is True
+    cpu = deepspeed_config(DeepSpeedConfig(enabled=True, zero_stage=3, offload_optimizer=True), 0.5, 1e-4, 8, 4,
+                           on_gpu=False)
+    assert cpu["bf16"] == {"enabled": False}  # auto: fp32 on CPU
+    assert cpu["zero_optimization"]["stage"] == 3
+    assert cpu["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    assert "torch_adam" not in cpu["optimizer"]["params"]  # offload needs DeepSpeed's CPU Adam
+    with pytest.raises(ConfigError, match="zero_stage"):
+        deepspeed_config(DeepSpeedConfig(zero_stage=4), 1.0, 1e-4, 8, 1, False)
+    with pytest.raises(ConfigError, match="bf16"):
+        deepspeed_config(DeepSpeedConfig(bf16="maybe"), 1.0, 1e-4, 8, 1, False)
+    with pytest.raises(ConfigError, match="offload_optimizer"):
+        deepspeed_config(DeepSpeedConfig(zero_stage=0, offload_optimizer=True), 1.0, 1e-4, 8, 1, False)
+
+
+def test_rollout_shards_are_dealt_round_robin():
+    assert shards_of(World(0, 2, 0), 2) == [0] and shards_of(World(1, 2, 1), 2) == [1]
+    assert shards_of(World(1, 3, 1), 8) == [1, 4, 7]
+    assert shards_of(World(), 4) == [0, 1, 2, 3]  # one process generates every shard
+    with pytest.raises(ConfigError, match="rollout_shards"):
+        shards_of(World(0, 4, 0), 2)
+
+
+def test_loss_items_and_merged_stats():
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    assert loss_items("ppo", mask) == 6.0
+    assert loss_items("dpo_plus", mask) == 2.0  # rows are (chosen, rejected) pairs
+    merged = merge_vine_stats([{"vine/num_states": 3.0, "vine/num_unique_states": 2.0, "vine/mean_value": 1.0},
+                               {"vine/num_states": 1.0, "vine/num_unique_states": 1.0, "vine/mean_value": 0.0}])
+    assert merged == {"vine/num_states": 4.0, "vine/num_unique_states": 3.0, "vine/mean_value": 0.75}
+
+
+def test_several_processes_need_deepspeed(tmp_path, monkeypatch):
+    monkeypatch.setattr("vineppo.loop.init_world", lambda: World(0, 2, 0))
+    cfg = make_config(EASY + RL + ["rl.init=unused", f"output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="deepspeed.enabled=true"):
+        train_rl(cfg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(args: list[str], nproc: int, tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
+           f"--master_port={free_port()}", "-m", "vineppo.cli", "rl", *args]
+    out = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-4000:]
+    return out
+
+
+LOSS_TOLERANCE = 1e-4
+"""Absolute difference allowed between the 2-process and the 1-process losses: the same math, but
+gradients summed in another order (gloo's all-reduce), so fp32 rounding differs slightly."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo,stage", [("ppo", 2), ("vineppo", 3)])
+def test_two_process_deepspeed_matches_one_process(tmp_path, easy_sft_checkpoint, algo, stage):
+    """PPO (policy and value network) under ZeRO-2, VinePPO under ZeRO-3: 2 processes with gloo
+    against plain Adam in one process on the same episodes (rollout_shards=2 in both), 3 iterations."""
+    args = EASY + RL + [f"rl.init={easy_sft_checkpoint}", f"rl.algo={algo}", "rl.iterations=3",
+                        "rl.eval_every=3", "rl.rollout_shards=2", "num_threads=1", "device=cpu"]
+    single = train_rl(make_config(args + [f"output_dir={tmp_path / 'one'}"]))
+    torchrun(args + [f"output_dir={tmp_path / 'two'}", "deepspeed.enabled=true", f"deepspeed.zero_stage={stage}"],
+             2, tmp_path)
+    one = read_jsonl(tmp_path / "one" / f"{algo}-arith-s0" / "metrics.jsonl")
+    two = read_jsonl(tmp_path / "two" / f"{algo}-arith-s0" / "metrics.jsonl")
+    assert [r["iteration"] for r in two] == [1, 2, 3]
+    keys = ["loss/policy", "loss/kl", "loss/clip_fraction"] + (["loss/value"] if algo == "ppo" else [])
+    for a, b in zip(one, two, strict=True):
+        # Same episodes: same rewards, token counts and (VinePPO) MC states.
+        assert a["train/reward"] == b["train/reward"]
+        assert a["train/tokens_generated"] == b["train/tokens_generated"]
+        assert a["train/grad_steps"] == b["train/grad_steps"]
+        assert a.get("vine/num_states") == b.get("vine/num_states")
+        for k in keys:
+            assert abs(a[k] - b[k]) <= LOSS_TOLERANCE, (a["iteration"], k, a[k], b[k])
+    assert one[-1]["eval/greedy_accuracy"] == two[-1]["eval/greedy_accuracy"]
+    assert single["test_greedy_accuracy"] == two[-1]["eval/greedy_accuracy"]
+    # The checkpoint holds the policy (HF format) and DeepSpeed's optimizer shards of both processes.
+    ckpt = tmp_path / "two" / f"{algo}-arith-s0" / "checkpoints" / "step-3"
+    assert (ckpt / "config.json").exists() and (ckpt / "state.pt").exists()
+    assert len(list((ckpt / "deepspeed" / "state").glob("*optim_states.pt"))) == 2
