@@ -22,12 +22,14 @@ def test_table1_dry_run_lists_exactly_the_expected_jobs(tmp_path):
     out = launch(["sweep=table1", f"output_dir={tmp_path}", "--dry-run"], log=quiet)
     names = [j.name for j in out["jobs"]]
     expected = ["sft-arith", "sft-arith_hard"] + [f"{a}-{t}-s{s}" for t in ("arith", "arith_hard")
-                                                   for a in ALGOS for s in range(3)]
-    assert sorted(names) == sorted(expected) and len(names) == 38
+                                                   for a in ALGOS for s in range(2)]
+    assert sorted(names) == sorted(expected) and len(names) == 26
     assert out["submitted"] == [] and not any(tmp_path.iterdir())  # nothing ran, nothing written
-    ppo = next(j for j in out["jobs"] if j.name == "ppo-arith_hard-s2")
+    ppo = next(j for j in out["jobs"] if j.name == "ppo-arith_hard-s1")
     assert ppo.overrides["rl.init"] == f"{tmp_path}/sft-arith_hard/final"
-    assert (ppo.overrides["seed"], ppo.overrides["rl.iterations"], ppo.overrides["rl.algo"]) == (2, 15, "ppo")
+    assert (ppo.overrides["seed"], ppo.overrides["rl.iterations"], ppo.overrides["rl.algo"]) == (1, 10, "ppo")
+    assert len(launch(["sweep=table1", "seeds=3", "--dry-run"], log=quiet)["jobs"]) == 2 + 2 * 6 * 3
+    assert len(launch(["sweep=table1", "preset=paper", "--dry-run"], log=quiet)["jobs"]) == 2 + 2 * 6 * 3
     paper = launch(["sweep=table1", "preset=paper", "seeds=1", "--dry-run"], log=quiet)["jobs"]
     assert {j.name: j.command for j in paper if j.stage == 1} == {"sft-gsm8k": "eval", "sft-math": "eval"}
     assert next(j for j in paper if j.name == "vineppo-math-s0").overrides["rl.init"] == "realtreetune/rho-1b-sft-MATH"
@@ -95,6 +97,22 @@ def test_smoke_sweep_on_slurm(tmp_path):
 
 @pytest.mark.slow
 @needs_slurm
+def test_rl_jobs_of_two_processes_on_slurm(tmp_path):
+    """processes=2: each RL job is one Slurm job of 2 tasks that join one torch.distributed group
+    (gloo here) and train through DeepSpeed ZeRO-2; the SFT job runs as a single task."""
+    out = launch(["sweep=smoke", "cluster=slurm", "profile=local", "processes=2", f"output_dir={tmp_path}"], log=quiet)
+    assert out["errors"] == {}
+    for name in ("ppo-arith-s0", "vineppo-arith-s0"):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["processes"] == 2 and 0.0 <= summary["test_greedy_accuracy"] <= 1.0
+        assert [r["iteration"] for r in read_jsonl(tmp_path / name / "metrics.jsonl")] == [1, 2]
+        shards = list((tmp_path / name / "checkpoints" / "step-2" / "deepspeed" / "state").glob("*optim_states.pt"))
+        assert len(shards) == 2
+    assert "processes" not in json.loads((tmp_path / "sft-arith" / "summary.json").read_text())
+
+
+@pytest.mark.slow
+@needs_slurm
 def test_requeued_slurm_job_resumes_and_matches_an_uninterrupted_run(tmp_path):
     """`scontrol requeue` kills the job mid-training; Slurm reruns it; it resumes from its last
     checkpoint and ends with the same metrics as a run that was never interrupted."""
@@ -158,6 +176,8 @@ def test_every_slurm_profile_loads_and_paper_profiles_match_the_paper():
     # SPEC.md: 4 x A100 for RhoMath-1.1B, 8 x H100 for DeepSeekMath-7B.
     assert load_profile("a100x4", {})["gpus_per_node"] == 4 and load_profile("h100x8", {})["gpus_per_node"] == 8
     assert load_profile("h100x8", {"time_min": 60})["timeout_min"] == 60
+    # One task (training process) per GPU.
+    assert load_profile("a100x4", {})["tasks_per_node"] == 4 and load_profile("h100x8", {})["tasks_per_node"] == 8
 
 
 class FakeExecutor:
@@ -180,7 +200,7 @@ class FakeExecutor:
                     ex.done_at.setdefault(job.name, len(ex.order))
                 return ex.clock >= ends
 
-            def result(self):
+            def results(self):
                 if job.name in ex.fail:
                     raise RuntimeError(f"{job.name} broke")
 

@@ -26,12 +26,12 @@ SWEEPS_DIR = ROOT / "experiments" / "sweeps"
 PROFILES_DIR = ROOT / "slurm"
 POLL_S = 2.0
 """Seconds between checks on running jobs."""
-LAUNCH_KEYS = ("sweep", "preset", "cluster", "seeds", "profile", "max_parallel")
+LAUNCH_KEYS = ("sweep", "preset", "cluster", "seeds", "profile", "max_parallel", "processes")
 CLUSTERS = ("local", "slurm", "debug")
 SLURM_KEYS = {  # profile key -> submitit AutoExecutor parameter
     "partition": "slurm_partition", "gpus": "gpus_per_node", "cpus": "cpus_per_task", "mem_gb": "mem_gb",
     "time_min": "timeout_min", "account": "slurm_account", "qos": "slurm_qos", "nodes": "nodes",
-    "array_parallelism": "slurm_array_parallelism", "constraint": "slurm_constraint",
+    "array_parallelism": "slurm_array_parallelism", "constraint": "slurm_constraint", "tasks": "tasks_per_node",
 }
 
 
@@ -61,6 +61,7 @@ class JobRunner:
         self.job = job
 
     def __call__(self) -> dict[str, Any]:
+        join_allocation()
         cfg = make_config(self.job.overrides)
         if self.job.command == "sft":
             from vineppo.sft import train_sft
@@ -84,6 +85,20 @@ class JobRunner:
         import submitit
 
         return submitit.helpers.DelayedSubmission(JobRunner(self.job))
+
+
+def join_allocation() -> None:
+    """In a job of several tasks (one per GPU), export what torch.distributed needs (RANK,
+    WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); the training loop then joins the group."""
+    import submitit
+
+    try:
+        env = submitit.JobEnvironment()
+        several = env.num_tasks > 1
+    except Exception:  # noqa: BLE001 - not inside a submitit job (e.g. the debug executor)
+        return
+    if several:
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
 
 
 def available_sweeps() -> list[str]:
@@ -165,17 +180,20 @@ def load_profile(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
     return {SLURM_KEYS[k]: v for k, v in prof.items() if v is not None}
 
 
-def make_executor(cluster: str, folder: Path, profile: dict[str, Any] | None):
+def make_executor(cluster: str, folder: Path, profile: dict[str, Any] | None, processes: int = 1):
+    """`processes` > 1: each job runs that many tasks (one per GPU; Slurm's --ntasks-per-node)."""
     import submitit
 
     if cluster == "slurm":
         ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        ex.update_parameters(**(profile or {}))
+        ex.update_parameters(**{**(profile or {}), "tasks_per_node": processes})
         return ex
     if cluster == "local":
         ex = submitit.LocalExecutor(folder=folder)
-        ex.update_parameters(timeout_min=24 * 60)
+        ex.update_parameters(timeout_min=24 * 60, tasks_per_node=processes)
         return ex
+    if processes > 1:
+        raise ConfigError("cluster=debug runs one process; use cluster=local or cluster=slurm with processes > 1")
     return submitit.DebugExecutor(folder=folder)
 
 
@@ -185,7 +203,7 @@ def poll(running: list[tuple[Job, Any]], errors: dict[str, str], finished: set[s
         if h.done():
             running.remove((j, h))
             try:
-                h.result()
+                h.results()  # one result per task; a failed task raises
                 finished.add(j.name)
                 log(f"finished {j.name}")
             except Exception as e:  # noqa: BLE001 - report every failure, keep the others going
@@ -218,7 +236,8 @@ do not end with one long job running alone."""
 def run_local(jobs: list[Job], executor, max_parallel: int, log=print) -> dict[str, str]:
     """Run `jobs` here, at most `max_parallel` at a time. A job starts as soon as the job it starts
     from (`after`) has finished, not when its whole stage has; among ready jobs, SFT first, then the
-    longest. A job whose start point failed is skipped. Returns {job name: error}."""
+    longest. A job whose start point failed is skipped. `executor` is one executor or one per
+    stage (RL jobs may run several processes each). Returns {job name: error}."""
     errors: dict[str, str] = {}
     names = {j.name for j in jobs}
     pending = sorted(jobs, key=lambda j: (j.stage, COST_RANK.get(j.overrides.get("rl.algo"), 9)))
@@ -233,7 +252,7 @@ def run_local(jobs: list[Job], executor, max_parallel: int, log=print) -> dict[s
         while ready and len(running) < max_parallel:
             j = ready.pop(0)
             pending.remove(j)
-            h = executor.submit(JobRunner(j))
+            h = (executor[j.stage] if isinstance(executor, dict) else executor).submit(JobRunner(j))
             log(f"started {j.name} (local job {h.job_id})")
             running.append((j, h))
         poll(running, errors, finished, log)
@@ -252,7 +271,7 @@ def parse_launch_args(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any], 
     dry_run = "--dry-run" in argv
     args = parse_overrides([a for a in argv if a != "--dry-run"])
     launch = {"sweep": None, "preset": "tiny", "cluster": "local", "seeds": None, "profile": "default",
-              "max_parallel": None}
+              "max_parallel": None, "processes": None}
     slurm = {}
     user = {}
     for k, v in args.items():
@@ -274,23 +293,34 @@ def launch(argv: list[str], log=print) -> dict[str, Any]:
     """Run (or with --dry-run, list) a sweep. Returns {"jobs", "submitted", "errors", "table", "max_parallel"}."""
     opts, slurm, user, dry_run = parse_launch_args(argv)
     sweep = load_sweep(str(opts["sweep"]))
-    seeds = int(opts["seeds"] if opts["seeds"] is not None else sweep.get("seeds", 3))
+    sweep_seeds = sweep.get("seeds", 3)  # a number, or one per preset
+    if isinstance(sweep_seeds, dict):
+        sweep_seeds = sweep_seeds.get(opts["preset"], 3)
+    seeds = int(opts["seeds"] if opts["seeds"] is not None else sweep_seeds)
     # Local concurrency: the command line's, else the sweep's for this preset, else one job at a time.
     max_parallel = int(opts["max_parallel"] or (sweep.get("max_parallel") or {}).get(opts["preset"]) or 1)
     jobs = expand(sweep, str(opts["sweep"]), str(opts["preset"]), seeds, user)
+    profile = load_profile(str(opts["profile"]), slurm) if opts["cluster"] == "slurm" else None
+    # Processes per RL job: the command line's, else the Slurm profile's tasks, else one.
+    processes = int(opts["processes"] or (profile or {}).pop("tasks_per_node", None) or 1)
+    if processes > 1:  # several processes train through DeepSpeed; SFT and evaluation jobs use one
+        for j in jobs:
+            if j.command == "rl":
+                if j.overrides.get("deepspeed.enabled") is False:
+                    raise ConfigError(f"processes={processes} needs deepspeed.enabled=true, not false")
+                j.overrides["deepspeed.enabled"] = True
     todo = [j for j in jobs if not j.is_complete()]
     out_dir = Path(jobs[0].overrides["output_dir"])
     if dry_run:
         for j in jobs:
-            log(describe(j))
+            log(describe(j) + (f"\n    {processes} processes" if j.command == "rl" and processes > 1 else ""))
         log(f"{len(jobs)} jobs, {len(todo)} to run; outputs under {out_dir}")
         return {"jobs": jobs, "submitted": [], "errors": {}, "table": None, "max_parallel": max_parallel}
-    profile = load_profile(str(opts["profile"]), slurm) if opts["cluster"] == "slurm" else None
-    executor = make_executor(str(opts["cluster"]), out_dir / "_submitit", profile)
     errors: dict[str, str] = {}
     submitted: list[str] = []
     if opts["cluster"] == "slurm":  # a job array per stage; stage 2 is submitted once stage 1 is done
         for stage in (1, 2):
+            executor = make_executor("slurm", out_dir / "_submitit", profile, processes if stage == 2 else 1)
             stage_jobs = [j for j in todo if j.stage == stage and j.after not in errors]
             for j in todo:
                 if j.stage == stage and j.after in errors:
@@ -298,7 +328,9 @@ def launch(argv: list[str], log=print) -> dict[str, Any]:
             submitted += [j.name for j in stage_jobs]
             errors.update(run_slurm_stage(stage_jobs, executor, log))
     else:
-        errors.update(run_local(todo, executor, max_parallel, log))
+        executors = {stage: make_executor(str(opts["cluster"]), out_dir / "_submitit", None,
+                                          processes if stage == 2 else 1) for stage in (1, 2)}
+        errors.update(run_local(todo, executors, max_parallel, log))
         submitted = [j.name for j in todo if not errors.get(j.name, "").startswith("skipped")]
     table = None
     if sweep.get("table"):
