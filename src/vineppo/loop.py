@@ -258,6 +258,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         record: dict[str, Any] = {
             "iteration": done, "train/reward": batch["rewards"].mean().item(),
             "train/grad_steps": grad_steps, "train/tokens_generated": int(batch["mask"].sum().item()),
+            "train/tokens_trained": int(batch["attention_mask"].sum().item()),
             "train/kl_ref": masked_mean(old_logp - ref_logp, batch["mask"]).item(),
             "time/generation_s": t_gen, "time/value_estimation_s": t_value, "time/training_s": t_train,
             "time/elapsed_s": time.time() - t_start, "train/num_units": len(units), **stats, **logs,
