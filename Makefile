@@ -6,7 +6,7 @@ PY := .venv/bin/python
 env:
 	@bash scripts/ensure_env.sh
 
-# Main job on the embedded tiny preset: the paper's Table 1 (SFT, then every RL method, 3 seeds,
+# Main job on the embedded tiny preset: the paper's Table 1 (SFT, then every RL method, 2 seeds,
 # on arith and arith_hard), written to results/table1.md. Rerunning it resumes what is unfinished.
 tiny: env
 	$(PY) experiments/launch.py sweep=table1 $(ARGS)

@@ -111,3 +111,22 @@ def test_two_process_deepspeed_matches_one_process(tmp_path, easy_sft_checkpoint
     ckpt = tmp_path / "two" / f"{algo}-arith-s0" / "checkpoints" / "step-3"
     assert (ckpt / "config.json").exists() and (ckpt / "state.pt").exists()
     assert len(list((ckpt / "deepspeed" / "state").glob("*optim_states.pt"))) == 2
+
+
+@pytest.mark.slow
+def test_deepspeed_run_resumes_from_its_checkpoint(tmp_path, easy_sft_checkpoint):
+    """One process through DeepSpeed (its own private process group): stopped after 2 iterations and
+    resumed to 3 from the checkpoint (policy + DeepSpeed's optimizer state), it logs exactly what an
+    uninterrupted 3-iteration run logs."""
+    base = EASY + RL + [f"rl.init={easy_sft_checkpoint}", "rl.algo=ppo", "deepspeed.enabled=true", "rl.eval_every=10"]
+    train_rl(make_config(base + ["rl.iterations=3", f"output_dir={tmp_path / 'ref'}"]))
+    train_rl(make_config(base + ["rl.iterations=2", f"output_dir={tmp_path / 'cut'}"]))
+    (tmp_path / "cut" / "ppo-arith-s0" / "summary.json").unlink()  # as if stopped after iteration 2
+    assert (tmp_path / "cut" / "ppo-arith-s0" / "checkpoints" / "step-2" / "deepspeed").is_dir()
+    train_rl(make_config(base + ["rl.iterations=3", f"output_dir={tmp_path / 'cut'}"]))
+
+    def strip(path):
+        return [{k: v for k, v in r.items() if not k.startswith(("time/", "eval/"))} for r in read_jsonl(path)]
+
+    ref, cut = strip(tmp_path / "ref" / "ppo-arith-s0" / "metrics.jsonl"), strip(tmp_path / "cut" / "ppo-arith-s0" / "metrics.jsonl")
+    assert len(cut) == 3 and cut == ref

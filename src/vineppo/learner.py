@@ -12,7 +12,7 @@ from torch import nn
 
 from vineppo import checkpoint as ckpt
 from vineppo.config import Config
-from vineppo.distributed import World, deepspeed_config, full_parameters
+from vineppo.distributed import World, deepspeed_config, full_parameters, join_single_process_group
 from vineppo.rollout import token_logprobs
 
 
@@ -40,6 +40,8 @@ class Updater:
         self.zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
         self.ds = None
         if cfg.deepspeed.enabled:
+            if world.world_size == 1:
+                join_single_process_group()
             import deepspeed
 
             conf = deepspeed_config(cfg.deepspeed, cfg.rl.grad_clip, cfg.rl.learning_rate, micro_batch,
