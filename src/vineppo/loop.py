@@ -4,7 +4,8 @@ Each iteration: sample prompts -> generate episodes -> grade -> what differs per
 VinePPO, GRPO, RLOO: advantages for the clipped PPO objective + k3 KL; RestEM: the correct
 responses for NLL; DPO+: correct/incorrect pairs) -> E epochs of mini-batch updates -> log,
 evaluate, checkpoint. Everything random is seeded by (seed, iteration), so a run resumed from a
-checkpoint continues exactly as an uninterrupted one would.
+checkpoint continues exactly as an uninterrupted one would. With several processes (DeepSpeed),
+rollouts and each mini-batch are split between them; see distributed.py.
 """
 
 from __future__ import annotations
@@ -154,9 +155,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     policy = load_model(resume or rl.init, train_dtype, str(device)).train()
     reference = load_model(rl.init, cfg.model.dtype, str(device)).eval().requires_grad_(False)
     value_model = ppo.ValueModel(rl.init).to(device) if rl.algo == "ppo" else None
-    per_step_episodes = rl.minibatch_size
     updater = Updater(Learner(policy, value_model), cfg, world, device,
-                      micro_batch=max(per_step_episodes // world.world_size, 1))
+                      micro_batch=max(rl.minibatch_size // world.world_size, 1))
     # Under ZeRO-3 each process holds a shard of the policy; the hf engine samples from a whole copy.
     rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device))
                      if zero_stage == 3 and cfg.engine == "hf" else None)
