@@ -39,12 +39,14 @@ class World:
         return self.rank == 0
 
     def device(self, name: str) -> torch.device:
-        """`auto`/`cuda` -> this process's GPU (cuda:LOCAL_RANK) when there is one, else the CPU."""
+        """`auto`/`cuda` -> this process's GPU (cuda:LOCAL_RANK among the visible ones) when there is
+        one, else the CPU."""
         if name == "auto":
             name = "cuda" if torch.cuda.is_available() else "cpu"
-        if name == "cuda":
-            torch.cuda.set_device(self.local_rank)
-            return torch.device("cuda", self.local_rank)
+        if name == "cuda":  # a task that sees only its own GPU (Slurm via launch.py) has it as cuda:0
+            index = self.local_rank % torch.cuda.device_count()
+            torch.cuda.set_device(index)
+            return torch.device("cuda", index)
         return torch.device(name)
 
     def barrier(self) -> None:

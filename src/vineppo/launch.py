@@ -98,7 +98,8 @@ def join_allocation() -> None:
     except Exception:  # noqa: BLE001 - not inside a submitit job (e.g. the debug executor)
         return
     if several:
-        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+        # Each task sees only its own GPU (as cuda:0), so an in-process vLLM engine lands on it too.
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=True, overwrite=True)
 
 
 def available_sweeps() -> list[str]:
