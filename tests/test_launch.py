@@ -27,7 +27,7 @@ def test_table1_dry_run_lists_exactly_the_expected_jobs(tmp_path):
     assert out["submitted"] == [] and not any(tmp_path.iterdir())  # nothing ran, nothing written
     ppo = next(j for j in out["jobs"] if j.name == "ppo-arith_hard-s1")
     assert ppo.overrides["rl.init"] == f"{tmp_path}/sft-arith_hard/final"
-    assert (ppo.overrides["seed"], ppo.overrides["rl.iterations"], ppo.overrides["rl.algo"]) == (1, 10, "ppo")
+    assert (ppo.overrides["seed"], ppo.overrides["rl.iterations"], ppo.overrides["rl.algo"]) == (1, 9, "ppo")
     assert len(launch(["sweep=table1", "seeds=3", "--dry-run"], log=quiet)["jobs"]) == 2 + 2 * 6 * 3
     assert len(launch(["sweep=table1", "preset=paper", "--dry-run"], log=quiet)["jobs"]) == 2 + 2 * 6 * 3
     paper = launch(["sweep=table1", "preset=paper", "seeds=1", "--dry-run"], log=quiet)["jobs"]

@@ -229,9 +229,9 @@ def run_slurm_stage(jobs: list[Job], executor, log=print) -> dict[str, str]:
     return errors
 
 
-COST_RANK = {"vineppo": 0, "ppo": 1}
-"""Local runs start the longest jobs first (VinePPO, then PPO, then the rest), so that two workers
-do not end with one long job running alone."""
+COST_RANK = {"vineppo": 0, "ppo": 1, "grpo": 2, "rloo": 2}
+"""Local runs start the longest jobs first (VinePPO, PPO, GRPO and RLOO, then RestEM and DPO+), so
+that two workers do not end with one long job running alone."""
 
 
 def run_local(jobs: list[Job], executor, max_parallel: int, log=print) -> dict[str, str]:
