@@ -45,10 +45,15 @@ def save_checkpoint(directory: str | Path, step: int, model, tokenizer, state: d
     return commit_checkpoint(directory, step, keep)
 
 
+def staging_path(directory: str | Path, step: int) -> Path:
+    """Where checkpoint `step-N` is written before its commit renames it into place."""
+    return Path(directory) / f".tmp-step-{step}"
+
+
 def staging_dir(directory: str | Path, step: int) -> Path:
     """An empty `.tmp-step-N` folder that becomes `step-N` on commit (the parts of a checkpoint that
     several processes write, e.g. DeepSpeed's optimizer shards, go here before the commit)."""
-    tmp = Path(directory) / f".tmp-step-{step}"
+    tmp = staging_path(directory, step)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
@@ -66,7 +71,7 @@ def commit_checkpoint(directory: str | Path, step: int, keep: int) -> Path:
     directory = Path(directory)
     final = directory / f"step-{step}"
     shutil.rmtree(final, ignore_errors=True)
-    (directory / f".tmp-step-{step}").rename(final)
+    staging_path(directory, step).rename(final)
     for old in list_checkpoints(directory)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

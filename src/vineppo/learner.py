@@ -71,7 +71,7 @@ class Updater:
         if world.is_main:
             ckpt.staging_dir(directory, step)
         world.barrier()
-        tmp = directory / f".tmp-step-{step}"
+        tmp = ckpt.staging_path(directory, step)
         if self.ds is not None:
             self.ds.save_checkpoint(str(tmp / "deepspeed"), tag="state")
         else:
