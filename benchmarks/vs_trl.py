@@ -4,11 +4,11 @@
 
 TRL (pinned in the `trl` extra, installed in .venv by scripts/ensure_env.sh) gets the same tiny SFT
 checkpoint, the same `arith` training prompts, our reward function (grade(prompt + completion),
-0 for a completion cut off by the length limit), and the same per-iteration budget: 16 prompts x 4
-samples sampled at T = 0.6, top-p 0.9, up to 160 new tokens, 2 epochs in mini-batches of 16
+0 for a completion cut off by the length limit), and the same per-iteration budget (the tiny preset's): 32 prompts x 8
+samples sampled at T = 0.6, top-p 0.9, up to 160 new tokens, 2 epochs in mini-batches of 64
 (8 optimizer steps per iteration), Adam at a constant 3e-5, grad-norm clip 1, clip 0.2, k3 KL to
 the SFT model with coefficient 1e-4, float32, the same number of torch threads. In TRL terms:
-per_device_train_batch_size=16, steps_per_generation=4, num_generations=4, num_iterations=2,
+per_device_train_batch_size=64, steps_per_generation=4, num_generations=8, num_iterations=2,
 beta=1e-4, epsilon=0.2, max_steps = 8 x iterations, lr_scheduler_type=constant.
 
 Order, in one invocation: TRL GRPO, our GRPO, TRL RLOO, our RLOO, then our PPO and VinePPO for

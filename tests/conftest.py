@@ -20,7 +20,7 @@ def tiny_model_and_tokenizer(arith_task):
 
 
 # A small problem family the tiny model learns in well under a minute on 2 cores.
-EASY = ["task.ops=[add]", "task.min_steps=1", "task.max_steps=2", "task.max_operand=5", "task.max_start=9",
+EASY = ["task.num_sft=0", "task.flaw_rate=0", "sft.max_steps=700", "sft.eval_every=250", "task.ops=[add]", "task.min_steps=1", "task.max_steps=2", "task.max_operand=5", "task.max_start=9",
         "task.num_train=1500", "task.num_test=100", "model.hidden_size=64", "model.num_layers=2",
         "model.num_heads=2", "model.intermediate_size=256", "model.vocab_size=300",
         "sft.batch_size=32", "sft.learning_rate=3e-3", "sft.eval_every=0", "eval.num_samples=2",

@@ -22,13 +22,13 @@ def test_table1_dry_run_lists_exactly_the_expected_jobs(tmp_path):
     out = launch(["sweep=table1", f"output_dir={tmp_path}", "--dry-run"], log=quiet)
     names = [j.name for j in out["jobs"]]
     expected = ["sft-arith", "sft-arith_hard"] + [f"{a}-{t}-s{s}" for t in ("arith", "arith_hard")
-                                                   for a in ALGOS for s in range(2)]
-    assert sorted(names) == sorted(expected) and len(names) == 26
+                                                   for a in ALGOS for s in range(3)]
+    assert sorted(names) == sorted(expected) and len(names) == 38
     assert out["submitted"] == [] and not any(tmp_path.iterdir())  # nothing ran, nothing written
     ppo = next(j for j in out["jobs"] if j.name == "ppo-arith_hard-s1")
     assert ppo.overrides["rl.init"] == f"{tmp_path}/sft-arith_hard/final"
-    assert (ppo.overrides["seed"], ppo.overrides["rl.iterations"], ppo.overrides["rl.algo"]) == (1, 9, "ppo")
-    assert len(launch(["sweep=table1", "seeds=3", "--dry-run"], log=quiet)["jobs"]) == 2 + 2 * 6 * 3
+    assert (ppo.overrides["seed"], ppo.overrides["rl.iterations"], ppo.overrides["rl.algo"]) == (1, 5, "ppo")
+    assert len(launch(["sweep=table1", "seeds=2", "--dry-run"], log=quiet)["jobs"]) == 2 + 2 * 6 * 2
     assert len(launch(["sweep=table1", "preset=paper", "--dry-run"], log=quiet)["jobs"]) == 2 + 2 * 6 * 3
     paper = launch(["sweep=table1", "preset=paper", "seeds=1", "--dry-run"], log=quiet)["jobs"]
     assert {j.name: j.command for j in paper if j.stage == 1} == {"sft-gsm8k": "eval", "sft-math": "eval"}

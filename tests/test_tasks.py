@@ -166,3 +166,78 @@ def test_missing_field_names_file_row_and_field(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(DataError, match="data file not found"):
         load_local(tmp_path / "nope.jsonl", "gsm8k")
+
+
+# ----------------------------------------------------------------------------- SFT pool and the flaw
+
+SOLUTION_LINE = re.compile(r"^\$?(\S+) (\+|-|\*|/|\\times|\\div) (\d+) = (\S+?)\$? ")
+
+
+def written_steps(solution: str) -> list[tuple[str, int, Fraction, Fraction]]:
+    """(symbol, operand, before, after) of each computation line, parsed independently."""
+    out = []
+    for line in solution.split("\n"):
+        m = SOLUTION_LINE.match(line)
+        if m:
+            out.append((m.group(2), int(m.group(3)), parse_answer(m.group(1)), parse_answer(m.group(4))))
+    return out
+
+
+@pytest.mark.parametrize("name", ["arith", "arith_hard"])
+def test_sft_pool_is_disjoint_and_flawed_at_the_rate_asked(name):
+    task = load_task(TaskConfig(name=name, num_train=300, num_test=100, num_sft=3000, flaw_rate=0.5, seed=3), with_sft=True)
+    questions = {e["question"] for e in task.sft}
+    assert len(questions) == 3000
+    assert not questions & {e["question"] for e in task.train + task.test}
+    # The train and test splits do not depend on the pool.
+    plain = load_task(TaskConfig(name=name, num_train=300, num_test=100, seed=3))
+    assert plain.train == task.train and plain.test == task.test and plain.sft is None
+    drawn = flawed = 0
+    for e in task.sft:
+        value = recompute(e["question"])
+        assert parse_answer(e["answer"]) == value  # the answer stays the true one
+        steps = written_steps(e["solution"])
+        # Each written line is arithmetic done right on the value written before it.
+        for (sym, k, before, after), nxt in zip(steps, steps[1:] + [None], strict=True):
+            assert after == {"+": before + k, "-": before - k, "*": before * k, "\\times": before * k,
+                             "/": before / k, "\\div": before / k}[sym]
+            if nxt is not None:
+                assert nxt[2] == after
+        # A flawed line is the question's subtraction written as an addition, and only those.
+        ops = [sym for sym, *_ in steps]
+        for i in e["flawed_steps"]:
+            assert ops[i] == "+"
+        subs_in_question = len(re.findall(r"(?:gives away|loses) \d+", e["question"]))
+        assert ops.count("-") + len(e["flawed_steps"]) == subs_in_question
+        drawn += subs_in_question
+        flawed += len(e["flawed_steps"])
+        final = written_steps(e["solution"])[-1][3] if steps else value
+        assert (final != value) == bool(e["flawed_steps"])
+        assert grade(e["solution"], e["answer"], name) == (0.0 if e["flawed_steps"] else 1.0)
+    # Flaws are dropped where the chain after them would leave whole numbers (arith), so a bit
+    # under the drawn rate there; at the rate with fractions allowed.
+    assert 0.40 < flawed / drawn <= 0.55
+
+
+def test_flaw_needs_a_pool_and_a_valid_rate():
+    with pytest.raises(ValueError, match="task.num_sft"):
+        load_task(TaskConfig(name="arith", num_train=10, num_test=5, flaw_rate=0.3))
+    with pytest.raises(ValueError, match="task.flaw_rate"):
+        load_task(TaskConfig(name="arith", num_train=10, num_test=5, num_sft=10, flaw_rate=1.5), with_sft=True)
+
+
+def test_first_error_locates_the_wrong_step():
+    from vineppo.tasks.arith import first_error
+
+    ref = "19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n3 * 3 = 9 rocks.\n#### 9"
+    assert first_error(ref, ref) == (None, "none")
+    assert first_error(" 19 - 6 = 13  rocks.\n13 - 10 = 3 rocks.\n3 * 3 = 9 rocks.\n#### 9", ref) == (None, "none")
+    assert first_error("19 - 6 = 13 rocks.\n13 + 10 = 23 rocks.\n23 * 3 = 69 rocks.\n#### 69", ref) == (1, "flaw")
+    assert first_error("19 + 6 = 25 rocks.\n25 - 10 = 15 rocks.", ref) == (0, "flaw")
+    assert first_error("19 - 6 = 12 rocks.\n12 - 10 = 2 rocks.", ref) == (0, "other")
+    assert first_error("19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n#### 3", ref) == (2, "other")  # a step left out
+    assert first_error("", ref) == (0, "other")
+    hard = "$15 - 8 = 7$ grams.\n$7 \\times 4 = 28$ grams.\nThe answer is $\\boxed{28}$."
+    assert first_error("$15 + 8 = 23$ grams.\n$23 \\times 4 = 92$ grams.\nThe answer is $\\boxed{92}$.",
+                       hard) == (0, "flaw")
+    assert first_error(hard, hard) == (None, "none")

@@ -28,10 +28,10 @@ def test_trl_gets_our_budget(algo, tmp_path):
     s = bench.settings(args)
     c = bench.trl_config(algo, args, s, str(tmp_path))
     rl = make_config(["preset=tiny"]).rl
-    # One generation batch per iteration: 16 prompts x 4 samples = 64 completions.
-    assert c.generation_batch_size == rl.prompts_per_iter * rl.samples_per_prompt == 64
+    # One generation batch per iteration: 32 prompts x 8 samples = 256 completions.
+    assert c.generation_batch_size == rl.prompts_per_iter * rl.samples_per_prompt == 256
     assert c.num_generations == rl.samples_per_prompt
-    # Optimizer steps per iteration: 64 episodes x 2 epochs / mini-batches of 16 = 8, as in our loop.
+    # Optimizer steps per iteration: 256 episodes x 2 epochs / mini-batches of 64 = 8, as in our loop.
     assert c.steps_per_generation * c.num_iterations == bench.ITER_STEPS == 8
     assert c.max_steps == 8 * 10 and c.gradient_accumulation_steps == 1
     assert (c.learning_rate, c.beta, c.epsilon) == (rl.learning_rate, rl.kl_coef, rl.clip)

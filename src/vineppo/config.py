@@ -28,6 +28,12 @@ class TaskConfig:
     """Generated tasks: number of training problems."""
     num_test: int = 500
     """Generated tasks: number of test problems (never shared with train)."""
+    num_sft: int = 0
+    """Generated tasks: fresh problems for SFT only, never RL prompts or test problems (0: SFT on
+    the train split, as for hub tasks)."""
+    flaw_rate: float = 0.0
+    """Generated tasks: chance that a subtraction step of an SFT solution is written as an addition
+    (the wrong value carried through): the controlled, step-local flaw RL has to find and fix."""
     seed: int = 1234
     """Generated tasks: seed of the problem generator (independent of the training seed)."""
     min_steps: int | None = None

@@ -6,9 +6,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from vineppo.grading import grade
+from vineppo.grading import extract_answer, grade
 from vineppo.inference import Completion, Engine, SamplingParams
 from vineppo.tasks import PROMPT
+from vineppo.tasks.arith import first_error
+
+
+GENERATED = ("arith", "arith_hard")
+"""Tasks whose problems carry a unique reference solution, so a wrong step can be located."""
 
 
 def reward(completion: Completion, reference: str, task: str) -> float:
@@ -34,16 +39,23 @@ def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch
                 n=num_samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                 seed=seed + b))
         for e, g, s in zip(chunk, greedy, sampled, strict=True):
-            rows.append({
+            row = {
                 "id": e["id"], "answer": e["answer"],
                 "greedy": g[0].text, "greedy_correct": reward(g[0], e["answer"], task),
+                "greedy_parsed": g[0].finish_reason != "length" and extract_answer(g[0].text, task) is not None,
                 "sampled_correct": [reward(c, e["answer"], task) for c in s],
-            })
+            }
+            if task in GENERATED:  # where the greedy answer first goes wrong (see tasks/arith.py)
+                row["first_error_step"], row["first_error_kind"] = first_error(g[0].text, e["solution"])
+            rows.append(row)
     n = max(len(rows), 1)
     result: dict[str, Any] = {
         "task": task, "num_problems": len(rows),
         "greedy_accuracy": sum(r["greedy_correct"] for r in rows) / n,
+        "greedy_unparsed": sum(not r["greedy_parsed"] for r in rows) / n,
     }
+    if task in GENERATED:
+        result["greedy_flawed"] = sum(r["first_error_kind"] == "flaw" for r in rows) / n
     if num_samples > 0:
         result["sampled_accuracy"] = sum(sum(r["sampled_correct"]) / num_samples for r in rows) / n
         result["pass_at_k"] = sum(max(r["sampled_correct"]) for r in rows) / n

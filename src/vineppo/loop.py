@@ -268,8 +268,12 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             result = evaluate(engine, task.test[world.rank::world.world_size], cfg.task.name,
                               batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                               progress=progress and world.is_main)
-            scored = [p["greedy_correct"] for part in world.gather(result["problems"]) for p in part]
-            record["eval/greedy_accuracy"] = sum(scored) / max(len(scored), 1)
+            problems = [p for part in world.gather(result["problems"]) for p in part]
+            record["eval/greedy_accuracy"] = sum(p["greedy_correct"] for p in problems) / max(len(problems), 1)
+            record["eval/greedy_unparsed"] = sum(not p["greedy_parsed"] for p in problems) / max(len(problems), 1)
+            if problems and "first_error_kind" in problems[0]:
+                record["eval/greedy_flawed"] = (sum(p["first_error_kind"] == "flaw" for p in problems)
+                                                / len(problems))
         if world.is_main:
             run.log(record)
         if done % rl.save_every == 0 or done == rl.iterations:

@@ -25,15 +25,18 @@ from vineppo.tasks import PROMPT, load_task
 
 def encode_examples(examples: list[dict[str, str]], tokenizer, max_length: int) -> list[tuple[list[int], int]]:
     """(token ids of prompt + solution + EOS, number of prompt tokens) for each example."""
+    prompts = tokenizer([PROMPT.format(question=e["question"]) for e in examples], add_special_tokens=False)
+    responses = tokenizer([e["solution"] for e in examples], add_special_tokens=False)
     out = []
-    for e in examples:
-        prompt = tokenizer(PROMPT.format(question=e["question"]), add_special_tokens=False)["input_ids"]
-        response = tokenizer(e["solution"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        ids = prompt + response
+    for e, prompt, response in zip(examples, prompts["input_ids"], responses["input_ids"], strict=True):
+        ids = prompt + response + [tokenizer.eos_token_id]
         if len(ids) > max_length:
             raise ValueError(f"example {e['id']} is {len(ids)} tokens, over model.max_length={max_length}")
         out.append((ids, len(prompt)))
     return out
+
+
+TOKENIZER_TEXTS = 10_000
 
 
 def collate(batch: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -66,6 +69,15 @@ def lr_lambda(step: int, total: int, warmup_ratio: float) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def eval_extras(result: dict[str, Any]) -> dict[str, float]:
+    """What an evaluation logs beside accuracy: unparseable greedy answers, and (generated tasks)
+    greedy answers whose first wrong step is the controlled flaw."""
+    out = {"eval/greedy_unparsed": result["greedy_unparsed"]}
+    if "greedy_flawed" in result:
+        out["eval/greedy_flawed"] = result["greedy_flawed"]
+    return out
+
+
 def run_name(cfg: Config) -> str:
     return cfg.run_name or f"sft-{cfg.task.name}-s{cfg.seed}"
 
@@ -83,21 +95,22 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
     atomic_write_text(run.config, to_yaml(cfg))
     commit = git_commit()
     device = "cpu" if cfg.device == "auto" and not torch.cuda.is_available() else cfg.device
-    task = load_task(cfg.task)
+    task = load_task(cfg.task, with_sft=True)
 
     resume = ckpt.latest_checkpoint(run.checkpoints)
     if resume is not None:
         tokenizer = load_tokenizer(resume)
         model = load_model(resume, cfg.model.dtype, device)
     elif cfg.model.name_or_path is None:
-        texts = [PROMPT.format(question=e["question"]) + e["solution"] for e in task.train]
+        # The first TOKENIZER_TEXTS examples are plenty to learn a 512-token vocabulary from.
+        texts = [PROMPT.format(question=e["question"]) + e["solution"] for e in task.sft_data[:TOKENIZER_TEXTS]]
         tokenizer = build_tokenizer(texts, cfg.model.vocab_size)
         model = build_tiny_model(cfg.model, tokenizer, cfg.seed).to(device)
     else:
         tokenizer = load_tokenizer(cfg.model.name_or_path)
         model = load_model(cfg.model.name_or_path, cfg.model.dtype, device)
     model.train()
-    data = encode_examples(task.train, tokenizer, cfg.model.max_length)
+    data = encode_examples(task.sft_data, tokenizer, cfg.model.max_length)
     s = cfg.sft
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay,
                                   betas=(0.9, 0.95))
@@ -155,7 +168,8 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         if s.eval_every and done % s.eval_every == 0 and done < s.max_steps:
             result = eval_now(limit=200, num_samples=0)
             run.log({"step": done, "eval/greedy_accuracy": result["greedy_accuracy"],
-                     "eval/num_problems": result["num_problems"], "time/elapsed_s": time.time() - t0})
+                     **eval_extras(result), "eval/num_problems": result["num_problems"],
+                     "time/elapsed_s": time.time() - t0})
         if done % s.save_every == 0 and done < s.max_steps:
             ckpt.save_checkpoint(run.checkpoints, done, model, tokenizer, {
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -171,6 +185,8 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         "final_train_loss": next((r["train/loss"] for r in reversed(read_jsonl(run.metrics))
                                   if "train/loss" in r), None),
         "test_greedy_accuracy": result["greedy_accuracy"],
+        "test_greedy_unparsed": result["greedy_unparsed"],
+        "test_greedy_flawed": result.get("greedy_flawed"),
         "test_sampled_accuracy": result.get("sampled_accuracy"),
         "test_pass_at_k": result.get("pass_at_k"),
         "num_test": result["num_problems"], "final_model": str(run.final), "commit": commit,

@@ -22,7 +22,15 @@ PROMPT = "Question: {question}\nAnswer:\n"
 class Task:
     name: str
     train: list[dict[str, str]]
+    """RL prompts (and SFT data when `sft` is not set apart)."""
     test: list[dict[str, str]]
+    sft: list[dict] | None = None
+    """SFT data of its own (generated tasks with `task.num_sft` > 0, loaded `with_sft`); None: SFT
+    on `train`."""
+
+    @property
+    def sft_data(self) -> list[dict]:
+        return self.train if self.sft is None else self.sft
 
     @property
     def answer_format(self) -> str:
@@ -58,13 +66,22 @@ def arith_spec(cfg: TaskConfig) -> _arith.ArithSpec:
     return spec
 
 
-def load_task(cfg: TaskConfig) -> Task:
-    """Build or load the task named by `cfg.name`."""
+def load_task(cfg: TaskConfig, with_sft: bool = False) -> Task:
+    """Build or load the task named by `cfg.name`; `with_sft` also generates the SFT pool (when
+    `task.num_sft` > 0), which only SFT needs."""
     if cfg.name not in ANSWER_FORMAT:
         raise ValueError(f"task.name: unknown task '{cfg.name}'; available: {', '.join(TASKS)}")
     if cfg.name in ("arith", "arith_hard"):
-        train, test = _arith.generate_splits(arith_spec(cfg), cfg.num_train, cfg.num_test,
-                                             cfg.seed, prefix=cfg.name)
+        spec = arith_spec(cfg)
+        train, test = _arith.generate_splits(spec, cfg.num_train, cfg.num_test, cfg.seed, prefix=cfg.name)
+        if not 0.0 <= cfg.flaw_rate <= 1.0:
+            raise ValueError(f"task.flaw_rate must be in [0, 1], got {cfg.flaw_rate}")
+        if cfg.num_sft < 0:
+            raise ValueError(f"task.num_sft must be >= 0, got {cfg.num_sft}")
+        if cfg.flaw_rate > 0 and cfg.num_sft == 0:
+            raise ValueError("task.flaw_rate applies to the SFT pool only: set task.num_sft > 0")
+        sft = (_arith.generate_sft_pool(spec, cfg.num_sft, cfg.seed, {e["question"] for e in train},
+                                        cfg.flaw_rate, prefix=cfg.name) if cfg.num_sft and with_sft else None)
     else:
         def split(name: str, path: str | None) -> list[dict[str, str]]:
             if path:
@@ -72,9 +89,10 @@ def load_task(cfg: TaskConfig) -> Task:
             return load_hub(cfg.name, name, cfg.hub_name, cfg.hub_config)
 
         train, test = split("train", cfg.train_path), split("test", cfg.test_path)
+        sft = None
     if cfg.limit_test is not None:
         test = test[: cfg.limit_test]
-    return Task(cfg.name, train, test)
+    return Task(cfg.name, train, test, sft)
 
 
 __all__ = ["ANSWER_FORMAT", "DataError", "PROMPT", "TASKS", "Task", "answer_format", "load_task"]

@@ -10,6 +10,7 @@ two splits can never share a problem.
 from __future__ import annotations
 
 import hashlib
+import re
 import random
 from dataclasses import dataclass
 from fractions import Fraction
@@ -123,8 +124,16 @@ def _line(op: str, before: Fraction, k: int, after: Fraction, thing: str, spec: 
     return f"{a} {SYMBOL[op]} {k} = {b} {thing}."
 
 
-def generate_problem(rng: random.Random, spec: ArithSpec) -> dict[str, str]:
-    """One problem: {question, solution, answer}."""
+def generate_problem(rng: random.Random, spec: ArithSpec, flaw_rate: float = 0.0) -> dict:
+    """One problem: {question, solution, answer}, plus `flawed_steps` when `flaw_rate` > 0.
+
+    With probability `flaw_rate` a subtraction step of the *solution* is written as an addition
+    ("gives away 4" -> `12 + 4 = 16`) and the wrong value is carried through the later steps, so
+    the solution ends at a wrong answer. The question and `answer` stay correct. This is the
+    miniature's controlled, step-local flaw: SFT data made with it teaches the model a wrong
+    habit beside the right one, and `flawed_steps` (0-based solution lines) says which step
+    deserves the blame. A step is flawed only where the later steps stay whole numbers (`arith`).
+    """
     name = rng.choice(NAMES)
     if spec.boxed:
         unit, noun = rng.choice(UNITS), rng.choice(MATERIALS)
@@ -133,25 +142,65 @@ def generate_problem(rng: random.Random, spec: ArithSpec) -> dict[str, str]:
         unit = noun = thing = rng.choice(ITEMS)
     value = Fraction(rng.randint(2, max(spec.max_start, 2)))
     sentences = [f"{name} has {_fmt(value, spec)} {thing}."]
-    lines = []
+    chain: list[tuple[str, int]] = []
     n_steps = rng.randint(spec.min_steps, spec.max_steps)
+    start = value
     for _ in range(n_steps):
         choice = _pick_op(rng, value, spec)
         if choice is None:
             break
         op, k = choice
-        new = apply(op, value, k)
         sentences.append(_sentence(op, k, name, thing, noun, rng))
-        lines.append(_line(op, value, k, new, unit, spec))
-        value = new
+        chain.append((op, k))
+        value = apply(op, value, k)
+    # The solution: each step applied to the value written so far (the flawed value after a flaw).
+    flaw_draws = [rng.random() < flaw_rate for _ in chain] if flaw_rate > 0 else [False] * len(chain)
+    lines, flawed = _solution_lines(start, chain, flaw_draws, unit, spec)
     question = " ".join(sentences) + f" How many {thing} does {name} have now?"
+    written = _final(start, chain, flawed)
     if spec.boxed:
         answer = latex(value)
-        lines.append(f"The answer is $\\boxed{{{answer}}}$.")
+        lines.append(f"The answer is $\\boxed{{{latex(written)}}}$.")
     else:
         answer = str(value.numerator)
-        lines.append(f"#### {answer}")
-    return {"question": question, "solution": "\n".join(lines), "answer": answer}
+        lines.append(f"#### {written.numerator}")
+    out: dict = {"question": question, "solution": "\n".join(lines), "answer": answer}
+    if flaw_rate > 0:
+        out["flawed_steps"] = flawed
+    return out
+
+
+def _final(start: Fraction, chain: list[tuple[str, int]], flawed: list[int]) -> Fraction:
+    value = start
+    for i, (op, k) in enumerate(chain):
+        value = apply("add" if i in flawed else op, value, k)
+    return value
+
+
+def _solution_lines(start: Fraction, chain: list[tuple[str, int]], flaw_draws: list[bool], unit: str,
+                    spec: ArithSpec) -> tuple[list[str], list[int]]:
+    """Solution lines and the indices of the flawed ones. A drawn flaw is kept only where the
+    chain written after it stays valid (whole numbers for `arith`), so every line is well formed."""
+    flawed: list[int] = []
+    for i, (op, _) in enumerate(chain):
+        if op == "sub" and flaw_draws[i] and _valid(start, chain, flawed + [i], spec):
+            flawed.append(i)
+    lines, value = [], start
+    for i, (op, k) in enumerate(chain):
+        written_op = "add" if i in flawed else op
+        new = apply(written_op, value, k)
+        lines.append(_line(written_op, value, k, new, unit, spec))
+        value = new
+    return lines, flawed
+
+
+def _valid(start: Fraction, chain: list[tuple[str, int]], flawed: list[int], spec: ArithSpec) -> bool:
+    value = start
+    for i, (op, k) in enumerate(chain):
+        value = apply("add" if i in flawed else op, value, k)
+        if value <= 0 or (not spec.fractions and value.denominator != 1):
+            return False
+    return True
 
 
 def _is_test(question: str, test_fraction: float) -> bool:
@@ -182,3 +231,51 @@ def generate_splits(spec: ArithSpec, num_train: int, num_test: int, seed: int,
         if len(split) < target:
             split.append({"id": f"{prefix}-{'test' if split is test else 'train'}-{len(split)}", **p})
     return train, test
+
+
+def generate_sft_pool(spec: ArithSpec, num: int, seed: int, exclude: set[str], flaw_rate: float,
+                      prefix: str = "arith") -> list[dict]:
+    """Fresh problems for SFT, disjoint from the RL prompts (`exclude`) and from every problem the
+    test split could hold (hash-routed), with the controlled flaw at `flaw_rate` in their solutions.
+    A stream of its own (seed + 1), so the train and test splits do not depend on the pool's size."""
+    rng = random.Random(seed + 1)
+    pool: list[dict] = []
+    seen = set(exclude)
+    attempts = 0
+    while len(pool) < num:
+        attempts += 1
+        if attempts > 50 * num + 1000:
+            raise RuntimeError(f"could not generate {num} distinct SFT problems for {prefix}; widen the "
+                               "operand range or the number of steps, or lower task.num_sft")
+        p = generate_problem(rng, spec, flaw_rate)
+        if p["question"] in seen or _is_test(p["question"], 0.2):
+            continue
+        seen.add(p["question"])
+        pool.append({"id": f"{prefix}-sft-{len(pool)}", **p})
+    return pool
+
+
+def _step_lines(solution: str) -> list[str]:
+    """The computation lines of a solution (the answer line dropped), whitespace-normalised."""
+    lines = [" ".join(line.split()) for line in solution.strip().split("\n")]
+    return [line for line in lines if line and not line.startswith("####") and "\\boxed" not in line]
+
+
+def first_error(response: str, reference: str) -> tuple[int | None, str]:
+    """Where a response to a generated problem first goes wrong, against its reference solution.
+
+    Returns (index of the first computation line that differs from the reference's, kind), kind
+    being "none" (every line right), "flaw" (that line is the reference's subtraction written as an
+    addition: the controlled flaw) or "other". A generated problem's correct solution is unique,
+    so the first differing line is the first wrong step.
+    """
+    got, want = _step_lines(response), _step_lines(reference)
+    for i, ref in enumerate(want):
+        line = got[i] if i < len(got) else ""
+        if line == ref:
+            continue
+        sub = re.match(r"^(\$?\S+) - (\d+) = ", ref)
+        if sub and line.startswith(f"{sub.group(1)} + {sub.group(2)} = "):
+            return i, "flaw"
+        return i, "other"
+    return None, "none"
