@@ -5,8 +5,12 @@
 Reads every RL run folder under the given folders (metrics.jsonl, summary.json). For each method:
 test accuracy at each evaluation against gradient steps and elapsed seconds (mean over seeds), the
 per-iteration time split (generation / value estimation / training), and VinePPO's speed-up to
-reach PPO's peak test accuracy, in gradient steps and in wall-clock (written on the figure).
-Writes curves.csv, time_split.csv, speedup.json and compute_efficiency.{png,pdf}.
+reach PPO's peak test accuracy, in gradient steps and in wall-clock. The speed-up is claimed (in
+speedup.json's "speedup" and on the figure) only where the two mean curves separate by more than
+twice their standard error over seeds at some evaluation; otherwise the figure says the curves are
+within noise and speedup.json keeps the number as "speedup_if_noise_ignored". Wall-clock leaves
+out the time spent on evaluations. Writes curves.csv, time_split.csv, speedup.json and
+compute_efficiency.{png,pdf}.
 """
 
 from __future__ import annotations
@@ -32,15 +36,34 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
         s = json.loads((d / "summary.json").read_text())
         if "algo" not in s:
             continue  # an SFT run
+        evals_before = 0.0  # elapsed_s counts earlier evaluations; the curves leave them out
         for r in read_jsonl(d / "metrics.jsonl"):
             splits.append({"algo": s["algo"], "seed": s["seed"], "iteration": r["iteration"],
                            "generation": r["time/generation_s"], "value estimation": r["time/value_estimation_s"],
                            "training": r["time/training_s"]})
             if "eval/greedy_accuracy" in r:
                 curves.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],
-                               "grad_steps": r["train/grad_steps"], "elapsed_s": r["time/elapsed_s"],
+                               "grad_steps": r["train/grad_steps"], "elapsed_s": r["time/elapsed_s"] - evals_before,
                                "test_accuracy": r["eval/greedy_accuracy"]})
+            evals_before += r.get("time/eval_s", 0.0)
     return pd.DataFrame(curves), pd.DataFrame(splits), missing
+
+
+def separation(curves: pd.DataFrame, baseline: str = "ppo", method: str = "vineppo") -> dict | None:
+    """Do the two mean curves separate by more than their noise? At each evaluation both methods
+    share, the gap of the means against twice its standard error (from each method's seeds); the
+    curves separate where some gap exceeds that. One seed has no noise estimate: never separated."""
+    rows = []
+    for it, g in curves.groupby("iteration"):
+        a, b = g[g["algo"] == method]["test_accuracy"], g[g["algo"] == baseline]["test_accuracy"]
+        if len(a) < 2 or len(b) < 2:
+            continue
+        se = (a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)) ** 0.5
+        rows.append({"iteration": int(it), "gap": float(a.mean() - b.mean()), "two_se": float(2 * se)})
+    if not rows:
+        return None
+    widest = max(rows, key=lambda r: abs(r["gap"]) - r["two_se"])
+    return {"separated": any(abs(r["gap"]) > r["two_se"] for r in rows), "widest": widest, "points": rows}
 
 
 def speedup_to_peak(curves: pd.DataFrame, baseline: str = "ppo", method: str = "vineppo") -> dict | None:
@@ -62,7 +85,8 @@ def speedup_to_peak(curves: pd.DataFrame, baseline: str = "ppo", method: str = "
     return out
 
 
-def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: Path) -> None:
+def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: Path,
+         separated: bool = True) -> None:
     import seaborn as sns
 
     plt = pyplot()
@@ -73,7 +97,10 @@ def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: 
     sns.lineplot(data=curves.assign(minutes=curves["elapsed_s"] / 60), x="minutes", y="test_accuracy", hue="algo",
                  marker="o", ax=axes[1], palette=method_palette())
     axes[1].set(xlabel="wall-clock (minutes)", ylabel="test accuracy (greedy, fraction)", title="accuracy vs wall-clock")
-    if speedup and speedup.get("method_reaches_peak"):
+    if speedup and not separated:
+        axes[1].text(0.02, 0.02, f"{speedup['method']} and {speedup['baseline']} curves within noise\n"
+                     "(no gap over 2 s.e. across seeds): no speed-up claimed", transform=axes[1].transAxes)
+    elif speedup and speedup.get("method_reaches_peak"):
         for ax in axes[:2]:
             ax.axhline(speedup["baseline_peak_accuracy"], color="k", ls="--", lw=1)
         axes[1].text(0.02, 0.02, f"{speedup['method']} reaches {speedup['baseline']}'s peak "
@@ -96,15 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     curves, splits, missing = collect(args.folders)
     if curves.empty:
         return no_runs(args.folders)
-    speedup = speedup_to_peak(curves)
+    speedup, sep = speedup_to_peak(curves), separation(curves)
+    separated = bool(sep and sep["separated"])
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "curves.csv", curves.to_csv(index=False))
     atomic_write_text(args.out / "time_split.csv", splits.to_csv(index=False))
     atomic_write_text(args.out / "speedup.json", json.dumps(
-        {"speedup": speedup, "missing_runs": missing, "commit": git_commit(),
+        {"speedup": speedup if separated else None, "separation": sep,
+         "speedup_if_noise_ignored": None if separated else speedup, "missing_runs": missing, "commit": git_commit(),
          "folders": [str(f) for f in args.folders]}, indent=2))
-    plot(curves, splits, speedup, args.out)
-    print(json.dumps(speedup, indent=2))
+    plot(curves, splits, speedup, args.out, separated)
+    print(json.dumps({"speedup": speedup if separated else None, "separation": sep and
+                      {k: v for k, v in sep.items() if k != "points"}}, indent=2))
     if missing:
         print("missing or unfinished runs: " + ", ".join(missing))
     print(f"wrote {args.out}/curves.csv, time_split.csv, speedup.json, compute_efficiency.png/pdf")

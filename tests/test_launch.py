@@ -229,3 +229,16 @@ def test_local_runs_start_after_their_sft_longest_first_and_skip_after_failure(t
     assert sorted(k for k, v in errors.items() if v == "skipped: its SFT job failed") == sorted(
         f"{a}-arith_hard-s0" for a in ALGOS)
     assert not any(n.endswith("arith_hard-s0") for n in ex.order)
+
+
+def test_gain_over_sft_hand_worked():
+    import pandas as pd
+
+    from vineppo.launch import gain_lines
+
+    df = pd.DataFrame([{"method": "sft", "task": "a", "seed": 0, "test_accuracy": 0.4}]
+                      + [{"method": "ppo", "task": "a", "seed": s, "test_accuracy": acc}
+                         for s, acc in enumerate((0.5, 0.38, 0.6))])
+    # Gains 10, -2, 20 points: mean 9.33; std 11.02, standard error 11.02 / sqrt(3) = 6.36.
+    assert gain_lines(df, ["a"])[-1] == "| ppo | +9.3 ± 6.4; worst -2.0; 2/3 |"
+    assert gain_lines(df[df["method"] != "sft"], ["a"]) == []

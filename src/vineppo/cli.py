@@ -50,10 +50,11 @@ def cmd_eval(args: list[str]) -> dict:
     model = load_model(cfg.model.name_or_path, cfg.model.dtype, cfg.device)
     engine = make_engine(cfg.engine, model, load_tokenizer(cfg.model.name_or_path), cfg.eval.batch_size,
                          path=cfg.model.name_or_path)
-    task = load_task(cfg.task)
-    if cfg.eval.split not in ("test", "train"):
-        raise ConfigError(f"eval.split must be test or train, got '{cfg.eval.split}'")
-    examples = task.test if cfg.eval.split == "test" else task.train
+    if cfg.eval.split not in ("test", "train", "sft"):
+        raise ConfigError(f"eval.split must be test, train or sft, got '{cfg.eval.split}'")
+    task = load_task(cfg.task, with_sft=cfg.eval.split == "sft")
+    # sft: as many of the SFT problems as the test split holds (the model trained on these).
+    examples = {"test": task.test, "train": task.train, "sft": task.sft_data[:len(task.test)]}[cfg.eval.split]
     result = evaluate(engine, examples, cfg.task.name, batch_size=cfg.eval.batch_size,
                       max_new_tokens=cfg.eval.max_new_tokens, num_samples=cfg.eval.num_samples,
                       temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, seed=cfg.seed)

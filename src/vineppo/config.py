@@ -103,7 +103,8 @@ class SFTConfig:
 @dataclass
 class EvalConfig:
     split: str = "test"
-    """Split that `vineppo eval` scores: test | train."""
+    """Split that `vineppo eval` scores: test | train (the RL prompts) | sft (the first problems SFT
+    trained on, as many as the test split holds: train-vs-test accuracy shows memorisation)."""
     batch_size: int = 64
     """Prompts per generation batch."""
     max_new_tokens: int = 160

@@ -11,7 +11,6 @@ from vineppo.inference import Completion, Engine, SamplingParams
 from vineppo.tasks import PROMPT
 from vineppo.tasks.arith import first_error
 
-
 GENERATED = ("arith", "arith_hard")
 """Tasks whose problems carry a unique reference solution, so a wrong step can be located."""
 

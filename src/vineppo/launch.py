@@ -381,6 +381,7 @@ def write_table(jobs: list[Job], out: Path, log=print) -> Path:
             secs = f"{g['s_per_iteration'].mean():.1f}" if "s_per_iteration" in g and g["s_per_iteration"].notna().any() else "-"
             seeds = g.groupby("task")["seed"].nunique().max()
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {seeds} | {steps} | {secs} |")
+        lines += gain_lines(df, tasks)
     lines += ["", f"Written by experiments/launch.py at commit `{git_commit()}` from {len(rows)} finished runs."]
     if missing:
         lines.append("Missing or unfinished: " + ", ".join(missing))
@@ -389,8 +390,31 @@ def write_table(jobs: list[Job], out: Path, log=print) -> Path:
     atomic_write_text(out.with_suffix(".csv"), df.to_csv(index=False) if rows else "")
     if rows:
         atomic_write_text(out.with_suffix(".tex"), latex_table(df))
+    log("\n".join(lines))
     log(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.csv')}")
     return out.with_suffix(".md")
+
+
+def gain_lines(df, tasks: list[str]) -> list[str]:
+    """Each RL method's gain over its SFT start per task: mean ± standard error over seeds, the
+    worst seed, and how many seeds end above SFT (RL gains count only if every seed shows them)."""
+    sft = {t: df[(df["method"] == "sft") & (df["task"] == t)]["test_accuracy"] for t in tasks}
+    if not any(len(a) for a in sft.values()):
+        return []
+    lines = ["", "Gain over SFT (test accuracy, points): mean ± standard error over seeds; worst seed; seeds above SFT.",
+             "", "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for method, g in df[df["method"] != "sft"].groupby("method", sort=False):
+        cells = []
+        for t in tasks:
+            acc = g[g["task"] == t]["test_accuracy"]
+            if not len(acc) or not len(sft[t]):
+                cells.append("-")
+                continue
+            gain = 100 * (acc - sft[t].mean())
+            se = gain.std(ddof=1) / len(gain) ** 0.5 if len(gain) > 1 else 0.0
+            cells.append(f"{gain.mean():+.1f} ± {se:.1f}; worst {gain.min():+.1f}; {int((gain > 0).sum())}/{len(gain)}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 METHOD_NAMES = {"sft": "SFT", "restem": "RestEM", "dpo_plus": "DPO$^+$", "ppo": "PPO", "vineppo": "VinePPO",

@@ -264,6 +264,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             "time/elapsed_s": time.time() - t_start, "train/num_units": len(units), **stats, **logs,
         }
         if done % rl.eval_every == 0 or done == rl.iterations:  # each process scores every W-th problem
+            t_eval = time.time()
             policy.eval()
             result = evaluate(engine, task.test[world.rank::world.world_size], cfg.task.name,
                               batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
@@ -274,6 +275,11 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             if problems and "first_error_kind" in problems[0]:
                 record["eval/greedy_flawed"] = (sum(p["first_error_kind"] == "flaw" for p in problems)
                                                 / len(problems))
+            if world.is_main and done == rl.iterations:  # per-problem answers, for the analyses
+                atomic_write_json(run.eval_file("test"), {**{k: v for k, v in result.items() if k != "problems"},
+                                                          "greedy_accuracy": record["eval/greedy_accuracy"],
+                                                          "num_problems": len(problems), "problems": problems})
+            record["time/eval_s"] = time.time() - t_eval  # in later iterations' elapsed_s, not in this one's
         if world.is_main:
             run.log(record)
         if done % rl.save_every == 0 or done == rl.iterations:

@@ -10,8 +10,8 @@ two splits can never share a problem.
 from __future__ import annotations
 
 import hashlib
-import re
 import random
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 

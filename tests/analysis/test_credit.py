@@ -1,0 +1,91 @@
+"""Credit assignment where the wrong step is known: step advantages, blame share (hand-worked),
+line/step offsets, and the dial's accuracy-by-length and VinePPO - PPO gap on fabricated runs."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from vineppo.analysis.credit import (
+    accuracy_by_length,
+    blame_share,
+    bucket_of,
+    line_start,
+    mean_and_se,
+    num_steps,
+    step_advantages,
+    step_of_offset,
+)
+from vineppo.config import make_config, to_yaml
+from vineppo.steps import step_boundaries
+from vineppo.tasks import load_task
+from vineppo.tasks.arith import first_error
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("credit_assignment", ROOT / "analysis" / "credit_assignment.py")
+credit_script = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(credit_script)
+
+
+def test_step_advantages_and_blame_hand_worked():
+    # States before steps 0, 1, 2 valued 0.5, 0.6, 0.1; the response scores 0.
+    adv = step_advantages([0.5, 0.6, 0.1], 0.0)
+    assert adv == pytest.approx([0.1, -0.5, -0.1])
+    assert blame_share(adv, 1) == 1.0 and blame_share(adv, 2) == 0.0
+    # Every step tied (GRPO's one advantage per response): chance, 1 / steps.
+    assert blame_share([0.0] * 4, 3) == 0.25
+    assert blame_share([-1.0, -1.0, 0.0], 0) == 0.5 and blame_share([-1.0, -1.0, 0.0], 2) == 0.0
+    with pytest.raises(ValueError, match="outside"):
+        blame_share([0.0], 1)
+
+
+def test_wrong_line_maps_to_its_step():
+    ref = "19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n3 * 3 = 9 rocks.\n#### 9"
+    got = "19 - 6 = 13 rocks.\n13 + 10 = 23 rocks.\n23 * 3 = 69 rocks.\n#### 69"
+    line, kind = first_error(got, ref)
+    bounds = step_boundaries(got, "arith")
+    assert (line, kind) == (1, "flaw") and line_start(got, line) == 19
+    assert step_of_offset(bounds, line_start(got, line)) == 1
+    assert line_start(got, 5) is None
+    hard = "$15 + 8 = 23$ grams.\n$23 \\times 4 = 92$ grams.\nThe answer is $\\boxed{92}$."
+    assert line_start(hard, 1) == len("$15 + 8 = 23$ grams.\n")
+    assert num_steps(ref) == 3 and num_steps(hard) == 2
+
+
+def test_buckets_and_standard_error():
+    assert [bucket_of(n) for n in (1, 2, 3, 4, 6, 7, 9, 10)] == [None, "2-3", "2-3", "4-6", "4-6", "7-9", "7-9", None]
+    m, se = mean_and_se([0.2, 0.4, 0.6])
+    assert m == pytest.approx(0.4) and se == pytest.approx(0.2 / 3 ** 0.5)
+    assert mean_and_se([0.3]) == (0.3, 0.0)
+    problems = [{"id": "a", "greedy_correct": 1.0}, {"id": "b", "greedy_correct": 0.0}, {"id": "c", "greedy_correct": 1.0}]
+    df = accuracy_by_length(problems, {"a": 2, "b": 3, "c": 8}).set_index("bucket")
+    assert df.loc["2-3", "accuracy"] == 0.5 and df.loc["7-9", "accuracy"] == 1.0 and df.loc["2-3", "problems"] == 2
+
+
+def test_dial_on_fabricated_runs(tmp_path):
+    overrides = ["task.min_steps=2", "task.max_steps=9", "task.num_test=60", "task.num_train=10"]
+    test = load_task(make_config(overrides).task).test
+    long_ids = {e["id"] for e in test if num_steps(e["solution"]) >= 7}
+    assert long_ids and len(long_ids) < len(test)
+
+    def fake(name, algo, seed, correct):
+        d = tmp_path / name
+        (d / "eval").mkdir(parents=True)
+        (d / "config.yaml").write_text(to_yaml(make_config(overrides + [f"rl.algo={algo}", f"seed={seed}"])))
+        problems = [{"id": e["id"], "greedy_correct": float(correct(e["id"]))} for e in test]
+        (d / "eval" / "test.json").write_text(json.dumps({"problems": problems}))
+
+    fake("sft-arith", "ppo", 0, lambda i: False)
+    for s in range(3):  # PPO solves every short chain; VinePPO the long ones too on seeds 0 and 1
+        fake(f"ppo-arith-s{s}", "ppo", s, lambda i: i not in long_ids)
+        fake(f"vineppo-arith-s{s}", "vineppo", s, lambda i, s=s: i not in long_ids or s < 2)
+    out = tmp_path / "out"
+    assert credit_script.main(["dial", str(tmp_path), "--out", str(out)]) == 0
+    gap = credit_script.pd.read_csv(out / "gap.csv").set_index("bucket").to_dict("index")
+    assert gap["2-3"]["gap"] == 0.0 and gap["2-3"]["sft_mean"] == 0.0
+    assert gap["7-9"]["gap"] == pytest.approx(2 / 3)
+    # PPO's seeds agree (s.e. 0); VinePPO's long-chain accuracies 1, 1, 0: std sqrt(1/3), s.e. 1/3.
+    assert gap["7-9"]["gap_se"] == pytest.approx(1 / 3)
+    assert (out / "dial.png").exists()
+    assert credit_script.main(["dial", str(tmp_path / "sft-arith"), "--out", str(out)]) == 2
