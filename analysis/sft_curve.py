@@ -1,5 +1,6 @@
 """The SFT start's held-out curve: has SFT finished? (greedy test accuracy, the share of greedy
-answers whose first wrong step is the controlled flaw, and unparseable answers, against SFT steps).
+answers whose first wrong step is the controlled flaw, their sum (what SFT has learned apart from
+the flaw; it flattens when SFT is done), and unparseable answers, against SFT steps).
 
     python analysis/sft_curve.py runs/table1 --out results/sft_curve
 
@@ -36,7 +37,10 @@ def collect(folders) -> pd.DataFrame:
         rows.append({"run": d.name, "task": task, "step": s["train_steps"], "problems": s["num_test"],
                      "greedy_accuracy": s["test_greedy_accuracy"], "greedy_flawed": s.get("test_greedy_flawed"),
                      "greedy_unparsed": s.get("test_greedy_unparsed")})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if not df.empty:  # right, or wrong only through the flaw: what SFT has learned apart from it
+        df["right_but_for_the_flaw"] = df["greedy_accuracy"] + df["greedy_flawed"]
+    return df
 
 
 def plot(df: pd.DataFrame, out) -> None:
@@ -46,6 +50,7 @@ def plot(df: pd.DataFrame, out) -> None:
     for ax, task in zip(axes[0], tasks, strict=True):
         g = df[df["task"] == task].sort_values("step")
         for col, label in (("greedy_accuracy", "greedy accuracy"), ("greedy_flawed", "first error = the flaw"),
+                           ("right_but_for_the_flaw", "right, or wrong first at the flaw"),
                            ("greedy_unparsed", "no parseable answer")):
             if g[col].notna().any():
                 ax.plot(g["step"], g[col], marker="o", label=label)

@@ -44,7 +44,8 @@ def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch
                 "greedy_parsed": g[0].finish_reason != "length" and extract_answer(g[0].text, task) is not None,
                 "sampled_correct": [reward(c, e["answer"], task) for c in s],
             }
-            if task in GENERATED:  # where the greedy answer first goes wrong (see tasks/arith.py)
+            if task in GENERATED and not e.get("flawed_steps"):  # where the greedy answer first goes
+                # wrong, against a correct reference solution (see tasks/arith.py)
                 row["first_error_step"], row["first_error_kind"] = first_error(g[0].text, e["solution"])
             rows.append(row)
     n = max(len(rows), 1)
@@ -53,7 +54,7 @@ def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch
         "greedy_accuracy": sum(r["greedy_correct"] for r in rows) / n,
         "greedy_unparsed": sum(not r["greedy_parsed"] for r in rows) / n,
     }
-    if task in GENERATED:
+    if task in GENERATED and rows and all("first_error_kind" in r for r in rows):
         result["greedy_flawed"] = sum(r["first_error_kind"] == "flaw" for r in rows) / n
     if num_samples > 0:
         result["sampled_accuracy"] = sum(sum(r["sampled_correct"]) / num_samples for r in rows) / n

@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from vineppo.config import make_config, to_yaml
 from vineppo.runio import append_jsonl
@@ -30,5 +31,6 @@ def test_curve_rows_and_final_point(tmp_path):
     assert sc.main([str(tmp_path), "--out", str(out)]) == 0
     df = pd.read_csv(out / "curve.csv")
     assert df["step"].tolist() == [250, 500, 750] and df["greedy_accuracy"].tolist() == [0.1, 0.4, 0.42]
+    assert df["right_but_for_the_flaw"].tolist() == pytest.approx([0.15, 0.9, 0.99])
     assert df["problems"].tolist() == [200, 200, 500] and (out / "sft_curve.png").exists()
     assert sc.main([str(rl), "--out", str(out)]) == 2

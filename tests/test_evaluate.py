@@ -1,0 +1,42 @@
+"""evaluate(): greedy accuracy, unparseable answers, and (generated tasks) the share of greedy
+answers whose first wrong step is the controlled flaw, on a scripted engine."""
+
+from vineppo.evaluate import evaluate
+from vineppo.inference import Completion
+
+PROBLEMS = [
+    {"id": "p0", "question": "q0", "answer": "3", "solution": "19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n#### 3"},
+    {"id": "p1", "question": "q1", "answer": "9", "solution": "4 + 5 = 9 rocks.\n#### 9"},
+    {"id": "p2", "question": "q2", "answer": "2", "solution": "7 - 5 = 2 rocks.\n#### 2"},
+    {"id": "p3", "question": "q3", "answer": "8", "solution": "4 * 2 = 8 rocks.\n#### 8"},
+]
+ANSWERS = {
+    "q0": "19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n#### 3",     # right
+    "q1": "4 + 5 = 9 rocks.\nso nine",                          # no answer line: unparsed
+    "q2": "7 + 5 = 12 rocks.\n#### 12",                         # the flaw
+    "q3": "4 * 2 = 9 rocks.\n#### 9",                           # another error
+}
+
+
+class Scripted:
+    def generate(self, prompts, params):
+        out = []
+        for p in prompts:
+            q = p.split("Question: ")[1].split("\n")[0]
+            out.append([Completion(text=ANSWERS[q], token_ids=[1], logprobs=[0.0], finish_reason="stop")])
+        return out
+
+
+def test_unparsed_and_flawed_shares():
+    r = evaluate(Scripted(), PROBLEMS, "arith", progress=False)
+    assert r["greedy_accuracy"] == 0.25 and r["greedy_unparsed"] == 0.25 and r["greedy_flawed"] == 0.25
+    kinds = [p["first_error_kind"] for p in r["problems"]]
+    assert kinds == ["none", "none", "flaw", "other"]  # p1: every step right, the answer line missing
+
+
+def test_no_flaw_share_against_flawed_references():
+    # SFT-pool problems whose written solution carries the flaw are no reference for locating errors.
+    flawed = [dict(PROBLEMS[2], solution="7 + 5 = 12 rocks.\n#### 12", flawed_steps=[0])]
+    r = evaluate(Scripted(), PROBLEMS[:2] + flawed, "arith", progress=False)
+    assert "greedy_flawed" not in r and "first_error_kind" not in r["problems"][2]
+    assert "greedy_flawed" not in evaluate(Scripted(), PROBLEMS[:1], "gsm8k", progress=False)
