@@ -158,17 +158,24 @@ def blame_rows(checkpoint: Path, cfg, args) -> list[dict]:
     rows, i = [], 0
     for ex, kind, wrong, r, states in episodes:
         m = len(states)
+        adv_mc, adv_vnet = step_advantages(mc[i:i + m], r), step_advantages(vnet[i:i + m], r)
         row = {"checkpoint": checkpoint.name, "id": ex["id"], "kind": kind, "steps": m, "wrong_step": wrong,
-               f"MC K={args.k}": blame_share(step_advantages(mc[i:i + m], r), wrong),
-               "value network": blame_share(step_advantages(vnet[i:i + m], r), wrong),
-               "GRPO (one advantage per response)": blame_share([0.0] * m, wrong)}
+               f"MC K={args.k}": blame_share(adv_mc, wrong), "value network": blame_share(adv_vnet, wrong),
+               "GRPO (one advantage per response)": blame_share([0.0] * m, wrong),
+               # where each estimator puts its most negative advantage (first of ties), and the values
+               "mc_most_negative_step": adv_mc.index(min(adv_mc)),
+               "value_net_most_negative_step": adv_vnet.index(min(adv_vnet)),
+               "mc_values": json.dumps([round(v, 4) for v in mc[i:i + m]]),
+               "value_net_values": json.dumps([round(v, 4) for v in vnet[i:i + m]])}
         rows.append(row)
         i += m
     return rows
 
 
 def blame_summary(df: pd.DataFrame) -> pd.DataFrame:
-    estimators = [c for c in df.columns if c not in ("checkpoint", "id", "kind", "steps", "wrong_step")]
+    info = ("checkpoint", "id", "kind", "steps", "wrong_step", "mc_most_negative_step",
+            "value_net_most_negative_step", "mc_values", "value_net_values")
+    estimators = [c for c in df.columns if c not in info]
     rows = []
     for kind, g in [("all", df)] + list(df.groupby("kind")):
         for e in estimators:

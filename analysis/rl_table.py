@@ -1,6 +1,6 @@
 """Test accuracy after a fixed RL budget, per method, mean ± std over seeds, from run folders.
 
-    python analysis/rl_table.py RUNS_DIR [--out results/rl_tiny]
+    python analysis/rl_table.py RUNS_DIR [--out results/rl_table]
 
 Reads every `<RUNS_DIR>/<algo>-<task>-s<seed>/` (summary.json, metrics.jsonl, config.yaml) and
 writes `table.md` and `table.csv` (one row per run) under --out. Runs without a summary are listed
@@ -65,7 +65,7 @@ def markdown(df: pd.DataFrame, sft: dict[str, float], missing: list[str]) -> str
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs_dir", type=Path)
-    ap.add_argument("--out", type=Path, default=Path("results/rl_tiny"))
+    ap.add_argument("--out", type=Path, default=Path("results/rl_table"))
     ap.add_argument("--sft-eval", type=Path, action="append", default=[],
                     help="eval JSON of the SFT start point (from `vineppo eval`), for the first row")
     args = ap.parse_args(argv)

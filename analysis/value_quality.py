@@ -83,7 +83,7 @@ def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[di
     for i, g in enumerate(groups):
         for j, s in enumerate(g):
             idx = sum(len(x) for x in groups[:i]) + j
-            rank_rows.append({"checkpoint": step, "group": i, "alternative": j, "step_text": s.prefix[-80:],
+            rank_rows.append({"checkpoint": step, "group": i, "alternative": j, "step_text": json.dumps(s.prefix[-80:]),  # escaped: model text may hold any character
                               "truth": g_truth[idx], **{name: est[idx] for name, est in g_est.items()}})
     return state_rows, rank_rows
 

@@ -30,15 +30,20 @@ def test_speedup_to_peak_hand_worked():
 
 def test_curves_separate_only_beyond_their_noise():
     ce = load_script("compute_efficiency")
-    rows = [("ppo", 0, 1, 8, 10.0, 0.40), ("ppo", 1, 1, 8, 10.0, 0.44), ("ppo", 2, 1, 8, 10.0, 0.42),
-            ("vineppo", 0, 1, 8, 12.0, 0.50), ("vineppo", 1, 1, 8, 12.0, 0.54), ("vineppo", 2, 1, 8, 12.0, 0.52)]
-    sep = ce.separation(curves(rows))
-    # Gap 0.10; each method's seeds have std 0.02, s.e. 0.02/sqrt(3); 2 s.e. of the gap = 0.0327.
+    one = [("ppo", 0, 1, 8, 10.0, 0.40), ("ppo", 1, 1, 8, 10.0, 0.44), ("ppo", 2, 1, 8, 10.0, 0.42),
+           ("vineppo", 0, 1, 8, 12.0, 0.50), ("vineppo", 1, 1, 8, 12.0, 0.54), ("vineppo", 2, 1, 8, 12.0, 0.52)]
+    two = [(a, s, 2, 16, t * 2, acc) for a, s, _, _, t, acc in one]
+    sep = ce.separation(curves(one + two))
+    # Gap 0.10 at both evaluations; each method's seeds have std 0.02, s.e. 0.02/sqrt(3); 2 s.e. of
+    # the gap = 0.0327.
     assert sep["separated"] and sep["widest"]["gap"] == pytest.approx(0.10)
     assert sep["widest"]["two_se"] == pytest.approx(2 * (2 * 0.02 ** 2 / 3) ** 0.5)
-    noisy = [r[:5] + (acc,) for r, acc in zip(rows, (0.3, 0.5, 0.4, 0.35, 0.55, 0.45), strict=True)]
+    assert not ce.separation(curves(one))["separated"]  # beyond 2 s.e. at one evaluation only
+    flipped = [(a, s, 2, 16, t, 0.94 - acc) for a, s, _, _, t, acc in one]  # the gap changes sign
+    assert not ce.separation(curves(one + flipped))["separated"]
+    noisy = [r[:5] + (acc,) for r, acc in zip(one + two, (0.3, 0.5, 0.4, 0.35, 0.55, 0.45) * 2, strict=True)]
     assert not ce.separation(curves(noisy))["separated"]  # gap 0.05 < 2 s.e. 0.163
-    assert ce.separation(curves(rows[:1] + rows[3:4])) is None  # one seed: no noise estimate
+    assert ce.separation(curves(one[:1] + one[3:4])) is None  # one seed: no noise estimate
 
 
 def test_wall_clock_leaves_out_evaluations(tmp_path):

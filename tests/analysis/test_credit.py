@@ -89,3 +89,24 @@ def test_dial_on_fabricated_runs(tmp_path):
     assert gap["7-9"]["gap_se"] == pytest.approx(1 / 3)
     assert (out / "dial.png").exists()
     assert credit_script.main(["dial", str(tmp_path / "sft-arith"), "--out", str(out)]) == 2
+
+
+@pytest.mark.slow
+def test_blame_on_smoke_ppo_run(smoke_runs, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "blame"
+    rc = credit_script.main(["blame", str(smoke_runs / "ppo-arith-s0"), "--problems", "6", "--k", "2",
+                             "--out", str(out)])
+    assert rc == 0
+    df = pd.read_csv(out / "blame.csv")
+    assert len(df) and (df["wrong_step"] < df["steps"]).all()
+    assert (df["GRPO (one advantage per response)"] == 1 / df["steps"]).all()  # every step tied
+    for col in ("MC K=2", "value network"):
+        assert df[col].between(0, 1).all()
+    # A share of 1 means the estimator's most negative step is the wrong one.
+    hit = df["value network"] == 1.0
+    assert (df.loc[hit, "value_net_most_negative_step"] == df.loc[hit, "wrong_step"]).all()
+    summary = pd.read_csv(out / "blame_summary.csv")
+    assert set(summary["kind"]) >= {"all"} and (summary["se"] >= 0).all()
+    assert credit_script.main(["blame", str(smoke_runs / "vineppo-arith-s0"), "--out", str(out)]) == 2
