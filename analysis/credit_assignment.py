@@ -41,6 +41,15 @@ from vineppo.config import load_config
 from vineppo.runio import atomic_write_text, git_commit
 from vineppo.tasks import load_task
 
+
+def write_outputs(out: Path, tables: dict[str, pd.DataFrame], provenance: dict) -> None:
+    """`<name>.csv` for each table and provenance.json (with the commit), each written atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        atomic_write_text(out / f"{name}.csv", df.to_csv(index=False))
+    atomic_write_text(out / "provenance.json", json.dumps({**provenance, "commit": git_commit()}, indent=2))
+
+
 # ----------------------------------------------------------------------------- dial
 
 
@@ -103,12 +112,8 @@ def run_dial(args) -> int:
               file=sys.stderr)
         return 2
     gap = dial_gap(df)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "dial.csv", df.to_csv(index=False))
-    atomic_write_text(args.out / "gap.csv", gap.to_csv(index=False))
-    atomic_write_text(args.out / "provenance.json", json.dumps({
-        "folders": [str(f) for f in args.folders], "runs": sorted(df["run"].unique().tolist()),
-        "commit": git_commit()}, indent=2))
+    write_outputs(args.out, {"dial": df, "gap": gap}, {
+        "folders": [str(f) for f in args.folders], "runs": sorted(df["run"].unique().tolist())})
     plot_dial(df, gap, args.out)
     print(gap.to_string(index=False))
     print(f"wrote {args.out}/dial.csv, gap.csv, dial.png/pdf")
@@ -205,12 +210,9 @@ def run_blame(args) -> int:
         print(f"{found[step]}: no wrong responses with a located wrong step", file=sys.stderr)
         return 2
     summary = blame_summary(df)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "blame.csv", df.to_csv(index=False))
-    atomic_write_text(args.out / "blame_summary.csv", summary.to_csv(index=False))
-    atomic_write_text(args.out / "provenance.json", json.dumps({
+    write_outputs(args.out, {"blame": df, "blame_summary": summary}, {
         "run": str(run), "checkpoint": found[step].name, "args": {k: str(v) for k, v in vars(args).items()},
-        "commit": git_commit(), "run_config": (run / "config.yaml").read_text()}, indent=2))
+        "run_config": (run / "config.yaml").read_text()})
     print(summary.to_string(index=False))
     print(f"wrote {args.out}/blame.csv, blame_summary.csv")
     return 0

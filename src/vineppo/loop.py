@@ -24,7 +24,7 @@ from vineppo.algorithms.advantages import masked_mean, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
 from vineppo.config import Config, ConfigError, RLConfig, to_yaml
 from vineppo.distributed import full_parameters, init_world, shards_of
-from vineppo.evaluate import evaluate, reward
+from vineppo.evaluate import evaluate, log_fields, reward, summarise
 from vineppo.grading import grade
 from vineppo.inference import Completion, SamplingParams, make_engine
 from vineppo.learner import Learner, Updater
@@ -270,15 +270,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                               batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                               progress=progress and world.is_main)
             problems = [p for part in world.gather(result["problems"]) for p in part]
-            record["eval/greedy_accuracy"] = sum(p["greedy_correct"] for p in problems) / max(len(problems), 1)
-            record["eval/greedy_unparsed"] = sum(not p["greedy_parsed"] for p in problems) / max(len(problems), 1)
-            if problems and "first_error_kind" in problems[0]:
-                record["eval/greedy_flawed"] = (sum(p["first_error_kind"] == "flaw" for p in problems)
-                                                / len(problems))
+            whole = {**result, **summarise(problems), "problems": problems}  # every process's share
+            record.update(log_fields(whole))
             if world.is_main and done == rl.iterations:  # per-problem answers, for the analyses
-                atomic_write_json(run.eval_file("test"), {**{k: v for k, v in result.items() if k != "problems"},
-                                                          "greedy_accuracy": record["eval/greedy_accuracy"],
-                                                          "num_problems": len(problems), "problems": problems})
+                atomic_write_json(run.eval_file("test"), whole)
             record["time/eval_s"] = time.time() - t_eval  # in later iterations' elapsed_s, not in this one's
         if world.is_main:
             run.log(record)

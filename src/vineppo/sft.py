@@ -16,11 +16,14 @@ from tqdm import tqdm
 
 from vineppo import checkpoint as ckpt
 from vineppo.config import Config, to_yaml
-from vineppo.evaluate import evaluate
+from vineppo.evaluate import evaluate, log_fields
 from vineppo.inference import make_engine
 from vineppo.models import build_tiny_model, build_tokenizer, load_model, load_tokenizer, num_parameters
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import PROMPT, load_task
+
+TOKENIZER_TEXTS = 10_000
+"""SFT examples the tiny tokenizer is trained on: plenty for a 512-token vocabulary."""
 
 
 def encode_examples(examples: list[dict[str, str]], tokenizer, max_length: int) -> list[tuple[list[int], int]]:
@@ -34,9 +37,6 @@ def encode_examples(examples: list[dict[str, str]], tokenizer, max_length: int) 
             raise ValueError(f"example {e['id']} is {len(ids)} tokens, over model.max_length={max_length}")
         out.append((ids, len(prompt)))
     return out
-
-
-TOKENIZER_TEXTS = 10_000
 
 
 def collate(batch: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -69,15 +69,6 @@ def lr_lambda(step: int, total: int, warmup_ratio: float) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def eval_extras(result: dict[str, Any]) -> dict[str, float]:
-    """What an evaluation logs beside accuracy: unparseable greedy answers, and (generated tasks)
-    greedy answers whose first wrong step is the controlled flaw."""
-    out = {"eval/greedy_unparsed": result["greedy_unparsed"]}
-    if "greedy_flawed" in result:
-        out["eval/greedy_flawed"] = result["greedy_flawed"]
-    return out
-
-
 def run_name(cfg: Config) -> str:
     return cfg.run_name or f"sft-{cfg.task.name}-s{cfg.seed}"
 
@@ -102,7 +93,6 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         tokenizer = load_tokenizer(resume)
         model = load_model(resume, cfg.model.dtype, device)
     elif cfg.model.name_or_path is None:
-        # The first TOKENIZER_TEXTS examples are plenty to learn a 512-token vocabulary from.
         texts = [PROMPT.format(question=e["question"]) + e["solution"] for e in task.sft_data[:TOKENIZER_TEXTS]]
         tokenizer = build_tokenizer(texts, cfg.model.vocab_size)
         model = build_tiny_model(cfg.model, tokenizer, cfg.seed).to(device)
@@ -167,8 +157,7 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if s.eval_every and done % s.eval_every == 0 and done < s.max_steps:
             result = eval_now(limit=200, num_samples=0)
-            run.log({"step": done, "eval/greedy_accuracy": result["greedy_accuracy"],
-                     **eval_extras(result), "eval/num_problems": result["num_problems"],
+            run.log({"step": done, **log_fields(result), "eval/num_problems": result["num_problems"],
                      "time/elapsed_s": time.time() - t0})
         if done % s.save_every == 0 and done < s.max_steps:
             ckpt.save_checkpoint(run.checkpoints, done, model, tokenizer, {

@@ -155,9 +155,8 @@ def generate_problem(rng: random.Random, spec: ArithSpec, flaw_rate: float = 0.0
         value = apply(op, value, k)
     # The solution: each step applied to the value written so far (the flawed value after a flaw).
     flaw_draws = [rng.random() < flaw_rate for _ in chain] if flaw_rate > 0 else [False] * len(chain)
-    lines, flawed = _solution_lines(start, chain, flaw_draws, unit, spec)
+    lines, flawed, written = _solution_lines(start, chain, flaw_draws, unit, spec)
     question = " ".join(sentences) + f" How many {thing} does {name} have now?"
-    written = _final(start, chain, flawed)
     if spec.boxed:
         answer = latex(value)
         lines.append(f"The answer is $\\boxed{{{latex(written)}}}$.")
@@ -170,37 +169,30 @@ def generate_problem(rng: random.Random, spec: ArithSpec, flaw_rate: float = 0.0
     return out
 
 
-def _final(start: Fraction, chain: list[tuple[str, int]], flawed: list[int]) -> Fraction:
-    value = start
+def _written_values(start: Fraction, chain: list[tuple[str, int]], flawed: list[int]) -> list[Fraction]:
+    """The value after each step as the solution writes it: a flawed step adds instead."""
+    values, value = [], start
     for i, (op, k) in enumerate(chain):
         value = apply("add" if i in flawed else op, value, k)
-    return value
+        values.append(value)
+    return values
 
 
 def _solution_lines(start: Fraction, chain: list[tuple[str, int]], flaw_draws: list[bool], unit: str,
-                    spec: ArithSpec) -> tuple[list[str], list[int]]:
-    """Solution lines and the indices of the flawed ones. A drawn flaw is kept only where the
-    chain written after it stays valid (whole numbers for `arith`), so every line is well formed."""
+                    spec: ArithSpec) -> tuple[list[str], list[int], Fraction]:
+    """Solution lines, the indices of the flawed ones and the final written value. A drawn flaw is
+    kept only where the chain written after it stays valid (positive, and whole numbers for
+    `arith`), so every line is well formed."""
     flawed: list[int] = []
     for i, (op, _) in enumerate(chain):
-        if op == "sub" and flaw_draws[i] and _valid(start, chain, flawed + [i], spec):
+        if op == "sub" and flaw_draws[i] and all(
+                v > 0 and (spec.fractions or v.denominator == 1) for v in _written_values(start, chain, flawed + [i])):
             flawed.append(i)
-    lines, value = [], start
-    for i, (op, k) in enumerate(chain):
-        written_op = "add" if i in flawed else op
-        new = apply(written_op, value, k)
-        lines.append(_line(written_op, value, k, new, unit, spec))
-        value = new
-    return lines, flawed
-
-
-def _valid(start: Fraction, chain: list[tuple[str, int]], flawed: list[int], spec: ArithSpec) -> bool:
-    value = start
-    for i, (op, k) in enumerate(chain):
-        value = apply("add" if i in flawed else op, value, k)
-        if value <= 0 or (not spec.fractions and value.denominator != 1):
-            return False
-    return True
+    values = _written_values(start, chain, flawed)
+    befores = [start] + values[:-1]
+    lines = [_line("add" if i in flawed else op, before, k, after, unit, spec)
+             for i, ((op, k), before, after) in enumerate(zip(chain, befores, values, strict=True))]
+    return lines, flawed, values[-1] if values else start
 
 
 def _is_test(question: str, test_fraction: float) -> bool:
