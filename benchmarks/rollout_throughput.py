@@ -6,7 +6,9 @@ All engines run the same states with the same model and sampling settings in thi
 
     .venv/bin/python benchmarks/rollout_throughput.py --init runs/sft-arith-s0/final
 
-Prints a table and, as its last line, one JSON object with the speedups and the device.
+Each engine runs `--repeats` times (3) and is timed by its median. Engines that are not installed
+(vllm outside `.venv-vllm`) are skipped, and the output says so and why. Prints a table and, as its
+last line, one JSON object with the speedups, the device and what was skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import platform
 import random
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -57,6 +60,16 @@ def value_states(model, tok, args) -> list[str]:
     return list(states)
 
 
+def vllm_missing() -> str | None:
+    """Why the vllm engine cannot run here, or None. vllm itself is what may be missing: our
+    engine module imports without it, so importing that proves nothing."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError as e:
+        return f"vllm is not installed in this environment ({e}); bash scripts/ensure_vllm_env.sh makes .venv-vllm"
+    return None
+
+
 def run_naive(model, tok, states, args, device) -> int:
     """One `model.generate` call per state with num_return_sequences=K; returns tokens generated."""
     torch.manual_seed(0)
@@ -78,7 +91,7 @@ def run_engine(engine, states, args) -> int:
     return sum(len(c.token_ids) for comps in out for c in comps)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--init", default="runs/sft-arith-s0/final", help="SFT checkpoint (make tiny writes it)")
     ap.add_argument("--task", default="arith")
@@ -91,7 +104,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256, help="hf engine: sequences in flight")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="float32")
-    args = ap.parse_args()
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each engine; the median is reported")
+    args = ap.parse_args(argv)
     if not Path(args.init).exists() and args.init.startswith((".", "/", "runs")):
         sys.exit(f"checkpoint {args.init} not found: run `make tiny` first, or pass --init")
 
@@ -104,39 +118,50 @@ def main() -> None:
     rows = {}
     candidates = [("naive", lambda: run_naive(model, tok, states, args, device)),
                   ("hf", lambda: run_engine(HFEngine(model, tok, batch_size=args.batch_size), states, args))]
-    try:
-        from vineppo.inference.vllm import VLLMEngine  # optional extra
-    except ImportError:
-        VLLMEngine = None
-    if VLLMEngine is not None:
+    skipped = {}
+    why = vllm_missing()
+    if why is None:
+        from vineppo.inference.vllm import VLLMEngine
+
         vllm_engine = VLLMEngine.from_checkpoint(args.init, batch_size=args.batch_size)
         candidates.append(("vllm", lambda: run_engine(vllm_engine, states, args)))
+    else:
+        skipped["vllm"] = why
+        print(f"skipping vllm: {why}")
     for name, fn in candidates:
         reset_peak(device)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            tokens = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        dt = time.perf_counter() - t0
-        rows[name] = {"seconds": dt, "tokens": tokens, "tokens_per_s": tokens / dt,
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                tokens = fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - t0)
+        dt = statistics.median(times)
+        rows[name] = {"seconds": dt, "runs": times, "tokens": tokens, "tokens_per_s": tokens / dt,
                       "states_per_s": len(states) / dt, "peak_memory_mb": peak_memory_mb(device)}
 
-    print(f"{'engine':<8}{'seconds':>10}{'tokens':>10}{'tokens/s':>12}{'states/s':>10}{'peak MB':>10}")
+    print(f"{'engine':<8}{'seconds (median)':>17}{'runs':>22}{'tokens':>9}{'tokens/s':>10}{'states/s':>10}"
+          f"{'peak MB':>9}")
     for name, r in rows.items():
-        print(f"{name:<8}{r['seconds']:>10.1f}{r['tokens']:>10}{r['tokens_per_s']:>12.0f}"
-              f"{r['states_per_s']:>10.2f}{r['peak_memory_mb']:>10.0f}")
+        runs = " ".join(f"{t:.1f}" for t in r["runs"])
+        print(f"{name:<8}{r['seconds']:>17.2f}{runs:>22}{r['tokens']:>9}{r['tokens_per_s']:>10.0f}"
+              f"{r['states_per_s']:>10.2f}{r['peak_memory_mb']:>9.0f}")
     if device.type == "cpu":
         print("(peak MB on CPU is the process's peak RSS so far, so it only grows down the table)")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     naive = rows["naive"]["seconds"]
-    print(json.dumps({
+    result = {
         "hf_speedup_vs_naive": round(naive / rows["hf"]["seconds"], 2),
         "vllm_speedup_vs_naive": round(naive / rows["vllm"]["seconds"], 2) if "vllm" in rows else None,
         "device": name, "states": len(states), "k": args.k, "episodes": args.episodes,
-        "tokens_per_s": {k: round(v["tokens_per_s"], 1) for k, v in rows.items()},
-    }))
+        "tokens_per_s": {k: round(v["tokens_per_s"], 1) for k, v in rows.items()}, "skipped": skipped,
+        "repeats": args.repeats,
+    }
+    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":

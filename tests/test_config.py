@@ -64,3 +64,24 @@ def test_yaml_round_trip():
     walk(yaml.safe_load(to_yaml(cfg)))
     assert set(flat) == set(valid_keys())
     assert make_config(flat) == cfg
+
+
+def test_per_task_preset_keys_apply_to_their_task_only():
+    from vineppo.config import make_config
+
+    hard, easy = make_config(["task.name=arith_hard"]), make_config(["task.name=arith"])
+    assert (hard.sft.max_steps, hard.task.num_sft) == (3000, 96000)
+    assert (easy.sft.max_steps, easy.task.num_sft) == (1500, 48000)
+    assert make_config(["task.name=arith_hard", "sft.max_steps=7"]).sft.max_steps == 7  # the user wins
+
+
+def test_per_task_bad_key_is_named(monkeypatch):
+    import pytest
+
+    from vineppo import config
+
+    real = config.load_preset
+    monkeypatch.setattr(config, "load_preset",
+                        lambda name: {**real(name), "per_task": {"arith": {"sft": {"max_stepz": 3}}}})
+    with pytest.raises(config.ConfigError, match="per_task.arith.*max_stepz|max_stepz.*per_task.arith"):
+        config.make_config(["task.name=arith"])

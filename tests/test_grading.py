@@ -128,3 +128,60 @@ def test_math_grading_off_the_main_thread():
     t.start()
     t.join(timeout=60)
     assert results == {"eq": 1.0, "ne": 0.0}
+
+
+SLOW = ("5", "9^{9^{9^{9}}}")  # sympy works on this for far longer than a second
+
+
+@pytest.mark.parametrize("cap", [0.3, 1.0])
+def test_time_cap_holds_and_is_counted_silently(cap, capsys, caplog):
+    import time
+
+    from vineppo import grading
+
+    grading.pop_timeouts()
+    grading.set_timeout(cap)
+    try:
+        t0 = time.perf_counter()
+        assert grading.math_equal(*SLOW) is False
+        took = time.perf_counter() - t0
+        assert grading.math_equal("7/2", "\\frac{7}{2}") is True  # fast cases are untouched
+    finally:
+        grading.set_timeout(grading.DEFAULT_TIMEOUT_S)
+    assert cap * 0.9 <= took <= cap + 0.5, took
+    assert grading.pop_timeouts() == 1 and grading.pop_timeouts() == 0
+    out = capsys.readouterr()
+    assert "Timeout" not in out.out + out.err and "Timeout" not in caplog.text
+
+
+def test_time_cap_off_the_main_thread_is_counted():
+    import time
+
+    from vineppo import grading
+
+    grading.pop_timeouts()
+    grading.set_timeout(0.5)
+    box = {}
+
+    def work():
+        t0 = time.perf_counter()
+        box["ok"] = grading.math_equal(*SLOW)
+        box["took"] = time.perf_counter() - t0
+
+    try:
+        grading.math_equal("1", "x")  # start the worker process before timing
+        t = threading.Thread(target=work)
+        t.start()
+        t.join(timeout=60)
+    finally:
+        grading.set_timeout(grading.DEFAULT_TIMEOUT_S)
+    assert box["ok"] is False and box["took"] < 0.5 + 2.0
+    assert grading.pop_timeouts() >= 1
+
+
+def test_bad_cap_is_a_config_error():
+    from vineppo import grading
+    from vineppo.config import ConfigError
+
+    with pytest.raises(ConfigError, match="grade_timeout_s"):
+        grading.set_timeout(0)

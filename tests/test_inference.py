@@ -131,3 +131,40 @@ def test_sampling_matches_softmax(tiny_model_and_tokenizer):
     assert counts[len(expected):].sum() == 0 and counts[:len(expected)][expected == 0].sum() == 0
     assert tv(top_p_filter(torch.softmax(logits, -1), top_p)) > 0.08  # temperature matters here
     assert tv(torch.softmax(logits / temperature, -1)) > 0.08  # and so does the top-p cut
+
+
+def gqa_model(tok):
+    """A random Llama with grouped-query attention (4 query heads share 2 key/value heads), as
+    RhoMath-1.1B and DeepSeekMath-7B have (32 / 4 and 32 / 32)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_shared_prefix_decoding_equals_the_plain_path(tiny_model_and_tokenizer):
+    """The cascade decoder (one prompt cache per prompt) against the plain one (the cache copied
+    to each of the n rows): the same tokens and log-probs within 1e-5, for prompts of different
+    lengths (left padding), rows finishing at different steps (compaction) and grouped-query
+    attention; and its log-probs are a fresh forward pass's."""
+    from vineppo.inference import cascade
+
+    model, tok = tiny_model_and_tokenizer
+    prompts = PROMPTS + ["Question: Cy has 2.\nAnswer:\n"]
+    for m in (model, gqa_model(tok)):
+        assert cascade.supports(m)
+        params = SamplingParams(n=3, temperature=0.9, top_p=0.95, max_new_tokens=20, seed=4)
+        fast = HFEngine(m, tok, batch_size=9, compact_fraction=0.1).generate(prompts, params)
+        slow = HFEngine(m, tok, batch_size=9, compact_fraction=0.1, shared_prefix=False).generate(prompts, params)
+        assert [[c.token_ids for c in x] for x in fast] == [[c.token_ids for c in x] for x in slow]
+        assert max(abs(a - b) for x, y in zip(fast, slow, strict=True) for c, d in zip(x, y, strict=True)
+                   for a, b in zip(c.logprobs, d.logprobs, strict=True)) < 1e-5
+        lengths = {len(c.token_ids) for x in fast for c in x}
+        for prompt, comps in zip(prompts, fast, strict=True):
+            for c in comps:
+                ref = fresh_logprobs(m, tok, prompt, c.token_ids, 0.9)
+                assert max(abs(a - b) for a, b in zip(c.logprobs, ref, strict=True)) < 1e-4
+    assert len(lengths) > 1  # rows did finish at different steps

@@ -1,5 +1,5 @@
 """Learning signal end to end: RL on a fixed handful of prompts must raise their train reward
-within a few iterations (mean of the last 3 of 12 over the first 3), for every on-policy method. A sign, masking or alignment error anywhere
+within a few iterations (mean of the last 6 of 12 over the first 3), for every on-policy method. A sign, masking or alignment error anywhere
 between sampling and the optimizer step (rewards, advantages, log-probs, the loss) makes the
 reward fall or stay flat, so it fails here even where each part's unit test passes."""
 
@@ -28,7 +28,7 @@ def rewards_of(tmp_path, init, algo) -> list[float]:
 @pytest.mark.parametrize("algo", ["ppo", "vineppo", "grpo", "rloo"])
 def test_rl_raises_train_reward_on_fixed_prompts(tmp_path, easy_sft_checkpoint, algo):
     rewards = rewards_of(tmp_path, easy_sft_checkpoint, algo)
-    first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
+    first, last = sum(rewards[:3]) / 3, sum(rewards[6:]) / 6
     assert first < 0.8, f"the start already solves these prompts ({rewards}); the test needs headroom"
     assert last >= first + 0.12, f"{algo}: train reward on 4 fixed prompts did not rise: {rewards}"
 
@@ -41,4 +41,4 @@ def test_a_sign_error_fails_the_check(tmp_path, easy_sft_checkpoint, monkeypatch
     real = loop.whiten
     monkeypatch.setattr(loop, "whiten", lambda adv, mask: -real(adv, mask))
     rewards = rewards_of(tmp_path, easy_sft_checkpoint, "rloo")
-    assert sum(rewards[-3:]) / 3 < sum(rewards[:3]) / 3 + 0.12, rewards
+    assert sum(rewards[6:]) / 6 < sum(rewards[:3]) / 3 + 0.12, rewards

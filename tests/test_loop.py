@@ -160,3 +160,45 @@ def test_nan_advantages_stop_the_run_and_keep_last_checkpoint(tmp_path, easy_sft
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-1"]
     assert [r["iteration"] for r in read_jsonl(run / "metrics.jsonl")] == [1]
     assert not (run / "summary.json").exists()
+
+
+def test_sampler_logprobs_are_the_old_policys(easy_sft_checkpoint):
+    """The hf engine's per-token log-probs (what `rl.old_logprobs=sampler` trains with) equal a
+    training forward's within 1e-5 on every response token, in the loop's layout; a one-column
+    shift would be far off (the check can fail)."""
+    from vineppo.inference import HFEngine, SamplingParams
+    from vineppo.models import load_model, load_tokenizer
+    from vineppo.rollout import Episode, chunked, collate_episodes, token_logprobs
+    from vineppo.tasks import PROMPT
+
+    model, tok = load_model(easy_sft_checkpoint).eval(), load_tokenizer(easy_sft_checkpoint)
+    engine = HFEngine(model, tok, batch_size=16)
+    assert engine.logprobs_exact
+    prompts = [PROMPT.format(question=q) for q in ("Ava has 3 apples. She gets 4 more. How many?",
+                                                   "Bo has 7 pens and buys 2. How many now?")]
+    outs = engine.generate(prompts, SamplingParams(n=4, temperature=0.7, top_p=0.9, max_new_tokens=40, seed=3))
+    eps = [Episode(0, {"answer": "0"}, p, tok(p, add_special_tokens=False)["input_ids"], c.token_ids, c.text,
+                   c.finish_reason, 0.0, logprobs=c.logprobs) for p, comps in zip(prompts, outs, strict=True) for c in comps]
+    batch = collate_episodes(eps, tok.pad_token_id)
+    recomputed = chunked(lambda b: token_logprobs(model, b, 0.7), batch, chunk=3)
+    mask = batch["mask"].bool()
+    assert mask.sum() > 40
+    assert (batch["sampler_logp"] - recomputed)[mask].abs().max() < 1e-5
+    shifted = torch.roll(batch["sampler_logp"], 1, dims=1)
+    assert (shifted - recomputed)[mask].abs().max() > 1e-2
+
+
+def test_chunked_pass_equals_one_pass(tiny_model_and_tokenizer):
+    """Length-sorted, trimmed chunks give the whole batch's log-probs on every response token."""
+    from vineppo.rollout import Episode, chunked, collate_episodes, token_logprobs
+
+    model, tok = tiny_model_and_tokenizer
+    texts = ["1 + 2 = 3.\n#### 3", "4 + 5 = 9 apples and more words here.\n#### 9", "#### 1", "7 - 2 = 5.\n#### 5"]
+    eps = [Episode(0, {}, "Q: x\nAnswer:\n", tok("Q: x\nAnswer:\n", add_special_tokens=False)["input_ids"],
+                   tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id], t, "stop", 0.0) for t in texts]
+    batch = collate_episodes(eps, tok.pad_token_id)
+    with torch.no_grad():
+        whole = token_logprobs(model.eval(), batch, 0.8)
+    parts = chunked(lambda b: token_logprobs(model, b, 0.8), batch, chunk=2)
+    mask = batch["mask"].bool()
+    assert torch.allclose(whole[mask], parts[mask], atol=1e-5)

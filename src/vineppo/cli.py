@@ -47,6 +47,9 @@ def cmd_eval(args: list[str]) -> dict:
     cfg = make_config(args)
     if cfg.model.name_or_path is None:
         raise ConfigError("eval needs model.name_or_path=<hub name or folder>")
+    from vineppo.grading import set_timeout
+
+    set_timeout(cfg.task.grade_timeout_s)
     model = load_model(cfg.model.name_or_path, cfg.model.dtype, cfg.device)
     engine = make_engine(cfg.engine, model, load_tokenizer(cfg.model.name_or_path), cfg.eval.batch_size,
                          path=cfg.model.name_or_path)

@@ -8,7 +8,9 @@ code: LaTeX goes through math-verify's LaTeX parser only (no `sympy.parse_expr`,
 
 from __future__ import annotations
 
+import logging
 import re
+import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,8 +23,47 @@ MAX_ANSWER_CHARS = 200
 """An extracted answer longer than this is not an answer (and could make sympy slow)."""
 MAX_NUMBER_DIGITS = 60
 """A longer digit string is not an answer (and int() refuses over 4300 digits)."""
-VERIFY_TIMEOUT_S = 3
-"""Time limit for one math-verify comparison."""
+DEFAULT_TIMEOUT_S = 1.0
+"""Wall-clock cap on one grading call's math-verify work (`task.grade_timeout_s`); past it the
+answer counts as wrong and the call is counted in `train/grading_timeouts`."""
+
+_timeout_s = DEFAULT_TIMEOUT_S
+_timeouts = 0
+_count_lock = threading.Lock()
+
+# math-verify logs each of its own time-outs (and that its own timer is off, which it is here: the
+# cap below replaces it) as warnings; they are counted instead of printed.
+for _name in ("math_verify", "math_verify.grader", "math_verify.parser", "math_verify.metric"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+
+class GradingTimeout(BaseException):
+    """Raised by the cap's timer. A BaseException, so that math-verify's `except Exception` around
+    each comparison cannot swallow it and go on to the next one."""
+
+
+def set_timeout(seconds: float) -> None:
+    """The per-call cap (seconds > 0) for gradings in this process from now on."""
+    global _timeout_s
+    if not seconds > 0:
+        from vineppo.config import ConfigError
+
+        raise ConfigError(f"task.grade_timeout_s must be > 0, got {seconds}")
+    _timeout_s = float(seconds)
+
+
+def pop_timeouts() -> int:
+    """Gradings cut by the cap since the last call (the loop logs it once per iteration)."""
+    global _timeouts
+    with _count_lock:
+        n, _timeouts = _timeouts, 0
+    return n
+
+
+def _count_timeout() -> None:
+    global _timeouts
+    with _count_lock:
+        _timeouts += 1
 
 
 def answer_format(task: str) -> str:
@@ -122,17 +163,36 @@ def extract_math(completion: str) -> str | None:
     return boxed
 
 
-def _math_verify(reference: str, prediction: str, timeout: int | None) -> bool:
+def _math_verify(reference: str, prediction: str) -> bool:
+    """math-verify with its own (whole-second, per-stage) timers off: the caller caps the call."""
     from math_verify import LatexExtractionConfig, parse, verify
 
     # LaTeX extraction only: math-verify's expression extractor goes through sympy.parse_expr (eval).
     config = [LatexExtractionConfig(boxed_match_priority=0)]
-    t = 0 if timeout is None else timeout
-    gold = parse(f"\\boxed{{{reference}}}", extraction_config=config, parsing_timeout=t)
-    pred = parse(f"\\boxed{{{prediction}}}", extraction_config=config, parsing_timeout=t)
+    gold = parse(f"\\boxed{{{reference}}}", extraction_config=config, parsing_timeout=None)
+    pred = parse(f"\\boxed{{{prediction}}}", extraction_config=config, parsing_timeout=None)
     if not gold or not pred:
         return False
-    return bool(verify(gold, pred, timeout_seconds=t))
+    return bool(verify(gold, pred, timeout_seconds=None))
+
+
+def _capped(reference: str, prediction: str) -> bool:
+    """`_math_verify` under one wall-clock timer for the whole call (main thread: SIGALRM)."""
+    def on_alarm(signum, frame):
+        raise GradingTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, _timeout_s)
+            return _math_verify(reference, prediction)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except GradingTimeout:
+        _count_timeout()
+        return False
+    finally:
+        signal.signal(signal.SIGALRM, previous)
 
 
 _pool: ProcessPoolExecutor | None = None
@@ -146,10 +206,11 @@ def _verify_off_main_thread(reference: str, prediction: str) -> bool:
         if _pool is None:
             _pool = ProcessPoolExecutor(max_workers=1)
         pool = _pool
-    future = pool.submit(_math_verify, reference, prediction, None)
+    future = pool.submit(_math_verify, reference, prediction)
     try:
-        return future.result(timeout=VERIFY_TIMEOUT_S)
+        return future.result(timeout=_timeout_s)
     except FutureTimeout:
+        _count_timeout()
         with _pool_lock:
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.kill()
@@ -167,7 +228,7 @@ def math_equal(reference: str, prediction: str) -> bool:
         return True
     try:
         if threading.current_thread() is threading.main_thread():
-            return _math_verify(reference, prediction, VERIFY_TIMEOUT_S)
+            return _capped(reference, prediction)
         return _verify_off_main_thread(reference, prediction)
     except Exception:  # a parser failure on model output is a wrong answer, never a crash
         return False

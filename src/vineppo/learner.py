@@ -48,7 +48,8 @@ class Updater:
                                     world.world_size, device.type == "cuda")
             self.ds, *_ = deepspeed.initialize(model=learner, model_parameters=self.params, config=conf)
         else:
-            self.optimizer = torch.optim.Adam(self.params, lr=cfg.rl.learning_rate)
+            # One fused kernel over all parameters instead of a Python loop over them.
+            self.optimizer = torch.optim.Adam(self.params, lr=cfg.rl.learning_rate, fused=True)
 
     def __call__(self, mb: dict[str, torch.Tensor], temperature: float):
         return (self.ds or self.learner)(mb, temperature)

@@ -25,12 +25,12 @@ from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
 from vineppo.config import Config, ConfigError, RLConfig, to_yaml
 from vineppo.distributed import full_parameters, init_world, shards_of
 from vineppo.evaluate import evaluate, log_fields, reward, summarise
-from vineppo.grading import grade
+from vineppo.grading import grade, pop_timeouts, set_timeout
 from vineppo.inference import Completion, SamplingParams, make_engine
 from vineppo.learner import Learner, Updater
 from vineppo.memory import available_bytes, check_fits, estimate, model_shape
 from vineppo.models import load_model, load_tokenizer
-from vineppo.rollout import Episode, collate_episodes, token_logprobs, trim_padding
+from vineppo.rollout import Episode, chunked, collate_episodes, token_logprobs, trim_padding
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import PROMPT, load_task
 
@@ -45,10 +45,13 @@ def check_finite(name: str, x: torch.Tensor, iteration: int, run: RunDir) -> Non
 
 
 def minibatch_loss(rl: RLConfig, logp: torch.Tensor, values: torch.Tensor | None, mb: dict[str, torch.Tensor],
-                   old_logp: torch.Tensor, ref_logp: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """The method's loss on one mini-batch, from the learner's log-probs (and values)."""
-    kl = masked_mean(k3_kl(logp, ref_logp), mb["mask"])
-    logs = {"loss/kl": kl.item()}
+                   old_logp: torch.Tensor, ref_logp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The method's loss on one mini-batch, from the learner's log-probs (and values). `ref_logp`
+    is None for the methods without a KL penalty (RestEM, DPO+)."""
+    logs: dict[str, float] = {}
+    if ref_logp is not None:
+        kl = masked_mean(k3_kl(logp, ref_logp), mb["mask"])
+        logs["loss/kl"] = kl.item()
     if rl.algo == "restem":
         loss = restem.loss(logp, mb["mask"])
     elif rl.algo == "dpo_plus":
@@ -84,7 +87,7 @@ def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_grou
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         for c in comps:
             episodes.append(Episode(first_group + g, ex, prompt, prompt_ids, c.token_ids, c.text, c.finish_reason,
-                                    reward(c, ex["answer"], task)))
+                                    reward(c, ex["answer"], task), logprobs=c.logprobs))
     stats: dict[str, float] = {}
     t0 = time.time()
     if rl.algo == "vineppo":
@@ -123,11 +126,14 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     rl, world = cfg.rl, init_world()
     if rl.algo not in ALGOS:
         raise ConfigError(f"rl.algo: unknown algorithm '{rl.algo}'; available: {', '.join(ALGOS)}")
+    if rl.old_logprobs not in ("sampler", "recompute"):
+        raise ConfigError(f"rl.old_logprobs: '{rl.old_logprobs}' is not one of sampler, recompute")
     if rl.init is None:
         raise ConfigError("rl.init: give the SFT checkpoint to start from (hub name or folder)")
     if world.world_size > 1 and not cfg.deepspeed.enabled:
         raise ConfigError(f"{world.world_size} processes: multi-process training runs through DeepSpeed; "
                           "set deepspeed.enabled=true")
+    set_timeout(cfg.task.grade_timeout_s)
     num_shards = rl.rollout_shards or world.world_size
     my_shards = shards_of(world, num_shards)
     if cfg.num_threads > 0:
@@ -162,6 +168,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                      if zero_stage == 3 and cfg.engine == "hf" else None)
     engine = make_engine(cfg.engine, rollout_model or policy, tokenizer, batch_size=rl.rollout_batch_size,
                          path=str(rl.init))
+    # The hf engine's log-probs come from the same module and temperature as the training forward
+    # (tests/test_loop.py checks they agree within 1e-5); vLLM's from its own kernels and after top-p.
+    engine_logprobs_exact = getattr(engine, "logprobs_exact", False)
 
     start, grad_steps, elapsed = 0, 0, 0.0
     if resume is not None:
@@ -200,15 +209,20 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         stats = merge_vine_stats([shards[s][1] for s in range(num_shards)])
         t_gen = time.time() - t0 - t_advantages
 
-        # 2. Log-probs of the old and reference policies; PPO's values and GAE; whitening.
+        # 2. Log-probs of the old policy (the sampler's own, where they are the training forward's)
+        #    and of the reference (only for the methods with a KL penalty); PPO's values and GAE.
         t0 = time.time() - t_advantages  # value estimation time includes VinePPO's MC rollouts
         batch = {k: v.to(device) for k, v in collate_episodes(episodes, tokenizer.pad_token_id).items()}
-        with torch.no_grad():
-            old_logp = token_logprobs(policy, batch, rl.temperature)
-            ref_logp = token_logprobs(reference, batch, rl.temperature)
+        sampler_logp = batch.pop("sampler_logp", None)
+        if rl.old_logprobs == "sampler" and sampler_logp is not None and engine_logprobs_exact:
+            old_logp = sampler_logp
+        else:
+            old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature), batch, rl.minibatch_size)
+        ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature), batch, rl.minibatch_size)
+                    if rl.algo in PPO_FAMILY else None)
         if value_model is not None:
             batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
-                value_model, batch, rl.gamma, rl.lam)
+                value_model, batch, rl.gamma, rl.lam, rl.minibatch_size)
         batch["advantages"] = whiten(batch["advantages"], batch["mask"])
         check_finite("advantages", batch["advantages"], it + 1, run)
         t_value = time.time() - t0
@@ -237,7 +251,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 rows = [j for u in (mine_units or step_units[:1]) for j in units[u]]
                 all_rows = torch.tensor([j for u in step_units for j in units[u]], device=device)
                 idx = torch.tensor(rows, device=device)
-                mb, mb_old, mb_ref = trim_padding({k: v[idx] for k, v in batch.items()}, old_logp[idx], ref_logp[idx])
+                mb, mb_old, mb_ref = trim_padding({k: v[idx] for k, v in batch.items()}, old_logp[idx],
+                                                  ref_logp[idx] if ref_logp is not None else None)
                 share = (loss_items(rl.algo, mb["mask"]) / loss_items(rl.algo, batch["mask"][all_rows])
                          if mine_units else 0.0)
                 logp, values = updater(mb, rl.temperature)
@@ -259,9 +274,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             "iteration": done, "train/reward": batch["rewards"].mean().item(),
             "train/grad_steps": grad_steps, "train/tokens_generated": int(batch["mask"].sum().item()),
             "train/tokens_trained": int(batch["attention_mask"].sum().item()),
-            "train/kl_ref": masked_mean(old_logp - ref_logp, batch["mask"]).item(),
+            **({"train/kl_ref": masked_mean(old_logp - ref_logp, batch["mask"]).item()} if ref_logp is not None else {}),
             "time/generation_s": t_gen, "time/value_estimation_s": t_value, "time/training_s": t_train,
             "time/elapsed_s": time.time() - t_start, "train/num_units": len(units), **stats, **logs,
+            "train/grading_timeouts": world.sum([float(pop_timeouts())])[0],
         }
         if done % rl.eval_every == 0 or done == rl.iterations:  # each process scores every W-th problem
             t_eval = time.time()

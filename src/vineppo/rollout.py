@@ -24,6 +24,8 @@ class Episode:
     reward: float
     advantages: list[float] = field(default_factory=list)
     """One advantage per response token (set by the algorithm)."""
+    logprobs: list[float] = field(default_factory=list)
+    """The sampler's log pi_old of each response token at the sampling temperature (may be empty)."""
 
 
 def token_char_starts(tokenizer, ids: list[int]) -> list[int]:
@@ -52,7 +54,8 @@ def token_step_index(char_starts: list[int], step_offsets: list[int]) -> list[in
 
 
 def collate_episodes(episodes: list[Episode], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded prompt+response ids, attention mask, next-token targets, response mask, advantages."""
+    """Right-padded prompt+response ids, attention mask, next-token targets, response mask, advantages;
+    and `sampler_logp`, the sampler's log-probs in the same layout, when every episode carries them."""
     width = max(len(e.prompt_ids) + len(e.response_ids) for e in episodes)
     n = len(episodes)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -60,6 +63,8 @@ def collate_episodes(episodes: list[Episode], pad_id: int) -> dict[str, torch.Te
     mask = torch.zeros((n, width - 1))
     advantages = torch.zeros((n, width - 1))
     rewards = torch.zeros(n)
+    has_logprobs = all(len(e.logprobs) == len(e.response_ids) for e in episodes)
+    sampler_logp = torch.zeros((n, width - 1))
     for i, e in enumerate(episodes):
         ids = e.prompt_ids + e.response_ids
         p, r = len(e.prompt_ids), len(e.response_ids)
@@ -68,9 +73,14 @@ def collate_episodes(episodes: list[Episode], pad_id: int) -> dict[str, torch.Te
         mask[i, p - 1:p - 1 + r] = 1
         if e.advantages:
             advantages[i, p - 1:p - 1 + r] = torch.tensor(e.advantages)
+        if has_logprobs and r:
+            sampler_logp[i, p - 1:p - 1 + r] = torch.tensor(e.logprobs)
         rewards[i] = e.reward
-    return {"input_ids": input_ids, "attention_mask": attention, "targets": input_ids[:, 1:],
-            "mask": mask, "advantages": advantages, "rewards": rewards}
+    batch = {"input_ids": input_ids, "attention_mask": attention, "targets": input_ids[:, 1:],
+             "mask": mask, "advantages": advantages, "rewards": rewards}
+    if has_logprobs:
+        batch["sampler_logp"] = sampler_logp
+    return batch
 
 
 def trim_padding(mb: dict[str, torch.Tensor], *token_level: torch.Tensor):
@@ -81,8 +91,8 @@ def trim_padding(mb: dict[str, torch.Tensor], *token_level: torch.Tensor):
     full = mb["input_ids"].shape[1]
     w = int(mb["attention_mask"].sum(1).max())
 
-    def cut(v: torch.Tensor) -> torch.Tensor:
-        if v.dim() != 2:
+    def cut(v: torch.Tensor | None) -> torch.Tensor | None:
+        if v is None or v.dim() != 2:
             return v
         return v[:, :w] if v.shape[1] == full else v[:, :w - 1]
 
@@ -90,7 +100,26 @@ def trim_padding(mb: dict[str, torch.Tensor], *token_level: torch.Tensor):
 
 
 def token_logprobs(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
-    """log pi(target token) at the sampling temperature, `[batch, width - 1]`."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    """log pi(target token) at the sampling temperature, `[batch, width - 1]`.
+
+    No attention mask: the batch is right-padded, so under causal attention no real token sees a
+    pad and positions run 0, 1, ... as they would with the mask; without it attention takes the
+    faster causal kernel. The values on padding columns are meaningless and always masked out."""
+    logits = model(input_ids=batch["input_ids"]).logits[:, :-1]
     logp = torch.log_softmax(logits.float() / temperature, dim=-1)
     return logp.gather(-1, batch["targets"].unsqueeze(-1)).squeeze(-1)
+
+
+@torch.no_grad()
+def chunked(fn, batch: dict[str, torch.Tensor], chunk: int) -> torch.Tensor:
+    """`fn(sub-batch)` -> `[rows, width - 1]` over the whole batch, `chunk` rows at a time in order
+    of length, each chunk cut to its own longest row: a no-grad pass over an iteration's episodes
+    then pays for little padding and holds one chunk's activations."""
+    lengths = batch["attention_mask"].sum(1)
+    order = lengths.argsort(descending=True)
+    out = torch.zeros(batch["mask"].shape, device=batch["mask"].device)
+    for i in range(0, len(order), chunk):
+        idx = order[i:i + chunk]
+        sub, = trim_padding({k: v[idx] for k, v in batch.items()})
+        out[idx, :sub["mask"].shape[1]] = fn(sub).float()
+    return out

@@ -8,6 +8,7 @@ from torch import nn
 from transformers import AutoModel
 
 from vineppo.algorithms.advantages import gae
+from vineppo.rollout import chunked
 
 
 class ValueModel(nn.Module):
@@ -21,8 +22,9 @@ class ValueModel(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """`[batch, width - 1]`: column j is V(sequence up to and including token j)."""
-        hidden = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        """`[batch, width - 1]`: column j is V(sequence up to and including token j). The batch is
+        right-padded, so no attention mask is needed (see `rollout.token_logprobs`)."""
+        hidden = self.backbone(input_ids=batch["input_ids"]).last_hidden_state
         return self.head(hidden[:, :-1]).squeeze(-1)
 
 
@@ -37,8 +39,8 @@ def token_rewards(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 @torch.no_grad()
 def advantages_and_returns(value_model: ValueModel, batch: dict[str, torch.Tensor], gamma: float,
-                           lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                           lam: float, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(advantages, returns, old values) on the response tokens."""
-    values = value_model(batch).float() * batch["mask"]
+    values = chunked(value_model, batch, chunk) * batch["mask"]
     advantages, returns = gae(token_rewards(batch), values, batch["mask"], gamma, lam)
     return advantages, returns, values

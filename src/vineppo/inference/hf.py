@@ -19,6 +19,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from vineppo.inference import cascade
 from vineppo.inference.base import Completion, SamplingParams
 
 COMPACT_FRACTION = 0.25
@@ -68,11 +69,44 @@ def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return out / out.sum(-1, keepdim=True)
 
 
+TOP_K_FIRST = 64
+"""Top-p looks at the 64 likeliest tokens first; only rows whose nucleus is wider pay for a full sort."""
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
+                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(next token, its log-prob at `temperature`) per row; greedy at temperature 0. Sampling is
+    by inverse CDF over the probabilities sorted high to low, cut to the top-p nucleus: one uniform
+    draw per row instead of one exponential per vocabulary entry (what torch.multinomial draws)."""
+    if temperature == 0:
+        next_tok = logits.argmax(-1)
+        return next_tok, torch.log_softmax(logits.float(), -1).gather(-1, next_tok[:, None]).squeeze(-1)
+    logp = torch.log_softmax(logits.float() / temperature, -1)
+    probs = logp.exp()
+    if top_p >= 1.0:
+        sorted_p, idx = probs, None
+    else:
+        sorted_p, idx = probs.topk(min(TOP_K_FIRST, probs.shape[-1]), dim=-1)
+        if bool((sorted_p.sum(-1) < top_p).any()):  # some nucleus is wider than the top k
+            sorted_p, idx = probs.sort(dim=-1, descending=True)
+        mass_before = sorted_p.cumsum(-1) - sorted_p
+        sorted_p = sorted_p.masked_fill(mass_before >= top_p, 0.0)
+    # The first position whose cumulative mass exceeds u has a positive probability of its own.
+    cdf = sorted_p.cumsum(-1)
+    u = torch.rand(cdf.shape[0], 1, generator=gen, device=cdf.device) * cdf[:, -1:]
+    pick = torch.searchsorted(cdf, u, right=True).clamp(max=cdf.shape[-1] - 1)
+    next_tok = (pick if idx is None else idx.gather(-1, pick)).squeeze(-1)
+    return next_tok, logp.gather(-1, next_tok[:, None]).squeeze(-1)
+
+
 class HFEngine:
-    def __init__(self, model, tokenizer, batch_size: int = 64, compact_fraction: float = COMPACT_FRACTION):
-        """`batch_size` counts sequences in flight (prompts x n); `compact_fraction` > 1 disables compaction."""
+    def __init__(self, model, tokenizer, batch_size: int = 64, compact_fraction: float = COMPACT_FRACTION,
+                 shared_prefix: bool = True):
+        """`batch_size` counts sequences in flight (prompts x n); `compact_fraction` > 1 disables
+        compaction; `shared_prefix` decodes Llama-family models with one prompt cache per prompt
+        (cascade.py), others always take the plain path."""
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
-        self.compact_fraction = compact_fraction
+        self.compact_fraction, self.shared_prefix = compact_fraction, shared_prefix
         # transformers >= 5.20 names the KV cache argument `cache`; older 5.x (the vLLM environment's
         # pin) `past_key_values`.
         self.cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -80,6 +114,12 @@ class HFEngine:
     def load_weights(self, model) -> None:
         """The engine runs the policy module itself, so it always sees the newest weights."""
         self.model = model
+
+    @property
+    def logprobs_exact(self) -> bool:
+        """Whether the sampled tokens' log-probs equal a training forward's (tests/test_loop.py):
+        in float32 the cached decode matches a full forward to ~1e-6; in bf16 it would not."""
+        return next(self.model.parameters()).dtype == torch.float32
 
     @property
     def device(self) -> torch.device:
@@ -104,61 +144,95 @@ class HFEngine:
     @torch.no_grad()
     def _generate_batch(self, prompts: list[list[int]], params: SamplingParams,
                         gen: torch.Generator) -> list[list[Completion]]:
-        tok, model, n = self.tokenizer, self.model, params.n
+        tok, model, n, dev = self.tokenizer, self.model, params.n, self.device
         width = max(len(p) for p in prompts)
-        input_ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts], device=self.device)
-        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        input_ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts], device=dev)
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=dev)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
-        cache.layer_class_to_replicate = GrowingLayer
-        logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                       **{self.cache_kwarg: cache}, use_cache=True).logits[:, -1]
-        # The mask for every step at once (prompt, then ones), sliced per step instead of grown.
-        attention = torch.cat([attention, attention.new_ones(attention.shape[0], params.max_new_tokens)], dim=1)
-        if n > 1:  # prefix sharing: each prompt was encoded once; its n rows start from copies of its cache
-            cache.batch_repeat_interleave(n)
-            logits, attention, positions = (x.repeat_interleave(n, 0) for x in (logits, attention, positions))
-        rows = len(prompts) * n
-        active = list(range(rows))  # the output row of each row in flight
-        tokens: list[list[int]] = [[] for _ in range(rows)]
-        logps: list[list[float]] = [[] for _ in range(rows)]
-        stop_hit = [False] * rows
-        done = torch.zeros(rows, dtype=torch.bool, device=self.device)  # over rows in flight
-        eos = tok.eos_token_id
-        for step in range(params.max_new_tokens):
-            if params.temperature == 0:
-                next_tok = logits.argmax(-1)
-                logp = torch.log_softmax(logits.float(), -1)
-            else:
-                logp = torch.log_softmax(logits.float() / params.temperature, -1)
-                probs = top_p_filter(logp.exp(), params.top_p)
-                next_tok = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
-            next_tok = torch.where(done, torch.full_like(next_tok, tok.pad_token_id), next_tok)
-            chosen = logp.gather(-1, next_tok[:, None]).squeeze(-1)
-            for j, (t, lp, was_done) in enumerate(zip(next_tok.tolist(), chosen.tolist(), done.tolist(), strict=True)):
-                if was_done:
-                    continue
-                r = active[j]
-                tokens[r].append(t)
-                logps[r].append(lp)
-                if t == eos:
-                    done[j] = True
-                elif params.stop and self._has_stop(tokens[r], params.stop):
-                    done[j], stop_hit[r] = True, True
-            if bool(done.all()):
-                break
-            if done.float().mean().item() >= self.compact_fraction:  # compaction
-                keep = (~done).nonzero().squeeze(-1)
-                cache.batch_select_indices(keep)
-                attention, positions, next_tok = attention[keep], positions[keep], next_tok[keep]
-                active = [active[j] for j in keep.tolist()]
-                done = done[keep]
-            positions = positions[:, -1:] + 1
-            logits = model(input_ids=next_tok[:, None], attention_mask=attention[:, :width + step + 1],
-                           position_ids=positions,
+        if self.shared_prefix and cascade.supports(model):
+            # The prompt's cache stays one copy per prompt; see cascade.py.
+            cache = DynamicCache()
+            logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
                            **{self.cache_kwarg: cache}, use_cache=True).logits[:, -1]
-        comps = [self._completion(tokens[r], logps[r], eos, params, stop_hit[r]) for r in range(rows)]
+            decoder = cascade.SharedPrefixDecoder(model, cache, attention, n, params.max_new_tokens)
+            positions = positions[:, -1:].repeat_interleave(n, 0)
+            logits = logits.repeat_interleave(n, 0)
+
+            def advance(next_tok, positions, step):
+                return decoder.step(next_tok, positions[:, 0])
+
+            def compact(keep):
+                decoder.keep(keep)
+        else:
+            cache = DynamicCache()
+            cache.layer_class_to_replicate = GrowingLayer
+            logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                           **{self.cache_kwarg: cache}, use_cache=True).logits[:, -1]
+            # The mask for every step at once (prompt, then ones), sliced per step instead of grown.
+            mask = torch.cat([attention, attention.new_ones(attention.shape[0], params.max_new_tokens)], dim=1)
+            if n > 1:  # prefix sharing: each prompt was encoded once; its n rows start from copies of its cache
+                cache.batch_repeat_interleave(n)
+                logits, mask, positions = (x.repeat_interleave(n, 0) for x in (logits, mask, positions))
+            state = {"mask": mask}
+
+            def advance(next_tok, positions, step):
+                return model(input_ids=next_tok[:, None], attention_mask=state["mask"][:, :width + step + 1],
+                             position_ids=positions, **{self.cache_kwarg: cache}, use_cache=True).logits[:, -1]
+
+            def compact(keep):
+                cache.batch_select_indices(keep)
+                state["mask"] = state["mask"][keep]
+        rows, steps, eos = len(prompts) * n, params.max_new_tokens, tok.eos_token_id
+        # Outputs live in tensors written one column per step; Python touches only the rows that
+        # finish (or may have completed a stop string) at that step.
+        out_tokens = torch.full((rows, steps), tok.pad_token_id, dtype=torch.long, device=dev)
+        out_logps = torch.zeros((rows, steps), device=dev)
+        lengths = [steps] * rows  # a row that never stops fills every column
+        stop_hit = [False] * rows
+        maybe_stop = self._stop_candidates(params.stop)
+        active = torch.arange(rows, device=dev)  # the output row of each row in flight
+        done = torch.zeros(rows, dtype=torch.bool, device=dev)  # over rows in flight
+        for step in range(steps):
+            next_tok, chosen = sample_next(logits, params.temperature, params.top_p, gen)
+            live = ~done
+            out_tokens[active[live], step] = next_tok[live]
+            out_logps[active[live], step] = chosen[live]
+            finished = live & (next_tok == eos)
+            if maybe_stop is not None:
+                for j in (live & ~finished & maybe_stop[next_tok]).nonzero().flatten().tolist():
+                    r = int(active[j])
+                    if self._has_stop(out_tokens[r, max(0, step - 15):step + 1].tolist(), params.stop):
+                        finished[j], stop_hit[r] = True, True
+            for r in active[finished].tolist():
+                lengths[r] = step + 1
+            done |= finished
+            n_done = int(done.sum())
+            if n_done == len(done):
+                break
+            if n_done >= self.compact_fraction * len(done):  # compaction
+                keep = (~done).nonzero().squeeze(-1)
+                compact(keep)
+                positions, next_tok, active, done = positions[keep], next_tok[keep], active[keep], done[keep]
+            positions = positions[:, -1:] + 1
+            logits = advance(next_tok, positions, step)
+        tokens, logps = out_tokens.tolist(), out_logps.tolist()
+        comps = [self._completion(tokens[r][:lengths[r]], logps[r][:lengths[r]], eos, params, stop_hit[r])
+                 for r in range(rows)]
         return [comps[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+    def _stop_candidates(self, stop: list[str]) -> torch.Tensor | None:
+        """Which token ids can complete a stop string (their text holds a stop string's last
+        character, or is not plain text on its own): only rows that sample one are checked."""
+        if not stop:
+            return None
+        key = tuple(stop)
+        if getattr(self, "_stop_key", None) != key:
+            last = {s[-1] for s in stop if s}
+            vocab = len(self.tokenizer)
+            texts = self.tokenizer.batch_decode([[i] for i in range(vocab)], skip_special_tokens=True)
+            mask = [any(c in t for c in last) or "\ufffd" in t for t in texts]
+            self._stop_key, self._stop_mask = key, torch.tensor(mask, device=self.device)
+        return self._stop_mask
 
     def _has_stop(self, ids: list[int], stop: list[str]) -> bool:
         text = self.tokenizer.decode(ids[-16:], skip_special_tokens=True)
