@@ -202,3 +202,20 @@ def test_chunked_pass_equals_one_pass(tiny_model_and_tokenizer):
     parts = chunked(lambda b: token_logprobs(model, b, 0.8), batch, chunk=2)
     mask = batch["mask"].bool()
     assert torch.allclose(whole[mask], parts[mask], atol=1e-5)
+
+
+def test_minibatches_cover_every_unit_once_and_group_lengths():
+    from vineppo.loop import minibatches
+
+    units = [(i,) for i in range(12)]
+    lengths = [5, 40, 7, 33, 12, 50, 9, 41, 3, 28, 60, 11]
+    for by_length in (False, True):
+        cut = minibatches(units, 4, torch.Generator().manual_seed(0), lengths if by_length else None)
+        assert sorted(u for mb in cut for u in mb) == list(range(12)) and [len(mb) for mb in cut] == [4, 4, 4]
+    # By length: the three mini-batches are the 4 shortest, the 4 middle and the 4 longest episodes.
+    groups = sorted(sorted(lengths[u] for u in mb) for mb in cut)
+    assert groups == [[3, 5, 7, 9], [11, 12, 28, 33], [40, 41, 50, 60]]
+    # DPO+ pairs: a unit's length is its longer episode's.
+    pairs = [(0, 1), (2, 3), (4, 5)]
+    cut = minibatches(pairs, 1, torch.Generator().manual_seed(0), [10, 90, 20, 30, 40, 50])
+    assert sorted(u for mb in cut for u in mb) == [0, 1, 2]

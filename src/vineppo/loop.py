@@ -69,6 +69,20 @@ def minibatch_loss(rl: RLConfig, logp: torch.Tensor, values: torch.Tensor | None
     return loss, logs
 
 
+def minibatches(units: list[tuple[int, ...]], per_step: int, gen: torch.Generator,
+                seq_len: list[int] | None) -> list[list[int]]:
+    """One epoch's mini-batches of unit indices: a random permutation cut in order; with `seq_len`
+    (each episode's length), the shuffled units sorted by length first and the mini-batches then
+    taken in random order, so a mini-batch pads to a length close to its own episodes'."""
+    perm = torch.randperm(len(units), generator=gen).tolist()
+    if seq_len is not None:
+        perm.sort(key=lambda u: max(seq_len[j] for j in units[u]))  # stable: equal lengths stay shuffled
+    cut = [perm[i:i + per_step] for i in range(0, len(perm), per_step)]
+    if seq_len is not None:
+        cut = [cut[k] for k in torch.randperm(len(cut), generator=gen).tolist()]
+    return cut
+
+
 def loss_items(algo: str, mask: torch.Tensor) -> float:
     """What the method's loss averages over in a mini-batch: response tokens, or DPO+'s pairs."""
     return mask.shape[0] / 2 if algo == "dpo_plus" else float(mask.sum().clamp(min=1))
@@ -240,10 +254,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
         sums: dict[str, float] = dict.fromkeys(("loss/policy", "loss/kl", "loss/value", "loss/clip_fraction"), 0.0)
         steps = 0
+        seq_len = batch["attention_mask"].sum(1).tolist()
         for _ in range(rl.epochs if units else 0):
-            perm = torch.randperm(len(units), generator=gen).tolist()
-            for i in range(0, len(units), per_step):
-                step_units = perm[i:i + per_step]
+            for step_units in minibatches(units, per_step, gen, seq_len if rl.minibatch_by_length else None):
                 # Data parallel: this process takes every W-th unit of the mini-batch and weighs its
                 # loss by its share of what the loss averages over; the gradient averaged over
                 # processes is then the whole mini-batch's (a process with no unit takes one at weight 0).
