@@ -29,16 +29,71 @@ def test_table1_dry_run_lists_exactly_the_expected_jobs(tmp_path):
     assert ppo.overrides["rl.init"] == f"{tmp_path}/sft-arith_hard/final"
     assert (ppo.overrides["seed"], ppo.overrides["rl.iterations"], ppo.overrides["rl.algo"]) == (1, 5, "ppo")
     assert len(launch(["sweep=table1", "seeds=2", "--dry-run"], log=quiet)["jobs"]) == 2 + 2 * 6 * 2
-    assert len(launch(["sweep=table1", "preset=paper", "--dry-run"], log=quiet)["jobs"]) == 2 + 2 * 6 * 3
+    # The paper table: both base models, each from its released SFT checkpoints.
+    assert len(launch(["sweep=table1", "preset=paper", "--dry-run"], log=quiet)["jobs"]) == 2 * (2 + 2 * 6 * 3)
     paper = launch(["sweep=table1", "preset=paper", "seeds=1", "--dry-run"], log=quiet)["jobs"]
-    assert {j.name: j.command for j in paper if j.stage == 1} == {"sft-gsm8k": "eval", "sft-math": "eval"}
-    assert next(j for j in paper if j.name == "vineppo-math-s0").overrides["rl.init"] == "realtreetune/rho-1b-sft-MATH"
+    assert {j.name: j.overrides["model.name_or_path"] for j in paper if j.stage == 1} == {
+        "rho1b-sft-gsm8k": "realtreetune/rho-1b-sft-GSM8K", "rho1b-sft-math": "realtreetune/rho-1b-sft-MATH",
+        "deepseek7b-sft-gsm8k": "realtreetune/deepseekmath-7b-sft-GSM8K",
+        "deepseek7b-sft-math": "realtreetune/deepseekmath-7b-sft-MATH-v2"}
+    assert all(j.command == "eval" for j in paper if j.stage == 1)
+    by_name = {j.name: j for j in paper}
+    assert by_name["rho1b-vineppo-math-s0"].overrides["rl.init"] == "realtreetune/rho-1b-sft-MATH"
+    assert by_name["deepseek7b-ppo-gsm8k-s0"].overrides["rl.init"] == "realtreetune/deepseekmath-7b-sft-GSM8K"
+    assert by_name["deepseek7b-ppo-gsm8k-s0"].after == "deepseek7b-sft-gsm8k"
+    only = launch(["sweep=table1", "preset=paper", "seeds=1", "base=deepseek7b", "--dry-run"], log=quiet)["jobs"]
+    assert len(only) == 2 + 2 * 6 and all(j.name.startswith("deepseek7b-") for j in only)
     # Local concurrency: the sweep's default for the preset (tiny: 2 jobs, 1 thread each), the
     # command line over it, one job at a time where the sweep says nothing.
     assert out["max_parallel"] == 2 and ppo.overrides["num_threads"] == 1
     assert launch(["sweep=table1", "max_parallel=3", "--dry-run"], log=quiet)["max_parallel"] == 3
     assert launch(["sweep=table1", "preset=paper", "--dry-run"], log=quiet)["max_parallel"] == 1
-    assert "num_threads" not in next(j for j in paper if j.name == "vineppo-math-s0").overrides
+    assert "num_threads" not in by_name["rho1b-vineppo-math-s0"].overrides
+
+
+def test_paper_table_on_slurm_gives_each_base_its_profile():
+    """RhoMath-1.1B's jobs on 4 x A100 (4 DeepSpeed processes per RL job), DeepSeekMath-7B's on
+    8 x H100 (8); the dry run says so; `profile=` on the command line wins for every job."""
+    lines = []
+    out = launch(["sweep=table1", "preset=paper", "seeds=1", "cluster=slurm", "--dry-run"], log=lines.append)
+    jobs, procs = {j.name: j for j in out["jobs"]}, out["processes"]
+    assert jobs["rho1b-ppo-math-s0"].profile == "a100x4" and procs["rho1b-ppo-math-s0"] == 4
+    assert jobs["deepseek7b-ppo-math-s0"].profile == "h100x8" and procs["deepseek7b-ppo-math-s0"] == 8
+    assert procs["deepseek7b-sft-math"] == 1 and jobs["deepseek7b-ppo-math-s0"].overrides["deepspeed.enabled"] is True
+    text = "\n".join(lines)
+    assert "rl deepseek7b-vineppo-gsm8k-s0" in text and "Slurm profile h100x8" in text and "8 processes" in text
+    assert "base models: deepseek7b, rho1b" in text
+    forced = launch(["sweep=table1", "preset=paper", "seeds=1", "cluster=slurm", "profile=local", "--dry-run"],
+                    log=quiet)
+    assert {j.profile for j in forced["jobs"]} == {"local"}
+    with pytest.raises(ConfigError, match="unknown base 'deepseek'; available: rho1b, deepseek7b"):
+        launch(["sweep=table1", "preset=paper", "base=deepseek", "--dry-run"], log=quiet)
+    with pytest.raises(ConfigError, match="no base models for preset 'tiny'"):
+        launch(["sweep=table1", "base=rho1b", "--dry-run"], log=quiet)
+
+
+def test_table_keeps_base_models_apart(tmp_path):
+    """Two base models' runs: one row per base and method, each gain measured from its own SFT."""
+    from vineppo.launch import Job, write_table
+
+    def job(name, base, command, task, seed, acc, algo=None):
+        d = tmp_path / name
+        d.mkdir()
+        summary = {"test_greedy_accuracy": acc, "commit": "x"}
+        if command == "rl":
+            summary.update(algo=algo, grad_steps=8, seconds_per_iteration=1.0)
+            (d / "metrics.jsonl").write_text(json.dumps({"time/generation_s": 1, "time/value_estimation_s": 1}) + "\n")
+        (d / "summary.json").write_text(json.dumps(summary))
+        return Job(name, command, {"task.name": task, "seed": seed}, 1 if command != "rl" else 2,
+                   marker=d / "summary.json", base=base)
+
+    jobs = [job("a-sft-gsm8k", "a", "eval", "gsm8k", 0, 0.30), job("b-sft-gsm8k", "b", "eval", "gsm8k", 0, 0.60),
+            job("a-ppo-gsm8k-s0", "a", "rl", "gsm8k", 0, 0.40, "ppo"),
+            job("b-ppo-gsm8k-s0", "b", "rl", "gsm8k", 0, 0.65, "ppo")]
+    text = write_table(jobs, tmp_path / "table", log=quiet).read_text()
+    assert "| a ppo | 0.400 ± 0.000 |" in text and "| b ppo | 0.650 ± 0.000 |" in text
+    assert "| a ppo | +10.0 ± 0.0; worst +10.0; 1/1 |" in text and "| b ppo | +5.0 ± 0.0; worst +5.0; 1/1 |" in text
+    assert "a PPO & 40.0 $\\pm$ 0.0" in (tmp_path / "table.tex").read_text()
 
 
 def test_grid_sweeps_name_every_point(tmp_path):

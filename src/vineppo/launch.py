@@ -26,7 +26,7 @@ SWEEPS_DIR = ROOT / "experiments" / "sweeps"
 PROFILES_DIR = ROOT / "slurm"
 POLL_S = 2.0
 """Seconds between checks on running jobs."""
-LAUNCH_KEYS = ("sweep", "preset", "cluster", "seeds", "profile", "max_parallel", "processes")
+LAUNCH_KEYS = ("sweep", "preset", "cluster", "seeds", "profile", "max_parallel", "processes", "base")
 CLUSTERS = ("local", "slurm", "debug")
 SLURM_KEYS = {  # profile key -> submitit AutoExecutor parameter
     "partition": "slurm_partition", "gpus": "gpus_per_node", "cpus": "cpus_per_task", "mem_gb": "mem_gb",
@@ -48,6 +48,10 @@ class Job:
     """The stage-1 job this one starts from."""
     marker: Path = field(default=Path())
     """Exists once the job has finished."""
+    base: str | None = None
+    """The base model's key in the sweep's `bases` (the paper table has two), or None."""
+    profile: str | None = None
+    """The Slurm profile this job's base model runs on (the command line's `profile=` wins)."""
 
     def is_complete(self) -> bool:
         return self.marker.exists()
@@ -120,8 +124,28 @@ def _per_preset(section: dict[str, Any] | None, preset: str) -> dict[str, Any]:
     return dict((section or {}).get(preset) or {})
 
 
-def expand(sweep: dict[str, Any], name: str, preset: str, seeds: int, user: dict[str, Any]) -> list[Job]:
-    """Every job of the sweep, in order: stage-1 jobs first. `user` overrides apply to every job."""
+def sweep_bases(sweep: dict[str, Any], name: str, preset: str, only: str | None) -> dict[str, dict[str, Any]]:
+    """The base models the sweep runs on this preset: {key: {name, profile, sft: {task: checkpoint}}};
+    one unnamed base (key "") where the sweep lists none (the tiny preset trains its own SFT model).
+    `only` picks one base by key."""
+    bases = _per_preset(sweep.get("bases"), preset)
+    if not bases:
+        if only is not None:
+            raise ConfigError(f"sweep '{name}' has no base models for preset '{preset}'; drop base={only}")
+        return {"": {"sft": _per_preset((sweep.get("sft") or {}).get("init"), preset)}}
+    if only is not None:
+        if only not in bases:
+            raise ConfigError(f"sweep '{name}', preset '{preset}': unknown base '{only}'; available: "
+                              f"{', '.join(bases)}")
+        bases = {only: bases[only]}
+    return bases
+
+
+def expand(sweep: dict[str, Any], name: str, preset: str, seeds: int, user: dict[str, Any],
+           base: str | None = None) -> list[Job]:
+    """Every job of the sweep, in order: stage-1 jobs first. `user` overrides apply to every job.
+    With several base models (the paper table), each base gets its own SFT start points and RL
+    jobs, named `<base>-...`; `base` picks one of them."""
     tasks = sweep["tasks"].get(preset)
     if not tasks:
         raise ConfigError(f"sweep '{name}' has no tasks for preset '{preset}'")
@@ -129,37 +153,43 @@ def expand(sweep: dict[str, Any], name: str, preset: str, seeds: int, user: dict
     common = {"preset": preset, **_per_preset(sweep.get("overrides"), preset), **user, "output_dir": str(out_dir)}
     jobs: list[Job] = []
     sft = sweep.get("sft") or {}
-    for task in tasks:
-        base = {**common, "task.name": task, **_per_preset(sft.get("overrides"), preset)}
-        if preset == "paper":  # the released SFT checkpoint; the SFT row is its evaluation
-            init = _per_preset(sft.get("init"), preset).get(task)
-            if init is None:
-                raise ConfigError(f"sweep '{name}': sft.init.paper.{task} (the SFT checkpoint) is missing")
-            jname = f"sft-{task}"
-            jobs.append(Job(jname, "eval", {**base, "model.name_or_path": init, "run_name": jname}, 1,
-                            marker=out_dir / jname / "summary.json"))
-        else:
-            jname = f"sft-{task}"
-            jobs.append(Job(jname, "sft", {**base, "seed": 0, "run_name": jname}, 1,
-                            marker=out_dir / jname / "summary.json"))
     rl = sweep["rl"]
     grid = rl.get("grid") or {"rl.algo": ["vineppo"]}
     keys = list(grid)
-    for task in tasks:
-        sft_job = next(j for j in jobs if j.name == f"sft-{task}")
-        init = sft_job.overrides["model.name_or_path"] if sft_job.command == "eval" else \
-            str(out_dir / sft_job.name / "final")
-        for values in itertools.product(*(grid[k] for k in keys)):
-            point = dict(zip(keys, values, strict=True))
-            tag = "_".join([str(point.get("rl.algo", "vineppo"))] +
-                           [f"{k.split('.')[-1]}{v}" for k, v in point.items() if k != "rl.algo"])
-            for seed in range(seeds):
-                jname = f"{tag}-{task}-s{seed}"
-                ov = {**common, "task.name": task, **_per_preset(rl.get("overrides"), preset), **point,
-                      "seed": seed, "rl.init": init, "run_name": jname}
-                ov.update(user)  # the command line wins over the sweep's settings,
-                ov.update(point)  # but not over the grid point that defines the job
-                jobs.append(Job(jname, "rl", ov, 2, after=sft_job.name, marker=out_dir / jname / "summary.json"))
+    for key, spec in sweep_bases(sweep, name, preset, base).items():
+        prefix = f"{key}-" if key else ""
+        extra = dict(spec.get("overrides") or {})  # the base model's own settings
+        profile, first = spec.get("profile"), len(jobs)
+        for task in tasks:
+            b = {**common, "task.name": task, **_per_preset(sft.get("overrides"), preset), **extra}
+            jname = f"{prefix}sft-{task}"
+            if preset == "paper":  # the released SFT checkpoint; the SFT row is its evaluation
+                init = (spec.get("sft") or {}).get(task)
+                if init is None:
+                    raise ConfigError(f"sweep '{name}': the SFT checkpoint of base '{key or preset}' on "
+                                      f"task '{task}' is missing")
+                jobs.append(Job(jname, "eval", {**b, "model.name_or_path": init, "run_name": jname}, 1,
+                                marker=out_dir / jname / "summary.json", base=key or None, profile=profile))
+            else:
+                jobs.append(Job(jname, "sft", {**b, "seed": 0, "run_name": jname}, 1,
+                                marker=out_dir / jname / "summary.json", base=key or None, profile=profile))
+        for task in tasks:
+            sft_job = next(j for j in jobs[first:] if j.name == f"{prefix}sft-{task}")
+            init = sft_job.overrides["model.name_or_path"] if sft_job.command == "eval" else \
+                str(out_dir / sft_job.name / "final")
+            for values in itertools.product(*(grid[k] for k in keys)):
+                point = dict(zip(keys, values, strict=True))
+                tag = "_".join([str(point.get("rl.algo", "vineppo"))] +
+                               [f"{k.split('.')[-1]}{v}" for k, v in point.items() if k != "rl.algo"])
+                for seed in range(seeds):
+                    jname = f"{prefix}{tag}-{task}-s{seed}"
+                    ov = {**common, "task.name": task, **_per_preset(rl.get("overrides"), preset), **extra, **point,
+                          "seed": seed, "rl.init": init, "run_name": jname}
+                    ov.update(user)  # the command line wins over the sweep's settings,
+                    ov.update(point)  # but not over the grid point that defines the job
+                    jobs.append(Job(jname, "rl", ov, 2, after=sft_job.name, marker=out_dir / jname / "summary.json",
+                                    base=key or None, profile=profile))
+    jobs.sort(key=lambda j: j.stage)  # stable: stage-1 jobs first, each base's in order
     for j in jobs:  # validate every job's config now, not on the cluster an hour later
         make_config(j.overrides)
     return jobs
@@ -271,8 +301,8 @@ def describe(job: Job) -> str:
 def parse_launch_args(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], bool]:
     dry_run = "--dry-run" in argv
     args = parse_overrides([a for a in argv if a != "--dry-run"])
-    launch = {"sweep": None, "preset": "tiny", "cluster": "local", "seeds": None, "profile": "default",
-              "max_parallel": None, "processes": None}
+    launch = {"sweep": None, "preset": "tiny", "cluster": "local", "seeds": None, "profile": None,
+              "max_parallel": None, "processes": None, "base": None}
     slurm = {}
     user = {}
     for k, v in args.items():
@@ -300,37 +330,54 @@ def launch(argv: list[str], log=print) -> dict[str, Any]:
     seeds = int(opts["seeds"] if opts["seeds"] is not None else sweep_seeds)
     # Local concurrency: the command line's, else the sweep's for this preset, else one job at a time.
     max_parallel = int(opts["max_parallel"] or (sweep.get("max_parallel") or {}).get(opts["preset"]) or 1)
-    jobs = expand(sweep, str(opts["sweep"]), str(opts["preset"]), seeds, user)
-    profile = load_profile(str(opts["profile"]), slurm) if opts["cluster"] == "slurm" else None
-    # Processes per RL job: the command line's, else the Slurm profile's tasks, else one.
-    processes = int(opts["processes"] or (profile or {}).pop("tasks_per_node", None) or 1)
-    if processes > 1:  # several processes train through DeepSpeed; SFT and evaluation jobs use one
-        for j in jobs:
-            if j.command == "rl":
-                if j.overrides.get("deepspeed.enabled") is False:
-                    raise ConfigError(f"processes={processes} needs deepspeed.enabled=true, not false")
-                j.overrides["deepspeed.enabled"] = True
+    jobs = expand(sweep, str(opts["sweep"]), str(opts["preset"]), seeds, user,
+                  base=None if opts["base"] is None else str(opts["base"]))
+    on_slurm = opts["cluster"] == "slurm"
+    # Each job's Slurm profile: the command line's, else its base model's, else `default`.
+    profiles: dict[str, dict[str, Any]] = {}
+    for j in jobs:
+        j.profile = str(opts["profile"] or j.profile or "default")
+        if on_slurm and j.profile not in profiles:
+            profiles[j.profile] = load_profile(j.profile, slurm)
+    # Processes per RL job: the command line's, else its Slurm profile's tasks, else one. Several
+    # processes train through DeepSpeed; SFT and evaluation jobs use one.
+    processes: dict[str, int] = {}
+    for j in jobs:
+        n = int(opts["processes"] or (profiles[j.profile].get("tasks_per_node") if on_slurm else None) or 1)
+        processes[j.name] = n if j.command == "rl" else 1
+        if processes[j.name] > 1:
+            if j.overrides.get("deepspeed.enabled") is False:
+                raise ConfigError(f"processes={n} needs deepspeed.enabled=true, not false")
+            j.overrides["deepspeed.enabled"] = True
     todo = [j for j in jobs if not j.is_complete()]
     out_dir = Path(jobs[0].overrides["output_dir"])
     if dry_run:
         for j in jobs:
-            log(describe(j) + (f"\n    {processes} processes" if j.command == "rl" and processes > 1 else ""))
-        log(f"{len(jobs)} jobs, {len(todo)} to run; outputs under {out_dir}")
-        return {"jobs": jobs, "submitted": [], "errors": {}, "table": None, "max_parallel": max_parallel}
+            where = f"\n    Slurm profile {j.profile}" if on_slurm else ""
+            log(describe(j) + where + (f"\n    {processes[j.name]} processes" if processes[j.name] > 1 else ""))
+        bases = sorted({j.base for j in jobs if j.base})
+        log(f"{len(jobs)} jobs, {len(todo)} to run; outputs under {out_dir}"
+            + (f"; base models: {', '.join(bases)}" if bases else ""))
+        return {"jobs": jobs, "submitted": [], "errors": {}, "table": None, "max_parallel": max_parallel,
+                "processes": processes}
     errors: dict[str, str] = {}
     submitted: list[str] = []
-    if opts["cluster"] == "slurm":  # a job array per stage; stage 2 is submitted once stage 1 is done
+    if on_slurm:  # a job array per stage and resource shape; stage 2 is submitted once stage 1 is done
         for stage in (1, 2):
-            executor = make_executor("slurm", out_dir / "_submitit", profile, processes if stage == 2 else 1)
-            stage_jobs = [j for j in todo if j.stage == stage and j.after not in errors]
             for j in todo:
                 if j.stage == stage and j.after in errors:
                     errors[j.name] = "skipped: its SFT job failed"
-            submitted += [j.name for j in stage_jobs]
-            errors.update(run_slurm_stage(stage_jobs, executor, log))
+            stage_jobs = [j for j in todo if j.stage == stage and j.name not in errors]
+            shapes = dict.fromkeys((j.profile, processes[j.name]) for j in stage_jobs)
+            for prof, n in shapes:
+                group = [j for j in stage_jobs if (j.profile, processes[j.name]) == (prof, n)]
+                executor = make_executor("slurm", out_dir / "_submitit", dict(profiles[prof]), n)
+                submitted += [j.name for j in group]
+                errors.update(run_slurm_stage(group, executor, log))
     else:
+        n = int(opts["processes"] or 1)
         executors = {stage: make_executor(str(opts["cluster"]), out_dir / "_submitit", None,
-                                          processes if stage == 2 else 1) for stage in (1, 2)}
+                                          n if stage == 2 else 1) for stage in (1, 2)}
         errors.update(run_local(todo, executors, max_parallel, log))
         submitted = [j.name for j in todo if not errors.get(j.name, "").startswith("skipped")]
     table = None
@@ -354,7 +401,7 @@ def write_table(jobs: list[Job], out: Path, log=print) -> Path:
         if not j.is_complete():
             continue
         s = json.loads(j.marker.read_text())
-        row = {"run": j.name, "task": j.overrides["task.name"], "seed": j.overrides.get("seed", 0),
+        row = {"run": j.name, "base": j.base or "", "task": j.overrides["task.name"], "seed": j.overrides.get("seed", 0),
                "test_accuracy": s["test_greedy_accuracy"], "commit": s.get("commit")}
         if j.command == "rl":
             records = read_jsonl(j.marker.parent / "metrics.jsonl")
@@ -365,13 +412,15 @@ def write_table(jobs: list[Job], out: Path, log=print) -> Path:
             row.update(method="sft")
         rows.append(row)
     df = pd.DataFrame(rows)
+    if rows:  # a row per method, or per base model and method where the table has several bases
+        df["label"] = [f"{b} {m}" if b else m for b, m in zip(df["base"], df["method"], strict=True)]
     missing = [j.name for j in jobs if not j.is_complete()]
     lines: list[str] = []
     if rows:
         tasks = list(dict.fromkeys(df["task"]))
         lines = ["| method | " + " | ".join(f"{t} test acc." for t in tasks) + " | seeds | grad steps | s / iteration |",
                  "|---|" + "---|" * (len(tasks) + 3)]
-        for method, g in df.groupby("method", sort=False):
+        for method, g in df.groupby("label", sort=False):
             cells = []
             for t in tasks:
                 acc = g[g["task"] == t]["test_accuracy"]
@@ -398,19 +447,25 @@ def write_table(jobs: list[Job], out: Path, log=print) -> Path:
 def gain_lines(df, tasks: list[str]) -> list[str]:
     """Each RL method's gain over its SFT start per task: mean ± standard error over seeds, the
     worst seed, and how many seeds end above SFT (RL gains count only if every seed shows them)."""
-    sft = {t: df[(df["method"] == "sft") & (df["task"] == t)]["test_accuracy"] for t in tasks}
+    if "base" not in df:
+        df = df.assign(base="")
+    if "label" not in df:
+        df = df.assign(label=df["method"])
+    sft = {(b, t): df[(df["method"] == "sft") & (df["task"] == t) & (df["base"] == b)]["test_accuracy"]
+           for b in df["base"].unique() for t in tasks}
     if not any(len(a) for a in sft.values()):
         return []
     lines = ["", "Gain over SFT (test accuracy, points): mean ± standard error over seeds; worst seed; seeds above SFT.",
              "", "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
-    for method, g in df[df["method"] != "sft"].groupby("method", sort=False):
+    for method, g in df[df["method"] != "sft"].groupby("label", sort=False):
         cells = []
+        base = g["base"].iloc[0]  # a label is one base model's method: its own SFT start
         for t in tasks:
             acc = g[g["task"] == t]["test_accuracy"]
-            if not len(acc) or not len(sft[t]):
+            if not len(acc) or not len(sft[base, t]):
                 cells.append("-")
                 continue
-            gain = 100 * (acc - sft[t].mean())
+            gain = 100 * (acc - sft[base, t].mean())
             se = gain.std(ddof=1) / len(gain) ** 0.5 if len(gain) > 1 else 0.0
             cells.append(f"{gain.mean():+.1f} ± {se:.1f}; worst {gain.min():+.1f}; {int((gain > 0).sum())}/{len(gain)}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
@@ -426,13 +481,16 @@ def latex_table(df) -> str:
     tasks = list(dict.fromkeys(df["task"]))
     lines = ["\\begin{tabular}{l" + "c" * len(tasks) + "}", "\\toprule",
              "Method & " + " & ".join(t.replace("_", "\\_") for t in tasks) + " \\\\", "\\midrule"]
-    for method, g in df.groupby("method", sort=False):
+    df = df if "label" in df else df.assign(label=df["method"], base="")
+    for _label, g in df.groupby("label", sort=False):
+        method, base = g["method"].iloc[0], g["base"].iloc[0]
         cells = []
         for t in tasks:
             acc = 100 * g[g["task"] == t]["test_accuracy"]
             std = acc.std(ddof=1) if len(acc) > 1 else 0.0
             cells.append(f"{acc.mean():.1f} $\\pm$ {std:.1f}" if len(acc) else "--")
-        lines.append(f"{METHOD_NAMES.get(method, method)} & " + " & ".join(cells) + " \\\\")
+        name = METHOD_NAMES.get(method, method)
+        lines.append(f"{base + ' ' if base else ''}{name} & " + " & ".join(cells) + " \\\\")
     return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"]) + "\n"
 
 
