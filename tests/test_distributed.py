@@ -130,3 +130,68 @@ def test_deepspeed_run_resumes_from_its_checkpoint(tmp_path, easy_sft_checkpoint
 
     ref, cut = strip(tmp_path / "ref" / "ppo-arith-s0" / "metrics.jsonl"), strip(tmp_path / "cut" / "ppo-arith-s0" / "metrics.jsonl")
     assert len(cut) == 3 and cut == ref
+
+
+def _split_pass_worker(rank: int, port: int, queue) -> None:
+    """One of 2 gloo processes: the reference pass of `chunked`, split, on the same batch."""
+    import torch.distributed as dist
+
+    from vineppo.rollout import chunked, token_logprobs
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    model, batch = _split_pass_case()
+    calls = []
+
+    def fn(b):
+        calls.append(b["input_ids"].shape[0])
+        return token_logprobs(model, b, 0.7)
+
+    out = chunked(fn, batch, chunk=3, world=World(rank, 2, rank))
+    queue.put((rank, out, sum(calls)))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _split_pass_case():
+    """A fixed random Llama and a right-padded batch of 10 sequences of different lengths."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2)).eval()
+    lengths = [5, 12, 7, 9, 3, 12, 6, 11, 8, 4]
+    ids = torch.zeros(10, 12, dtype=torch.long)
+    attention = torch.zeros(10, 12, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = torch.randint(1, 50, (n,))
+        attention[i, :n] = 1
+    mask = attention[:, 1:].float()
+    return model, {"input_ids": ids, "attention_mask": attention, "targets": ids[:, 1:], "mask": mask}
+
+
+def test_no_grad_passes_split_over_two_processes_equal_one():
+    """2 CPU processes (gloo) each compute half of the chunks of a log-prob pass and a sum fills in
+    the rest: every process ends with exactly the one-process result, having run half the rows."""
+    import torch.multiprocessing as mp
+
+    from vineppo.rollout import chunked, token_logprobs
+
+    model, batch = _split_pass_case()
+    one = chunked(lambda b: token_logprobs(model, b, 0.7), batch, chunk=3)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [ctx.Process(target=_split_pass_worker, args=(r, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = dict((r, (out, rows)) for r, out, rows in (queue.get(timeout=120) for _ in procs))
+    for p in procs:
+        p.join(timeout=60)
+    mask = batch["mask"].bool()
+    for r in (0, 1):
+        assert torch.equal(results[r][0][mask], one[mask])
+    # 10 rows in chunks of 3 (3, 3, 3, 1): rank 0 takes chunks 0 and 2, rank 1 chunks 1 and 3.
+    assert (results[0][1], results[1][1]) == (6, 4)

@@ -9,6 +9,11 @@ What each process does in an iteration (see loop.py):
   (and for VinePPO, estimates MC values for) shards r, r + W, ...; then every process gathers all
   episodes, in shard order. A shard's samples depend only on (seed, iteration, shard), so the same
   `rollout_shards` gives the same episodes on 1, 2 or 8 processes.
+- old / reference log-probs and PPO's values: the iteration's no-grad passes are cut into chunks
+  and process r computes chunks r, r + W, ...; a sum over processes then gives every process the
+  whole result (each entry computed once, the others adding zeros), so the passes cost 1/W each
+  instead of being repeated on every process. Under ZeRO-3 a sharded module's forward is collective,
+  so passes through the policy or the value network are not split there.
 - update: each mini-batch (the same permutation on every process) is split across processes, and
   each process's loss is weighted by its share of the mini-batch's tokens (or pairs), so the
   averaged gradient equals the single-process gradient of the whole mini-batch.
@@ -60,6 +65,12 @@ class World:
         out: list[Any] = [None] * self.world_size
         torch_dist.all_gather_object(out, obj)
         return out
+
+    def sum_tensor(self, t: torch.Tensor) -> torch.Tensor:
+        """Element-wise sum of a tensor over processes (in place; returned for convenience)."""
+        if self.world_size > 1:
+            torch_dist.all_reduce(t)
+        return t
 
     def sum(self, values: list[float]) -> list[float]:
         """Element-wise sum of a list of floats over processes."""

@@ -228,15 +228,18 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         t0 = time.time() - t_advantages  # value estimation time includes VinePPO's MC rollouts
         batch = {k: v.to(device) for k, v in collate_episodes(episodes, tokenizer.pad_token_id).items()}
         sampler_logp = batch.pop("sampler_logp", None)
+        # Each process computes its share of these passes (distributed.py); under ZeRO-3 the
+        # sharded policy and value network must run on every process together.
+        split = world if zero_stage != 3 else None
         if rl.old_logprobs == "sampler" and sampler_logp is not None and engine_logprobs_exact:
             old_logp = sampler_logp
         else:
-            old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature), batch, rl.minibatch_size)
-        ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature), batch, rl.minibatch_size)
+            old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature), batch, rl.minibatch_size, split)
+        ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature), batch, rl.minibatch_size, world)
                     if rl.algo in PPO_FAMILY else None)
         if value_model is not None:
             batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
-                value_model, batch, rl.gamma, rl.lam, rl.minibatch_size)
+                value_model, batch, rl.gamma, rl.lam, rl.minibatch_size, split)
         batch["advantages"] = whiten(batch["advantages"], batch["mask"])
         check_finite("advantages", batch["advantages"], it + 1, run)
         t_value = time.time() - t0

@@ -111,15 +111,20 @@ def token_logprobs(model, batch: dict[str, torch.Tensor], temperature: float) ->
 
 
 @torch.no_grad()
-def chunked(fn, batch: dict[str, torch.Tensor], chunk: int) -> torch.Tensor:
+def chunked(fn, batch: dict[str, torch.Tensor], chunk: int, world=None) -> torch.Tensor:
     """`fn(sub-batch)` -> `[rows, width - 1]` over the whole batch, `chunk` rows at a time in order
     of length, each chunk cut to its own longest row: a no-grad pass over an iteration's episodes
-    then pays for little padding and holds one chunk's activations."""
+    then pays for little padding and holds one chunk's activations. With a `world` of W processes
+    (each holding the same batch), process r computes chunks r, r + W, ... and a sum over
+    processes fills in the rest: the same result at 1/W of the work each."""
     lengths = batch["attention_mask"].sum(1)
-    order = lengths.argsort(descending=True)
+    order = lengths.argsort(descending=True, stable=True)
     out = torch.zeros(batch["mask"].shape, device=batch["mask"].device)
-    for i in range(0, len(order), chunk):
+    rank, size = (world.rank, world.world_size) if world is not None else (0, 1)
+    for c, i in enumerate(range(0, len(order), chunk)):
+        if c % size != rank:
+            continue
         idx = order[i:i + chunk]
         sub, = trim_padding({k: v[idx] for k, v in batch.items()})
         out[idx, :sub["mask"].shape[1]] = fn(sub).float()
-    return out
+    return world.sum_tensor(out) if size > 1 else out
