@@ -12,10 +12,10 @@ from vineppo.runio import read_jsonl
 from .conftest import EASY
 
 # 4 training problems, every one in every iteration: 32 episodes per iteration, one mini-batch,
-# a high learning rate (a 60k-parameter model) so that the signal shows within 12 iterations.
+# a high learning rate (5e-4: a 60k-parameter model; 1e-3 overshoots in the first updates) so that the signal shows within 12 iterations.
 FIXED = ["task.num_train=4", "rl.prompts_per_iter=4", "rl.samples_per_prompt=8", "rl.minibatch_size=32",
          "rl.epochs=2", "rl.vine_k=3", "rl.iterations=12", "rl.eval_every=1000", "rl.save_every=1000",
-         "rl.learning_rate=1e-3", "rl.temperature=1.0", "rl.top_p=1.0", "task.num_test=4",
+         "rl.learning_rate=5e-4", "num_threads=1", "rl.temperature=1.0", "rl.top_p=1.0", "task.num_test=4",
          "rl.max_new_tokens=60", "eval.max_new_tokens=60"]
 
 
@@ -30,7 +30,7 @@ def test_rl_raises_train_reward_on_fixed_prompts(tmp_path, easy_sft_checkpoint, 
     rewards = rewards_of(tmp_path, easy_sft_checkpoint, algo)
     first, last = sum(rewards[:3]) / 3, sum(rewards[6:]) / 6
     assert first < 0.8, f"the start already solves these prompts ({rewards}); the test needs headroom"
-    assert last >= first + 0.12, f"{algo}: train reward on 4 fixed prompts did not rise: {rewards}"
+    assert last >= first + 0.10, f"{algo}: train reward on 4 fixed prompts did not rise: {rewards}"
 
 
 @pytest.mark.slow
@@ -41,4 +41,4 @@ def test_a_sign_error_fails_the_check(tmp_path, easy_sft_checkpoint, monkeypatch
     real = loop.whiten
     monkeypatch.setattr(loop, "whiten", lambda adv, mask: -real(adv, mask))
     rewards = rewards_of(tmp_path, easy_sft_checkpoint, "rloo")
-    assert sum(rewards[6:]) / 6 < sum(rewards[:3]) / 3 + 0.12, rewards
+    assert sum(rewards[6:]) / 6 < sum(rewards[:3]) / 3 + 0.10, rewards
