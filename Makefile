@@ -7,11 +7,11 @@ env:
 	@bash scripts/ensure_env.sh
 
 # Main job on the embedded tiny preset: the paper's Table 1 (SFT, then every RL method, 3 seeds,
-# on arith and arith_hard; 53 minutes on 2 cores), written to results/table1.md. Rerunning it resumes what is unfinished.
+# on arith and arith_hard; 55 minutes on 2 cores), written to results/table1.md. Rerunning it resumes what is unfinished.
 tiny: env
 	$(PY) experiments/launch.py sweep=table1 $(ARGS)
 
-# SFT + evaluation only, on both tiny tasks one after the other (about 35 minutes): runs/tiny_sft.md
+# SFT + evaluation only, on both tiny tasks one after the other (about 55 minutes): runs/tiny_sft.md
 tiny-sft: env
 	$(PY) -m vineppo.cli tiny $(ARGS)
 
