@@ -149,11 +149,14 @@ class HFEngine:
         input_ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts], device=dev)
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=dev)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        if self.shared_prefix and cascade.supports(model):
+        shared = self.shared_prefix and cascade.supports(model)
+        cache = DynamicCache()
+        if not shared:
+            cache.layer_class_to_replicate = GrowingLayer
+        logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                       **{self.cache_kwarg: cache}, use_cache=True).logits[:, -1]
+        if shared:
             # The prompt's cache stays one copy per prompt; see cascade.py.
-            cache = DynamicCache()
-            logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                           **{self.cache_kwarg: cache}, use_cache=True).logits[:, -1]
             decoder = cascade.SharedPrefixDecoder(model, cache, attention, n, params.max_new_tokens)
             positions = positions[:, -1:].repeat_interleave(n, 0)
             logits = logits.repeat_interleave(n, 0)
@@ -164,10 +167,6 @@ class HFEngine:
             def compact(keep):
                 decoder.keep(keep)
         else:
-            cache = DynamicCache()
-            cache.layer_class_to_replicate = GrowingLayer
-            logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                           **{self.cache_kwarg: cache}, use_cache=True).logits[:, -1]
             # The mask for every step at once (prompt, then ones), sliced per step instead of grown.
             mask = torch.cat([attention, attention.new_ones(attention.shape[0], params.max_new_tokens)], dim=1)
             if n > 1:  # prefix sharing: each prompt was encoded once; its n rows start from copies of its cache
