@@ -185,3 +185,79 @@ def test_bad_cap_is_a_config_error():
 
     with pytest.raises(ConfigError, match="grade_timeout_s"):
         grading.set_timeout(0)
+
+
+# Answers that need math-verify (neither plain numbers nor the same text), with known verdicts.
+SYMBOLIC = [("$\\boxed{\\frac{1}{\\sqrt{2}}}$", "\\frac{\\sqrt{2}}{2}", 1.0), ("$\\boxed{\\sqrt{2}}$", "\\frac{\\sqrt{2}}{2}", 0.0),
+            ("$\\boxed{2\\sqrt{3}}$", "\\sqrt{12}", 1.0), ("$\\boxed{x^{2}+1}$", "1+x^2", 1.0),
+            ("$\\boxed{3.14}$", "\\pi", 0.0), ("$\\boxed{2\\pi}$", "\\pi", 0.0)]
+
+
+@pytest.fixture
+def pool_of_two(monkeypatch):
+    from vineppo import grading
+
+    monkeypatch.setattr(grading, "POOL_MIN", 4)
+    grading.set_workers(2)
+    yield grading
+    grading.shutdown_pool()
+    grading.set_workers(1)
+
+
+def test_grade_many_in_a_pool_equals_grade_one_by_one(pool_of_two):
+    grading = pool_of_two
+    cases = MATH_CASES + SYMBOLIC * 4
+    got = grading.grade_many([(c, r) for c, r, _ in cases], "math")
+    assert grading._grading_pool is not None  # the symbolic half went to the workers
+    assert got == [e for _, _, e in cases]
+    assert grading.grade_many([(c, r) for c, r, _ in GSM8K_CASES], "gsm8k") == [e for _, _, e in GSM8K_CASES]
+
+
+def test_grade_many_counts_the_workers_time_outs(pool_of_two):
+    grading = pool_of_two
+    grading.pop_timeouts()
+    grading.set_timeout(0.5)
+    try:
+        pairs = [(c, r) for c, r, _ in SYMBOLIC] + [(f"$\\boxed{{{SLOW[1]}}}$", SLOW[0])]
+        got = grading.grade_many(pairs, "math")
+    finally:
+        grading.set_timeout(grading.DEFAULT_TIMEOUT_S)
+    assert got == [e for _, _, e in SYMBOLIC] + [0.0]
+    assert grading.pop_timeouts() == 1
+
+
+def test_grade_many_survives_a_dead_pool(pool_of_two, caplog):
+    """Workers killed between calls: the verdicts come from this process instead, none lost, and
+    the pool is not restarted (a worker that died once may die again), which is said once."""
+    grading = pool_of_two
+    pairs = [(c, r) for c, r, _ in SYMBOLIC] * 2
+    assert grading.grade_many(pairs, "math") == [e for _, _, e in SYMBOLIC] * 2
+    for proc in list(grading._grading_pool._processes.values()):
+        proc.kill()
+        proc.join()
+    assert grading.grade_many(pairs, "math") == [e for _, _, e in SYMBOLIC] * 2
+    assert grading._workers == 1 and grading._grading_pool is None
+    assert caplog.text.count("grading pool stopped") == 1
+
+
+def test_grade_workers_setting():
+    from vineppo import grading
+    from vineppo.config import ConfigError
+
+    with pytest.raises(ConfigError, match="grade_workers"):
+        grading.set_workers(-2)
+    grading.set_workers(-1)
+    assert 1 <= grading._workers <= 8
+    grading.set_workers(1)
+
+
+def test_first_grading_in_a_fresh_process_is_not_cut_by_the_imports():
+    """math-verify and sympy take seconds to import; the cap must time the comparison, not them."""
+    import subprocess
+    import sys
+
+    code = ("from vineppo import grading; grading.set_timeout(0.3); "
+            "print(grading.math_equal('\\\\frac{\\\\sqrt{2}}{2}', '\\\\frac{1}{\\\\sqrt{2}}'), grading.pop_timeouts())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.split() == ["True", "0"], out.stderr[-2000:]

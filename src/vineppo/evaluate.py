@@ -6,7 +6,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from vineppo.grading import extract_answer, grade
+from vineppo.grading import extract_answer, grade, grade_many
 from vineppo.inference import Completion, Engine, SamplingParams
 from vineppo.tasks import PROMPT
 from vineppo.tasks.arith import first_error
@@ -20,6 +20,13 @@ def reward(completion: Completion, reference: str, task: str) -> float:
     if completion.finish_reason == "length":
         return 0.0
     return grade(completion.text, reference, task)
+
+
+def rewards(pairs: list[tuple[Completion, str]], task: str) -> list[float]:
+    """`reward` over (completion, reference) pairs, graded together (`grading.grade_many`)."""
+    graded = grade_many([(c.text, ref) for c, ref in pairs if c.finish_reason != "length"], task)
+    it = iter(graded)
+    return [0.0 if c.finish_reason == "length" else next(it) for c, _ in pairs]
 
 
 def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch_size: int = 64,
@@ -37,12 +44,14 @@ def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch
             sampled = engine.generate(prompts, SamplingParams(
                 n=num_samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                 seed=seed + b))
+        graded = iter(rewards([(c, e["answer"]) for e, g, s in zip(chunk, greedy, sampled, strict=True)
+                               for c in (g[0], *s)], task))
         for e, g, s in zip(chunk, greedy, sampled, strict=True):
             row = {
                 "id": e["id"], "answer": e["answer"],
-                "greedy": g[0].text, "greedy_correct": reward(g[0], e["answer"], task),
+                "greedy": g[0].text, "greedy_correct": next(graded),
                 "greedy_parsed": g[0].finish_reason != "length" and extract_answer(g[0].text, task) is not None,
-                "sampled_correct": [reward(c, e["answer"], task) for c in s],
+                "sampled_correct": [next(graded) for _ in s],
             }
             if task in GENERATED and not e.get("flawed_steps"):  # where the greedy answer first goes
                 # wrong, against a correct reference solution (see tasks/arith.py)

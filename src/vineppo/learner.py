@@ -4,6 +4,7 @@ processes. The loop calls the same three methods either way: forward, step, save
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +16,55 @@ from vineppo.config import Config
 from vineppo.distributed import World, deepspeed_config, full_parameters, join_single_process_group
 from vineppo.rollout import token_logprobs
 
+AUTOCAST_CHOICES = ("auto", "bfloat16")
+
+
+def resolve_autocast(setting: str | None, device: torch.device) -> str | None:
+    """`rl.autocast` for this machine: 'auto' is bfloat16 where the hardware has bf16 arithmetic
+    (AVX512-BF16 or AMX on CPU, Ampere or later on GPU) and fp32 elsewhere, where emulated bf16
+    would be slower than fp32."""
+    if setting is None or setting == "bfloat16":
+        return setting
+    if setting != "auto":
+        from vineppo.config import ConfigError
+
+        raise ConfigError(f"rl.autocast: '{setting}' is not one of null, {', '.join(AUTOCAST_CHOICES)}")
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else None
+    cpu = getattr(torch, "cpu", None)
+    has_bf16 = any(getattr(cpu, probe, lambda: False)()
+                   for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return "bfloat16" if device.type == "cpu" and has_bf16 else None
+
+
+def autocast(device: torch.device, dtype: str | None):
+    """`rl.autocast`: a torch.autocast context for `device` in `dtype`, or a no-op for None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, dtype))
+
+
+def use_eager_attention(*models: nn.Module | None) -> None:
+    """Eager attention for training under CPU autocast: there the bf16 flash-attention backward is
+    about 4x slower than fp32's, while eager attention's bf16 matmuls are faster than either
+    (`benchmarks/iteration_speed.py`)."""
+    for model in models:
+        if model is not None:
+            model.set_attn_implementation("eager")
+
 
 class Learner(nn.Module):
     """The trained modules in one, so that one optimizer (or one DeepSpeed engine) updates both."""
 
-    def __init__(self, policy: nn.Module, value_model: nn.Module | None):
+    def __init__(self, policy: nn.Module, value_model: nn.Module | None, autocast_dtype: str | None = None):
         super().__init__()
-        self.policy, self.value_model = policy, value_model
+        self.policy, self.value_model, self.autocast_dtype = policy, value_model, autocast_dtype
 
     def forward(self, mb: dict[str, torch.Tensor], temperature: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(log pi of each target token, V of each state or None)."""
-        logp = token_logprobs(self.policy, mb, temperature)
-        values = self.value_model(mb).float() if self.value_model is not None else None
+        """(log pi of each target token, V of each state or None), in fp32 either way."""
+        with autocast(mb["input_ids"].device, self.autocast_dtype):
+            logp = token_logprobs(self.policy, mb, temperature)
+            values = self.value_model(mb).float() if self.value_model is not None else None
         return logp, values
 
 

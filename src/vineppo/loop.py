@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,10 @@ from vineppo.algorithms.advantages import masked_mean, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
 from vineppo.config import Config, ConfigError, RLConfig, to_yaml
 from vineppo.distributed import full_parameters, init_world, shards_of
-from vineppo.evaluate import evaluate, log_fields, reward, summarise
-from vineppo.grading import grade, pop_timeouts, set_timeout
+from vineppo.evaluate import evaluate, log_fields, rewards, summarise
+from vineppo.grading import pop_timeouts, set_timeout, set_workers
 from vineppo.inference import Completion, SamplingParams, make_engine
-from vineppo.learner import Learner, Updater
+from vineppo.learner import Learner, Updater, autocast, resolve_autocast, use_eager_attention
 from vineppo.memory import available_bytes, check_fits, estimate, model_shape
 from vineppo.models import load_model, load_tokenizer
 from vineppo.rollout import Episode, chunked, collate_episodes, token_logprobs, trim_padding
@@ -96,12 +97,14 @@ def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_grou
     prompts = [PROMPT.format(question=e["question"]) for e in examples]
     sampling = SamplingParams(n=rl.samples_per_prompt, temperature=rl.temperature, top_p=rl.top_p,
                               max_new_tokens=rl.max_new_tokens, seed=seed)
+    outputs = engine.generate(prompts, sampling)
+    graded = iter(rewards([(c, ex["answer"]) for ex, comps in zip(examples, outputs, strict=True) for c in comps], task))
     episodes = []
-    for g, (ex, prompt, comps) in enumerate(zip(examples, prompts, engine.generate(prompts, sampling), strict=True)):
+    for g, (ex, prompt, comps) in enumerate(zip(examples, prompts, outputs, strict=True)):
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         for c in comps:
             episodes.append(Episode(first_group + g, ex, prompt, prompt_ids, c.token_ids, c.text, c.finish_reason,
-                                    reward(c, ex["answer"], task), logprobs=c.logprobs))
+                                    next(graded), logprobs=c.logprobs))
     stats: dict[str, float] = {}
     t0 = time.time()
     if rl.algo == "vineppo":
@@ -142,12 +145,16 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         raise ConfigError(f"rl.algo: unknown algorithm '{rl.algo}'; available: {', '.join(ALGOS)}")
     if rl.old_logprobs not in ("sampler", "recompute"):
         raise ConfigError(f"rl.old_logprobs: '{rl.old_logprobs}' is not one of sampler, recompute")
+    if rl.autocast not in (None, "auto") and cfg.deepspeed.enabled:
+        raise ConfigError("rl.autocast with deepspeed.enabled: DeepSpeed has its own mixed precision "
+                          "(deepspeed.bf16); set rl.autocast=null")
     if rl.init is None:
         raise ConfigError("rl.init: give the SFT checkpoint to start from (hub name or folder)")
     if world.world_size > 1 and not cfg.deepspeed.enabled:
         raise ConfigError(f"{world.world_size} processes: multi-process training runs through DeepSpeed; "
                           "set deepspeed.enabled=true")
     set_timeout(cfg.task.grade_timeout_s)
+    set_workers(cfg.task.grade_workers)
     num_shards = rl.rollout_shards or world.world_size
     my_shards = shards_of(world, num_shards)
     if cfg.num_threads > 0:
@@ -162,6 +169,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     task = load_task(cfg.task)
     resume = ckpt.latest_checkpoint(run.checkpoints)
     device = world.device(cfg.device)
+    # 'auto' defers to DeepSpeed's own bf16 when it is on.
+    precision = resolve_autocast(None if cfg.deepspeed.enabled else rl.autocast, device)
     n_params, hidden, layers = model_shape(rl.init)  # before anything is loaded: will it fit?
     zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
     check_fits(estimate(n_params, hidden, layers, dtype=cfg.model.dtype, algo=rl.algo, engine=cfg.engine,
@@ -175,7 +184,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     policy = load_model(resume or rl.init, train_dtype, str(device)).train()
     reference = load_model(rl.init, cfg.model.dtype, str(device)).eval().requires_grad_(False)
     value_model = ppo.ValueModel(rl.init).to(device) if rl.algo == "ppo" else None
-    updater = Updater(Learner(policy, value_model), cfg, world, device,
+    if precision is not None and device.type == "cpu":
+        use_eager_attention(policy, reference, value_model.backbone if value_model is not None else None)
+    updater = Updater(Learner(policy, value_model, precision), cfg, world, device,
                       micro_batch=max(rl.minibatch_size // world.world_size, 1))
     # Under ZeRO-3 each process holds a shard of the policy; the hf engine samples from a whole copy.
     rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device))
@@ -183,8 +194,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     engine = make_engine(cfg.engine, rollout_model or policy, tokenizer, batch_size=rl.rollout_batch_size,
                          path=str(rl.init))
     # The hf engine's log-probs come from the same module and temperature as the training forward
-    # (tests/test_loop.py checks they agree within 1e-5); vLLM's from its own kernels and after top-p.
-    engine_logprobs_exact = getattr(engine, "logprobs_exact", False)
+    # (tests/test_loop.py checks they agree within 1e-5); vLLM's from its own kernels and after top-p;
+    # under rl.autocast the training forward rounds differently from the fp32 sampler.
+    engine_logprobs_exact = getattr(engine, "logprobs_exact", False) and precision is None
 
     start, grad_steps, elapsed = 0, 0, 0.0
     if resume is not None:
@@ -201,10 +213,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     if zero_stage == 3 or (cfg.deepspeed.enabled and cfg.engine == "vllm"):
         sync_engine(engine, policy, rollout_model, zero_stage)  # DeepSpeed may have cast or moved the weights
 
-    def rollout_reward(prefix: str, cont: Completion, example: dict[str, str]) -> float:
-        if cont.finish_reason == "length":
-            return 0.0
-        return grade(prefix + cont.text, example["answer"], cfg.task.name)
+    def rollout_reward(items: list[tuple[str, Completion, dict[str, str]]]) -> list[float]:
+        """VinePPO's continuations: the response prefix + continuation graded (0 if cut off)."""
+        return rewards([(replace(c, text=prefix + c.text), ex["answer"]) for prefix, c, ex in items], cfg.task.name)
 
     t_start = time.time() - elapsed
     for it in range(start, rl.iterations):
@@ -231,15 +242,16 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         # Each process computes its share of these passes (distributed.py); under ZeRO-3 the
         # sharded policy and value network must run on every process together.
         split = world if zero_stage != 3 else None
-        if rl.old_logprobs == "sampler" and sampler_logp is not None and engine_logprobs_exact:
-            old_logp = sampler_logp
-        else:
-            old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature), batch, rl.minibatch_size, split)
-        ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature), batch, rl.minibatch_size, world)
-                    if rl.algo in PPO_FAMILY else None)
-        if value_model is not None:
-            batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
-                value_model, batch, rl.gamma, rl.lam, rl.minibatch_size, split)
+        with autocast(device, precision):  # the same numerics as the update's forward
+            if rl.old_logprobs == "sampler" and sampler_logp is not None and engine_logprobs_exact:
+                old_logp = sampler_logp
+            else:
+                old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature), batch, rl.minibatch_size, split)
+            ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature), batch, rl.minibatch_size, world)
+                        if rl.algo in PPO_FAMILY else None)
+            if value_model is not None:
+                batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
+                    value_model, batch, rl.gamma, rl.lam, rl.minibatch_size, split)
         batch["advantages"] = whiten(batch["advantages"], batch["mask"])
         check_finite("advantages", batch["advantages"], it + 1, run)
         t_value = time.time() - t0
@@ -320,7 +332,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                "grad_steps": records[-1]["train/grad_steps"] if records else 0,
                "test_greedy_accuracy": last_eval,
                "seconds_per_iteration": (records[-1]["time/elapsed_s"] / len(records)) if records else None,
-               "commit": commit, "processes": world.world_size}
+               "commit": commit, "processes": world.world_size, "autocast": precision}
     world.barrier()
     if world.is_main:
         atomic_write_json(summary_path, summary)

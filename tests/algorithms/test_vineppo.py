@@ -27,8 +27,8 @@ class FakeEngine:
         return out
 
 
-def reward_fn(prefix, cont, example):
-    return grade(prefix + cont.text, example["answer"], "arith")
+def reward_fn(items):
+    return [grade(prefix + cont.text, example["answer"], "arith") for prefix, cont, example in items]
 
 
 def test_mc_value_converges_to_success_probability():
@@ -78,8 +78,8 @@ def test_step_advantages_reach_every_token(tiny_model_and_tokenizer):
     engine = FakeEngine({"Q:": 0.25, "Q:3 + 4 = 7 apples.\n": 0.5,
                          "Q:3 + 4 = 7 apples.\n7 * 2 = 14 apples.\n": 1.0})
 
-    def reward(prefix, cont, example):
-        return 1.0 if cont.text == "#### 7" else 0.0
+    def reward(items):
+        return [1.0 if cont.text == "#### 7" else 0.0 for _, cont, _ in items]
 
     ep = Episode(0, ex, prompt, [1], ids, response, "stop", 1.0)
     assign_advantages([ep], engine, tok, "arith", k=4000, max_steps=25, params=SamplingParams(seed=3),

@@ -16,8 +16,9 @@ from vineppo.inference import Completion, Engine, SamplingParams
 from vineppo.rollout import Episode, token_char_starts, token_step_index
 from vineppo.steps import step_boundaries
 
-RewardFn = Callable[[str, Completion, dict[str, str]], float]
-"""(response prefix, continuation, example) -> reward of the full response prefix + continuation."""
+RewardFn = Callable[[list[tuple[str, Completion, dict[str, str]]]], list[float]]
+"""[(response prefix, continuation, example)] -> the reward of each full response prefix +
+continuation (all of an iteration's continuations in one call, so grading can be spread out)."""
 
 
 def estimate_values(states: list[tuple[str, str, dict[str, str]]], engine: Engine, k: int,
@@ -30,8 +31,8 @@ def estimate_values(states: list[tuple[str, str, dict[str, str]]], engine: Engin
     samples = engine.generate(list(index), SamplingParams(
         n=k, temperature=params.temperature, top_p=params.top_p, max_new_tokens=params.max_new_tokens,
         seed=params.seed))
-    return [statistics.fmean(reward_fn(prefix, c, ex) for c in samples[index[prompt + prefix]])
-            for prompt, prefix, ex in states]
+    graded = iter(reward_fn([(prefix, c, ex) for prompt, prefix, ex in states for c in samples[index[prompt + prefix]]]))
+    return [statistics.fmean(next(graded) for _ in samples[index[prompt + prefix]]) for prompt, prefix, _ in states]
 
 
 def assign_advantages(episodes: list[Episode], engine: Engine, tokenizer, task: str, k: int,

@@ -10,14 +10,14 @@ and a predictor is right on a pair when it orders the two as the ground truth do
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 import pandas as pd
 import torch
 
 from vineppo.algorithms.vineppo import estimate_values
-from vineppo.grading import grade
+from vineppo.evaluate import rewards
 from vineppo.inference import Completion, Engine, SamplingParams
 from vineppo.steps import split_steps, step_boundaries
 from vineppo.tasks import PROMPT
@@ -114,10 +114,8 @@ def mc_values(engine: Engine, states: list[State], k: int, task: str, temperatur
               max_new_tokens: int, seed: int) -> list[float]:
     """Mean reward of `k` continuations from each state (VinePPO's estimator; k large = ground truth)."""
 
-    def reward_fn(prefix: str, cont: Completion, example: dict[str, str]) -> float:
-        if cont.finish_reason == "length":
-            return 0.0
-        return grade(prefix + cont.text, example["answer"], task)
+    def reward_fn(items: list[tuple[str, Completion, dict[str, str]]]) -> list[float]:
+        return rewards([(replace(c, text=prefix + c.text), ex["answer"]) for prefix, c, ex in items], task)
 
     params = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
     return estimate_values([(s.prompt, s.prefix, s.example) for s in states], engine, k, params, reward_fn)
