@@ -7,14 +7,16 @@ checkpoint, the same `arith` training prompts, our reward function (grade(prompt
 0 for a completion cut off by the length limit), and the same per-iteration budget (the tiny preset's): 32 prompts x 8
 samples sampled at T = 0.6, top-p 0.9, up to 160 new tokens, 2 epochs in mini-batches of 64
 (8 optimizer steps per iteration), Adam at a constant 3e-5, grad-norm clip 1, clip 0.2, k3 KL to
-the SFT model with coefficient 1e-4, float32, the same number of torch threads. In TRL terms:
+the SFT model with coefficient 1e-4, float32 on both sides (ours with rl.autocast=null, whatever
+the preset says), the same number of torch threads. In TRL terms:
 per_device_train_batch_size=64, steps_per_generation=4, num_generations=8, num_iterations=2,
 beta=1e-4, epsilon=0.2, max_steps = 8 x iterations, lr_scheduler_type=constant.
 
-Order, in one invocation: TRL GRPO, our GRPO, TRL RLOO, our RLOO, then our PPO and VinePPO for
-context. Each run is a fresh child process (so each has its own peak memory). Iteration 1 is
-warm-up and left out of the per-iteration timing for every run. Test accuracy after the budget:
-greedy, on the task's test set, by the same `evaluate` for every run.
+Order, in one invocation, for each of `--seeds` in turn: TRL GRPO, our GRPO, TRL RLOO, our RLOO,
+then our PPO and VinePPO for context. Each run is a fresh child process (so each has its own peak
+memory). Iteration 1 is warm-up and left out of the per-iteration timing for every run; a row's
+seconds per iteration are the median over its seeds' iterations. Test accuracy after the budget:
+greedy, on the task's test set, by the same `evaluate` for every run; mean and spread over seeds.
 
 Prints a table and, as its last line, one JSON object.
 """
@@ -73,7 +75,7 @@ def run_ours(algo: str, args, s: dict) -> dict:
         cfg = make_config(["preset=tiny", f"rl.algo={algo}", f"rl.init={args.init}", f"task.name={args.task}",
                            f"rl.iterations={args.iterations}", f"rl.eval_every={args.iterations}",
                            f"rl.save_every={args.iterations}", f"num_threads={args.threads}",
-                           f"output_dir={out}", "run_name=run", f"seed={args.seed}"])
+                           f"output_dir={out}", "run_name=run", f"seed={args.seed}", "rl.autocast=null"])
         train_rl(cfg)
         records = read_jsonl(Path(out) / "run" / "metrics.jsonl")
         elapsed = [r["time/elapsed_s"] for r in records]
@@ -161,7 +163,7 @@ def child(impl: str, algo: str, args, s: dict, queue) -> None:
         raise
 
 
-def measure(impl: str, algo: str, args, s: dict) -> dict:
+def run_child(impl: str, algo: str, args, s: dict) -> dict:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     p = ctx.Process(target=child, args=(impl, algo, args, s, queue))
@@ -169,13 +171,23 @@ def measure(impl: str, algo: str, args, s: dict) -> dict:
     out = queue.get()
     p.join()
     if "error" in out:
-        sys.exit(f"{impl} {algo} failed: {out['error']}")
-    steady = out["per_iter"][1:] or out["per_iter"]  # iteration 1 is warm-up
-    total_time = sum(steady)
-    steady_tokens = out["tokens"][1:len(steady) + 1] if len(out["per_iter"]) > 1 else out["tokens"]
+        sys.exit(f"{impl} {algo} (seed {args.seed}) failed: {out['error']}")
+    return out
+
+
+def summarise(impl: str, algo: str, outs: list[dict]) -> dict:
+    """One row from one run per seed: iteration times pooled (warm-up left out), accuracy per seed."""
+    steady, steady_tokens, accs = [], [], []
+    for out in outs:
+        times = out["per_iter"][1:] or out["per_iter"]  # iteration 1 is warm-up
+        steady += times
+        steady_tokens += out["tokens"][1:len(times) + 1] if len(out["per_iter"]) > 1 else out["tokens"]
+        accs.append(out["acc"])
     return {"impl": impl, "algo": algo, "median_s": statistics.median(steady), "min_s": min(steady),
-            "max_s": max(steady), "iterations": len(out["per_iter"]),
-            "tokens_per_s": sum(steady_tokens) / total_time, "peak_rss_mb": out["peak_rss_mb"], "acc": out["acc"]}
+            "max_s": max(steady), "iterations": len(outs[0]["per_iter"]), "seeds": len(outs),
+            "tokens_per_s": sum(steady_tokens) / sum(steady), "peak_rss_mb": max(o["peak_rss_mb"] for o in outs),
+            "acc": statistics.fmean(accs), "acc_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "accs": accs}
 
 
 def main() -> None:
@@ -184,7 +196,7 @@ def main() -> None:
     ap.add_argument("--task", default="arith")
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--no-context", action="store_true", help="skip our PPO and VinePPO rows")
     args = ap.parse_args()
     if not Path(args.init).exists():
@@ -202,17 +214,22 @@ def main() -> None:
     plan = [(impl, algo) for impl, algo in plan if impl not in skipped]
     if not args.no_context:
         plan += [("ours", "ppo"), ("ours", "vineppo")]
-    rows = []
-    for impl, algo in plan:
-        print(f"running {impl} {algo} ({args.iterations} iterations)...", flush=True)
-        rows.append(measure(impl, algo, args, s))
-        r = rows[-1]
-        print(f"  median {r['median_s']:.2f} s/iteration, test accuracy {r['acc']:.3f}", flush=True)
+    outs: dict[tuple[str, str], list[dict]] = {key: [] for key in plan}
+    for seed in args.seeds:
+        for impl, algo in plan:
+            print(f"running {impl} {algo} seed {seed} ({args.iterations} iterations)...", flush=True)
+            out = run_child(impl, algo, argparse.Namespace(**{**vars(args), "seed": seed}), s)
+            outs[impl, algo].append(out)
+            print(f"  median {statistics.median(out['per_iter'][1:] or out['per_iter']):.2f} s/iteration, "
+                  f"test accuracy {out['acc']:.3f}", flush=True)
+    rows = [summarise(impl, algo, outs[impl, algo]) for impl, algo in plan]
 
-    print(f"\n{'impl':<6}{'algo':<9}{'s/iter (median)':>16}{'min-max':>14}{'tokens/s':>10}{'peak RSS MB':>13}{'test acc':>10}")
+    print(f"\n{'impl':<6}{'algo':<9}{'s/iter (median)':>16}{'min-max':>14}{'tokens/s':>10}{'peak RSS MB':>13}"
+          f"{'test acc (mean +- sd)':>23}  per seed")
     for r in rows:
         print(f"{r['impl']:<6}{r['algo']:<9}{r['median_s']:>16.2f}{r['min_s']:>7.2f}-{r['max_s']:<6.2f}"
-              f"{r['tokens_per_s']:>10.0f}{r['peak_rss_mb']:>13.0f}{r['acc']:>10.3f}")
+              f"{r['tokens_per_s']:>10.0f}{r['peak_rss_mb']:>13.0f}{r['acc']:>15.3f} +- {r['acc_sd']:.3f}"
+              f"  {' '.join(f'{a:.3f}' for a in r['accs'])}")
     get = {(r["impl"], r["algo"]): r for r in rows}
     import torch
 
@@ -221,10 +238,13 @@ def main() -> None:
             return None
         return round(get["trl", algo]["median_s"] / get["ours", algo]["median_s"], 2)
 
+    def accuracy(algo: str) -> dict:
+        return {impl: {"mean": round(get[impl, algo]["acc"], 4), "sd": round(get[impl, algo]["acc_sd"], 4),
+                       "seeds": get[impl, algo]["accs"]} for impl in ("ours", "trl") if (impl, algo) in get}
+
     print(json.dumps({
         "grpo_speedup_vs_trl": ratio("grpo"), "rloo_speedup_vs_trl": ratio("rloo"),
-        "grpo_acc": [get["ours", "grpo"]["acc"], get.get(("trl", "grpo"), {}).get("acc")],
-        "rloo_acc": [get["ours", "rloo"]["acc"], get.get(("trl", "rloo"), {}).get("acc")],
+        "grpo_acc": accuracy("grpo"), "rloo_acc": accuracy("rloo"), "seeds": args.seeds,
         "device": f"cpu ({platform.processor() or platform.machine()}, {args.threads} threads)",
         "trl": trl_version, "torch": torch.__version__, "iterations": args.iterations, "skipped": skipped,
     }))

@@ -65,3 +65,21 @@ def test_iteration_speed_checks_out_the_earlier_commit(tmp_path):
         assert rev.strip() == head.stdout.strip()
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)], capture_output=True)
+
+
+def test_grading_throughput(monkeypatch, capsys):
+    """Both settings grade every case of the built workloads right (else the script exits), the
+    symbolic workload goes through the pool and the plain numbers never need it."""
+    import grading_throughput
+
+    from vineppo import grading
+
+    assert sum(e for *_, e in grading_throughput.symbolic_workload(40)) not in (0, 40)  # both verdicts occur
+    result = grading_throughput.main(["--n", "40", "--repeats", "1", "--workers", "2"])
+    out = capsys.readouterr().out
+    assert json.loads(out.strip().splitlines()[-1]) == result
+    assert result["workers"] == 2 and result["symbolic_speedup"] > 0 and result["numbers_speedup"] > 0
+    assert [line.split()[-1] for line in out.splitlines() if line.startswith(("symbolic ", "numbers "))] == \
+        ["40", "40", "0", "0"]  # comparisons that need math-verify
+    assert grading._grading_pool is None  # shut down at the end
+    grading.set_workers(1)

@@ -37,3 +37,13 @@ def test_trl_gets_our_budget(algo, tmp_path):
     assert (c.learning_rate, c.beta, c.epsilon) == (rl.learning_rate, rl.kl_coef, rl.clip)
     assert (c.temperature, c.top_p, c.max_completion_length) == (rl.temperature, rl.top_p, rl.max_new_tokens)
     assert c.lr_scheduler_type == "constant" and c.max_grad_norm == rl.grad_clip and not c.bf16
+
+
+def test_rows_pool_the_seeds_and_leave_out_warm_up():
+    bench = load_bench()
+    outs = [{"per_iter": [9.0, 1.0, 3.0], "tokens": [90, 10, 30], "acc": 0.5, "peak_rss_mb": 10.0},
+            {"per_iter": [9.0, 2.0, 4.0], "tokens": [90, 20, 40], "acc": 0.7, "peak_rss_mb": 12.0}]
+    r = bench.summarise("ours", "grpo", outs)
+    assert (r["median_s"], r["min_s"], r["max_s"]) == (2.5, 1.0, 4.0)  # the 9 s warm-ups are out
+    assert r["tokens_per_s"] == 100 / 10 and r["peak_rss_mb"] == 12.0 and r["seeds"] == 2
+    assert r["acc"] == pytest.approx(0.6) and r["acc_sd"] == pytest.approx(0.1414, abs=1e-4)
