@@ -9,7 +9,9 @@ points at that version's `src/`, from the same SFT checkpoint, with the tiny pre
 evaluation until the end. Iteration 1 is warm-up and left out; the median of the rest is reported,
 split into generation, value estimation (old/reference passes, PPO's values, VinePPO's MC) and
 training, from the run's own metrics. Runs alternate before/after so drift in the machine's load
-hits both sides alike.
+hits both sides alike. Each side runs its own tiny preset as it stands (from 607872a on, the update
+in bf16 where the CPU has bf16 arithmetic: `rl.autocast=auto`); the same workload means the same
+checkpoint, prompts, budget and seed.
 
 Prints a table and, as its last line, one JSON object with the speed-ups (before / after).
 """
