@@ -47,6 +47,10 @@ def test_two_iterations(tmp_path, easy_sft_checkpoint, algo):
         assert all(math.isfinite(r["loss/value"]) for r in records)
     if algo == "vineppo":
         assert all(r["vine/num_unique_states"] <= r["vine/num_states"] for r in records)
+    # The preset's rl.autocast=auto, resolved for this machine and recorded.
+    from vineppo.learner import resolve_autocast
+
+    assert summary["autocast"] == resolve_autocast("auto", torch.device("cpu"))
 
 
 @pytest.mark.slow
@@ -219,3 +223,28 @@ def test_minibatches_cover_every_unit_once_and_group_lengths():
     pairs = [(0, 1), (2, 3), (4, 5)]
     cut = minibatches(pairs, 1, torch.Generator().manual_seed(0), [10, 90, 20, 30, 40, 50])
     assert sorted(u for mb in cut for u in mb) == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_grpo_trains_on_its_group_advantages_unwhitened_when_asked(tmp_path, easy_sft_checkpoint, monkeypatch):
+    """rl.whiten_advantages=false: every response's tokens carry its group-standardised reward, which
+    for groups of 4 with 0/1 rewards can only be 0, +-1/sqrt(3), +-1 or +-sqrt(3), with the sign of
+    the reward's side of its group's mean (batch whitening would shift and rescale these)."""
+    seen = []
+    real = loop_module.minibatch_loss
+
+    def spy(rl, logp, values, mb, *rest):
+        seen.append((mb["advantages"].clone(), mb["mask"].clone(), mb["rewards"].clone()))
+        return real(rl, logp, values, mb, *rest)
+
+    monkeypatch.setattr(loop_module, "minibatch_loss", spy)
+    train_rl(config(tmp_path, easy_sft_checkpoint, "grpo", ["rl.iterations=1", "rl.eval_every=1",
+                                                            "rl.whiten_advantages=false"]))
+    allowed = torch.tensor([0.0, 3 ** -0.5, 1.0, 3 ** 0.5])
+    assert seen
+    for adv, mask, rewards in seen:
+        for a, m, r in zip(adv, mask, rewards, strict=True):
+            row = a[m.bool()]
+            assert torch.allclose(row, row[0].expand_as(row))  # one value per response
+            assert (allowed - row[0].abs()).abs().min() < 1e-3
+            assert row[0] * (r - 0.5) >= -1e-6  # right answers never pushed down, wrong never up

@@ -182,6 +182,10 @@ class RLConfig:
     old_logprobs: str = "sampler"
     """log pi_old of the episodes: 'sampler' takes the hf engine's own (one forward pass fewer per
     iteration; other engines fall back to recomputing), 'recompute' always runs the policy again."""
+    whiten_advantages: bool = True
+    """Whiten the advantages over the batch's valid tokens before the loss (SPEC.md, for PPO and
+    VinePPO). GRPO's and RLOO's own definitions stop at the group-relative advantage; with this
+    false they train on it as it is (as TRL's GRPO does)."""
     autocast: str | None = None
     """'bfloat16': the update's forward passes (and the old / reference / value passes, so that
     the PPO ratio compares like with like) under torch.autocast, fp32 master weights and Adam kept.

@@ -252,7 +252,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             if value_model is not None:
                 batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
                     value_model, batch, rl.gamma, rl.lam, rl.minibatch_size, split)
-        batch["advantages"] = whiten(batch["advantages"], batch["mask"])
+        if rl.whiten_advantages:
+            batch["advantages"] = whiten(batch["advantages"], batch["mask"])
         check_finite("advantages", batch["advantages"], it + 1, run)
         t_value = time.time() - t0
 
