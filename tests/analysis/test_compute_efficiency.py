@@ -76,3 +76,48 @@ def test_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert written["speedup_if_noise_ignored"]["baseline"] == "ppo"
     assert (tmp_path / "compute_efficiency.png").stat().st_size > 0 and (tmp_path / "compute_efficiency.pdf").exists()
     assert ce.main([str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+
+
+def test_wall_clock_separation_uses_each_runs_last_evaluation():
+    """Ahead per step, level in time: VinePPO's evaluations come at twice PPO's seconds, so at
+    PPO's evaluation times (10 s, 20 s, 30 s) VinePPO hands over what it had at 0 / 10 / 30 s."""
+    ce = load_script("compute_efficiency")
+    rows = []
+    for seed, noise in enumerate((-0.01, 0.0, 0.01)):
+        for it, (p, v) in enumerate([(0.40, 0.50), (0.50, 0.60), (0.60, 0.70)], start=1):
+            rows.append(("ppo", seed, it, 8 * it, 10.0 * it, p + noise))
+            rows.append(("vineppo", seed, it, 8 * it, 20.0 * it, v + noise))
+    c = curves(rows)
+    assert ce.separation(c)["separated"] and ce.separation(c)["ahead"] == 1  # +0.10 at every iteration
+    clock = ce.separation_wall_clock(c)
+    # 10 s: VinePPO has no evaluation yet -> point left out; 20 s: 0.50 vs PPO 0.50; 30 s: 0.50 vs 0.60.
+    assert [p["seconds"] for p in clock["points"]] == [20.0, 30.0]
+    assert [round(p["gap"], 6) for p in clock["points"]] == [0.0, -0.1]
+    assert not clock["separated"] and clock["ahead"] == 0
+    # Ahead in time too when VinePPO's evaluations come at PPO's times.
+    same = curves([r if r[0] == "ppo" else r[:4] + (10.0 * r[2], r[5]) for r in rows])
+    assert ce.separation_wall_clock(same)["ahead"] == 1
+
+
+def test_wall_clock_speedup_claimed_only_where_time_separates(tmp_path):
+    from vineppo.runio import append_jsonl
+
+    ce = load_script("compute_efficiency")
+    for algo, per_iter, accs in (("ppo", 10.0, (0.40, 0.50, 0.60)), ("vineppo", 20.0, (0.50, 0.60, 0.70))):
+        for seed, noise in enumerate((-0.01, 0.0, 0.01)):
+            d = tmp_path / f"{algo}-arith-s{seed}"
+            d.mkdir()
+            for i, acc in enumerate(accs, start=1):
+                append_jsonl(d / "metrics.jsonl", {
+                    "iteration": i, "train/grad_steps": 8 * i, "time/elapsed_s": per_iter * i, "time/eval_s": 0.0,
+                    "eval/greedy_accuracy": acc + noise, "time/generation_s": 1.0, "time/value_estimation_s": 1.0,
+                    "time/training_s": 1.0})
+            (d / "config.yaml").write_text("preset: tiny\n")
+            (d / "summary.json").write_text(json.dumps({"algo": algo, "seed": seed}))
+    assert ce.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    written = json.loads((tmp_path / "out" / "speedup.json").read_text())
+    # PPO peaks at 0.60 (24 steps, 30 s); VinePPO reaches it at 16 steps but 40 s.
+    assert written["speedup"]["speedup_grad_steps"] == pytest.approx(1.5)
+    assert "speedup_wall_clock" not in written["speedup"]
+    assert written["speedup"]["speedup_wall_clock_if_noise_ignored"] == pytest.approx(0.75)
+    assert written["separation_wall_clock"]["separated"] is False
