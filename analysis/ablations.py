@@ -10,7 +10,9 @@ Reads every finished RL run under the given folders (config.yaml, metrics.jsonl,
 - accuracy vs K: final test accuracy of VinePPO runs against `rl.vine_k`.
 - accuracy vs temperature: final test accuracy against `rl.temperature`, one line per method.
   These two compare runs of equal budget: runs whose iteration count is not the most common one
-  are left out of them (and named).
+  are left out of them (and named). `--at-iteration N` compares the accuracy at evaluation N
+  instead of the final one (where runs that end on a common plateau still differ; runs without an
+  evaluation at N are named and left out).
 A panel whose setting takes a single value in the runs given is left out and named in the output.
 Writes points.csv (every evaluation), final.csv (one row per run), provenance.json and
 ablations.{png,pdf}. Unfinished runs are listed, not dropped silently.
@@ -65,7 +67,16 @@ def same_budget(final: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return final[final["iterations"] == budget], sorted(final.loc[final["iterations"] != budget, "run"])
 
 
-def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path) -> list[str]:
+def at_iteration(points: pd.DataFrame, final: pd.DataFrame, n: int) -> tuple[pd.DataFrame, list[str]]:
+    """`final` with each run's test accuracy at evaluation `n` in place of its last one (and its
+    budget set to n); the runs without an evaluation at n, named."""
+    at = points.loc[points["iteration"] == n, ["run", "test_accuracy"]]
+    kept = final.drop(columns="test_accuracy").merge(at, on="run").assign(iterations=n)
+    return kept, [f"{r}: no evaluation at iteration {n}, left out of the K and temperature panels"
+                  for r in sorted(set(final["run"]) - set(at["run"]))]
+
+
+def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path, which: str = "final") -> list[str]:
     """Draw the panels the data supports; return the names of those left out, and of runs left
     out of the K and temperature panels for a different budget, and why."""
     import seaborn as sns
@@ -104,12 +115,12 @@ def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path) -> list[str]:
         elif panel == "k":
             sns.lineplot(data=vine, x="k", y="test_accuracy", marker="o", errorbar="sd", ax=ax,
                          color=colours["palette"]["vineppo"])
-            ax.set(xlabel="K (MC continuations per state)", ylabel="final test accuracy (greedy, fraction)",
+            ax.set(xlabel="K (MC continuations per state)", ylabel=f"{which} test accuracy (greedy, fraction)",
                    title="VinePPO: accuracy vs K", xticks=sorted(vine["k"].unique()))
         else:
             sns.lineplot(data=at_k, x="temperature", y="test_accuracy", hue="algo", marker="o", errorbar="sd", ax=ax,
                          **colours)
-            ax.set(xlabel="sampling temperature", ylabel="final test accuracy (greedy, fraction)",
+            ax.set(xlabel="sampling temperature", ylabel=f"{which} test accuracy (greedy, fraction)",
                    title="accuracy vs sampling temperature", xticks=sorted(at_k["temperature"].unique()))
     fig.tight_layout()
     save(fig, out, "ablations")
@@ -117,19 +128,27 @@ def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_folders(argv, __doc__, "results/ablations")
+    args = parse_folders(argv, __doc__, "results/ablations", lambda ap: ap.add_argument(
+        "--at-iteration", type=int, default=None, help="compare K and temperature at this evaluation, not the last"))
     if args is None:
         return 2
     points, final, missing = collect(args.folders)
     if points.empty:
         return no_runs(args.folders)
+    skipped, which = [], "final"
+    if args.at_iteration is not None:
+        final, skipped = at_iteration(points, final, args.at_iteration)
+        which = f"iteration-{args.at_iteration}"
+        if final.empty:
+            print(f"no run has an evaluation at iteration {args.at_iteration}", file=sys.stderr)
+            return 2
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "points.csv", points.to_csv(index=False))
     atomic_write_text(args.out / "final.csv", final.to_csv(index=False))
-    skipped = plot(points, final, args.out)
+    skipped += plot(points, final, args.out, which)
     atomic_write_text(args.out / "provenance.json", json.dumps(
         {"folders": [str(f) for f in args.folders], "commit": git_commit(), "missing_runs": missing,
-         "panels_left_out": skipped}, indent=2))
+         "at_iteration": args.at_iteration, "panels_left_out": skipped}, indent=2))
     print(final.drop(columns=["commit"]).to_string(index=False))
     for s in skipped:
         print(f"left out: {s}")

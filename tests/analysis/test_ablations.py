@@ -55,6 +55,25 @@ def test_points_final_and_missing_hand_worked(tmp_path):
     assert skipped[1] == "accuracy vs temperature: the runs given use a single temperature"
 
 
+def test_at_iteration_compares_the_runs_at_that_evaluation(tmp_path):
+    """K = 1 ends where K = 9 ends (0.40) but trails it at iteration 2 (0.30 vs 0.38): the
+    comparison at iteration 2 shows it, and a run never evaluated there is named and left out."""
+    ab = load_script("ablations")
+    fake_run(tmp_path / "runs", "vineppo-k1", "vineppo", 1, 0.6, [0.2] * 4, {2: 0.30, 4: 0.40})
+    fake_run(tmp_path / "runs", "vineppo-k9", "vineppo", 9, 0.6, [0.2] * 4, {2: 0.38, 4: 0.40})
+    fake_run(tmp_path / "runs", "vineppo-k3", "vineppo", 3, 0.6, [0.2] * 4, {4: 0.40})
+    points, final, _ = ab.collect([tmp_path / "runs"])
+    at2, left = ab.at_iteration(points, final, 2)
+    assert dict(zip(at2["k"], at2["test_accuracy"], strict=True)) == {1: pytest.approx(0.30), 9: pytest.approx(0.38)}
+    assert (at2["iterations"] == 2).all()
+    assert left == ["runs/vineppo-k3: no evaluation at iteration 2, left out of the K and temperature panels"]
+    assert ab.main([str(tmp_path / "runs"), "--at-iteration", "2", "--out", str(tmp_path / "out")]) == 0
+    written = pd.read_csv(tmp_path / "out" / "final.csv")
+    assert sorted(written["test_accuracy"]) == pytest.approx([0.30, 0.38])
+    assert json.loads((tmp_path / "out" / "provenance.json").read_text())["at_iteration"] == 2
+    assert ab.main([str(tmp_path / "runs"), "--at-iteration", "7", "--out", str(tmp_path / "out")]) == 2
+
+
 @pytest.mark.slow
 def test_script_on_smoke_outputs(smoke_runs, tmp_path):
     ab = load_script("ablations")

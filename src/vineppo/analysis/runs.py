@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
-def parse_folders(argv: list[str] | None, doc: str, default_out: str) -> argparse.Namespace | None:
-    """`folders... [--out OUT]`; None (after saying which) when a folder does not exist."""
+def parse_folders(argv: list[str] | None, doc: str, default_out: str,
+                  add_args: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace | None:
+    """`folders... [--out OUT]` (plus a script's own options, `add_args`); None (after saying which)
+    when a folder does not exist."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", type=Path, nargs="+", help="sweep output folders or run folders")
     ap.add_argument("--out", type=Path, default=Path(default_out))
+    if add_args is not None:
+        add_args(ap)
     args = ap.parse_args(argv)
     bad = [str(f) for f in args.folders if not f.is_dir()]
     if bad:
