@@ -10,7 +10,8 @@ samples sampled at T = 0.6, top-p 0.9, up to 160 new tokens, 2 epochs in mini-ba
 the SFT model with coefficient 1e-4, float32 on both sides (ours with rl.autocast=null, whatever
 the preset says), the same number of torch threads. In TRL terms:
 per_device_train_batch_size=64, steps_per_generation=4, num_generations=8, num_iterations=2,
-beta=1e-4, epsilon=0.2, max_steps = 8 x iterations, lr_scheduler_type=constant.
+beta=1e-4, epsilon=0.2, max_steps = 8 x iterations, lr_scheduler_type=constant,
+gradient_checkpointing=False (TRL's GRPO and RLOO default to True; our loop does not checkpoint).
 
 Order, in one invocation, for each of `--seeds` in turn: TRL GRPO, our GRPO, TRL RLOO, our RLOO,
 then our PPO and VinePPO for context. Each run is a fresh child process (so each has its own peak
@@ -98,7 +99,10 @@ def trl_config(algo: str, args, s: dict, output_dir: str):
                   num_generations=s["samples"], num_iterations=s["epochs"], max_steps=ITER_STEPS * args.iterations,
                   learning_rate=s["lr"], lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
                   max_grad_norm=s["grad_clip"], beta=s["kl"], epsilon=s["clip"], temperature=s["temperature"],
-                  top_p=s["top_p"], max_completion_length=s["max_new_tokens"], dataloader_num_workers=0)
+                  top_p=s["top_p"], max_completion_length=s["max_new_tokens"], dataloader_num_workers=0,
+                  # TRL's GRPO / RLOO checkpoint activations by default (recomputing the forward in
+                  # the backward); our loop does not, so neither side does here.
+                  gradient_checkpointing=False)
     if algo == "grpo":
         # Advantages standardised within each group, loss averaged over the mini-batch's tokens: ours.
         return GRPOConfig(**common, scale_rewards="group", loss_type="dapo")

@@ -35,6 +35,8 @@ def test_trl_gets_our_budget(algo, tmp_path):
     assert c.steps_per_generation * c.num_iterations == bench.ITER_STEPS == 8
     assert c.max_steps == 8 * 10 and c.gradient_accumulation_steps == 1
     assert (c.learning_rate, c.beta, c.epsilon) == (rl.learning_rate, rl.kl_coef, rl.clip)
+    # Neither side recomputes activations (TRL's GRPO / RLOO default to checkpointing).
+    assert c.gradient_checkpointing is False
     assert (c.temperature, c.top_p, c.max_completion_length) == (rl.temperature, rl.top_p, rl.max_new_tokens)
     assert c.lr_scheduler_type == "constant" and c.max_grad_norm == rl.grad_clip and not c.bf16
 
