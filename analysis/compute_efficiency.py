@@ -11,8 +11,8 @@ twice their standard error over seeds at two evaluations in a row; otherwise the
 within noise and speedup.json keeps the number as "speedup_if_noise_ignored". The wall-clock
 speed-up is claimed only where the same test passes on the wall-clock axis with VinePPO ahead
 (a method ahead per step can be level in time when its iterations are slower); otherwise it is
-kept as "speedup_wall_clock_if_noise_ignored". Wall-clock leaves out the time spent on evaluations. Writes curves.csv, time_split.csv, speedup.json and
-compute_efficiency.{png,pdf}.
+kept as "speedup_wall_clock_if_noise_ignored". Wall-clock leaves out the time spent on
+evaluations. Writes curves.csv, time_split.csv, speedup.json and compute_efficiency.{png,pdf}.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def separation_wall_clock(curves: pd.DataFrame, baseline: str = "ppo", method: s
             seen = g[g["elapsed_s"] <= t + 1e-9]
             if g["algo"].iloc[0] in acc and not seen.empty:
                 acc[g["algo"].iloc[0]].append(float(seen["test_accuracy"].iloc[-1]))
-        if all(len(acc[a]) == (curves[curves["algo"] == a]["seed"].nunique()) for a in acc):
+        if all(len(acc[a]) == curves[curves["algo"] == a]["seed"].nunique() for a in acc):
             points.append((round(float(t), 1), pd.Series(acc[method]), pd.Series(acc[baseline])))
     return _separated(points, "seconds")
 
