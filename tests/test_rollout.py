@@ -1,5 +1,7 @@
 """Collating episodes and trimming a mini-batch's padding: same log-probs and loss on the cut batch."""
 
+import copy
+
 import torch
 
 from vineppo.algorithms.advantages import masked_mean
@@ -32,3 +34,27 @@ def test_trim_padding_keeps_every_value(tiny_model_and_tokenizer):
     # The full batch is already as narrow as its longest episode: nothing to cut.
     same, = trim_padding(batch)[:1]
     assert same["input_ids"].shape == batch["input_ids"].shape
+
+
+def test_token_logprobs_scores_only_the_response_and_matches_full_logits(tiny_model_and_tokenizer):
+    """Logits start at the batch's first response column (logits_to_keep), yet every response
+    token's log-prob and its gradient equal those from the model's full logits, computed here by hand."""
+    model, tok = tiny_model_and_tokenizer
+    model = copy.deepcopy(model).train()
+    lengths = [(9, 4), (6, 11), (12, 7)]  # the second prompt is shortest: response columns start at 5
+    eps = [Episode(i, {}, "", list(range(10, 10 + p)), list(range(40 + i, 40 + i + r)), "", "stop", 1.0)
+           for i, (p, r) in enumerate(lengths)]
+    batch = collate_episodes(eps, tok.pad_token_id)
+    seen = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, i, o: seen.append(i[0].shape[1]))
+    logp = token_logprobs(model, batch, 0.7, shared_prefix=False)
+    hook.remove()
+    assert seen == [batch["input_ids"].shape[1] - 5]  # positions 5 .. end: the prompt columns before 5 skipped
+    assert (logp[:, :5] == 0).all()
+    full = torch.log_softmax(model(input_ids=batch["input_ids"]).logits[:, :-1] / 0.7, dim=-1)
+    ref = full.gather(-1, batch["targets"].unsqueeze(-1)).squeeze(-1)
+    m = batch["mask"].bool()
+    assert torch.allclose(logp[m], ref[m], atol=1e-5)
+    g_cut = torch.autograd.grad(logp[m].sum(), model.get_input_embeddings().weight)[0]
+    g_ref = torch.autograd.grad(ref[m].sum(), model.get_input_embeddings().weight)[0]
+    assert torch.allclose(g_cut, g_ref, atol=1e-5) and g_ref.abs().sum() > 0

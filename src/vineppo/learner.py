@@ -56,14 +56,16 @@ def use_eager_attention(*models: nn.Module | None) -> None:
 class Learner(nn.Module):
     """The trained modules in one, so that one optimizer (or one DeepSpeed engine) updates both."""
 
-    def __init__(self, policy: nn.Module, value_model: nn.Module | None, autocast_dtype: str | None = None):
+    def __init__(self, policy: nn.Module, value_model: nn.Module | None, autocast_dtype: str | None = None,
+                 shared_prefix: bool = True):
         super().__init__()
         self.policy, self.value_model, self.autocast_dtype = policy, value_model, autocast_dtype
+        self.shared_prefix = shared_prefix
 
     def forward(self, mb: dict[str, torch.Tensor], temperature: float) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(log pi of each target token, V of each state or None), in fp32 either way."""
         with autocast(mb["input_ids"].device, self.autocast_dtype):
-            logp = token_logprobs(self.policy, mb, temperature)
+            logp = token_logprobs(self.policy, mb, temperature, self.shared_prefix)
             values = self.value_model(mb).float() if self.value_model is not None else None
         return logp, values
 

@@ -186,7 +186,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     value_model = ppo.ValueModel(rl.init).to(device) if rl.algo == "ppo" else None
     if precision is not None and device.type == "cpu":
         use_eager_attention(policy, reference, value_model.backbone if value_model is not None else None)
-    updater = Updater(Learner(policy, value_model, precision), cfg, world, device,
+    updater = Updater(Learner(policy, value_model, precision, rl.shared_prefix), cfg, world, device,
                       micro_batch=max(rl.minibatch_size // world.world_size, 1))
     # Under ZeRO-3 each process holds a shard of the policy; the hf engine samples from a whole copy.
     rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device))
@@ -246,8 +246,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             if rl.old_logprobs == "sampler" and sampler_logp is not None and engine_logprobs_exact:
                 old_logp = sampler_logp
             else:
-                old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature), batch, rl.minibatch_size, split)
-            ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature), batch, rl.minibatch_size, world)
+                old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature, rl.shared_prefix), batch,
+                                   rl.minibatch_size, split)
+            ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature, rl.shared_prefix), batch,
+                                rl.minibatch_size, world)
                         if rl.algo in PPO_FAMILY else None)
             if value_model is not None:
                 batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(

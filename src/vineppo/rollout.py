@@ -6,9 +6,12 @@ episode with P prompt tokens sits at column j = P - 1 + t of every per-token ten
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import torch
+
+from vineppo import shared_prefix as prefix
 
 
 @dataclass
@@ -99,15 +102,42 @@ def trim_padding(mb: dict[str, torch.Tensor], *token_level: torch.Tensor):
     return {k: cut(v) for k, v in mb.items()}, *(cut(t) for t in token_level)
 
 
-def token_logprobs(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
+def token_logprobs(model, batch: dict[str, torch.Tensor], temperature: float,
+                   shared_prefix: bool = True) -> torch.Tensor:
     """log pi(target token) at the sampling temperature, `[batch, width - 1]`.
 
     No attention mask: the batch is right-padded, so under causal attention no real token sees a
     pad and positions run 0, 1, ... as they would with the mask; without it attention takes the
-    faster causal kernel. The values on padding columns are meaningless and always masked out."""
-    logits = model(input_ids=batch["input_ids"]).logits[:, :-1]
+    faster causal kernel. Only the response is scored: logits (and their softmax, forward and
+    backward) start at the batch's first response column, where the model takes `logits_to_keep`;
+    the columns before it are 0. Values outside `mask` (prompt, padding) are meaningless and always
+    masked out. With `shared_prefix`, a batch holding several samples of a prompt encodes that
+    prompt once (shared_prefix.py): the same values, less work."""
+    if shared_prefix and "mask" in batch and prefix.supports(model):
+        logp = prefix.logprobs(model, batch, temperature)
+        if logp is not None:
+            return logp
+    width = batch["input_ids"].shape[1]
+    first = first_response_column(batch["mask"]) if "mask" in batch and _keeps_logits(model) else 0
+    if first > 0:  # the last width - first positions: logits for columns first .. width - 2, then the end
+        logits = model(input_ids=batch["input_ids"], logits_to_keep=width - first).logits[:, :-1]
+    else:
+        logits = model(input_ids=batch["input_ids"]).logits[:, :-1]
     logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-    return logp.gather(-1, batch["targets"].unsqueeze(-1)).squeeze(-1)
+    logp = logp.gather(-1, batch["targets"][:, first:].unsqueeze(-1)).squeeze(-1)
+    return torch.nn.functional.pad(logp, (first, 0)) if first > 0 else logp
+
+
+def first_response_column(mask: torch.Tensor) -> int:
+    """The first column of `[batch, width - 1]` token tensors that any row's response occupies."""
+    cols = mask.any(0).nonzero()
+    return int(cols[0]) if len(cols) else 0
+
+
+def _keeps_logits(model) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (transformers' causal LMs since 4.50)."""
+    model = getattr(model, "module", model)  # a DeepSpeed / DDP wrapper
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 @torch.no_grad()

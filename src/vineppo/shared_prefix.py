@@ -1,0 +1,92 @@
+"""Response log-probs with each distinct prompt encoded once ("shared prefix").
+
+Why: every PPO-family iteration trains on n samples of each prompt, and a mini-batch (or a chunk of
+the no-grad passes) holds several samples of the same prompt. A plain forward encodes that prompt
+once per sample; on the tiny preset prompts are about half of each sequence, so half the forward
+and backward work of an update is the same prompt computed again.
+
+How: the mini-batch's U distinct prompts go through the model once ([U, longest prompt], right
+padded, causal), keeping their keys and values; each row's cache is then its prompt's
+(`batch_select_indices`, an indexing that autograd follows back into the prompt pass), and the
+responses ([B, longest response]) run on top of it with their true positions and a mask that hides
+the prompt padding. The first response token is scored from its prompt's last position, the rest
+from the response pass. Same function as one plain forward over prompt + response, so the same
+log-probs and gradients up to float rounding (tests/test_shared_prefix.py); used where it saves work.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from transformers import DynamicCache
+
+SAVING = 0.9
+"""Take the shared path only when its token count is below this fraction of the plain one's."""
+
+
+def supports(model) -> bool:
+    """Decoder-only models whose forward takes a DynamicCache, position ids and `logits_to_keep`
+    (transformers' causal LMs); sliding-window models are left to the plain path."""
+    model = getattr(model, "module", model)
+    params = inspect.signature(model.forward).parameters
+    return (("cache" in params or "past_key_values" in params) and "position_ids" in params
+            and "logits_to_keep" in params and getattr(model.config, "sliding_window", None) is None
+            and not getattr(model.config, "is_encoder_decoder", False))
+
+
+def prompt_groups(input_ids: torch.Tensor, prompt_len: list[int]) -> tuple[list[tuple[int, ...]], list[int]]:
+    """The distinct prompts (in order of first appearance) and each row's index among them."""
+    keys: dict[tuple[int, ...], int] = {}
+    rows = input_ids.tolist()
+    group = [keys.setdefault(tuple(row[:p]), len(keys)) for row, p in zip(rows, prompt_len, strict=True)]
+    return list(keys), group
+
+
+def logprobs(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor | None:
+    """log pi(response token) at `temperature` in `token_logprobs`' layout `[B, width - 1]` (0 off
+    the response), or None where sharing would not save work (every prompt distinct, or a row
+    without a response): the caller then takes the plain forward."""
+    ids, has = batch["input_ids"], batch["mask"].bool()
+    n, width = ids.shape
+    resp_len = has.sum(1)
+    if not bool((resp_len > 0).all()):
+        return None
+    prompt_len = has.int().argmax(1) + 1  # response token t of row i is input column prompt_len[i] + t
+    prompts, group = prompt_groups(ids, prompt_len.tolist())
+    p_max, r_max = max(len(p) for p in prompts), int(resp_len.max())
+    plain = n * int(batch["attention_mask"].sum(1).max()) if "attention_mask" in batch else n * width
+    if len(prompts) * p_max + n * r_max >= SAVING * plain:
+        return None
+
+    device, pad = ids.device, 0  # any id: padding is after every real token or masked
+    inner = getattr(model, "module", model)
+    cache_kwarg = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+    group_t = torch.tensor(group, device=device)
+    p_lens = torch.tensor([len(p) for p in prompts], device=device)
+    prompt_ids = torch.full((len(prompts), p_max), pad, dtype=ids.dtype, device=device)
+    for u, p in enumerate(prompts):
+        prompt_ids[u, :len(p)] = torch.tensor(p, dtype=ids.dtype)
+
+    # 1. Prompts, once each: their caches, and the logits that score each row's first response token.
+    cache = DynamicCache()
+    keep = p_max - int(p_lens.min()) + 1  # the last `keep` positions hold every prompt's last token
+    head = model(input_ids=prompt_ids, use_cache=True, logits_to_keep=keep, **{cache_kwarg: cache}).logits
+    first_logits = head[group_t, p_lens[group_t] - 1 - (p_max - keep)]  # [B, V]
+
+    # 2. Responses on their prompt's cache, at their true positions; the prompt padding masked out.
+    steps = torch.arange(r_max, device=device)
+    valid = steps[None] < resp_len[:, None]  # [B, R]
+    columns = prompt_len[:, None] + steps[None]  # input columns of the response tokens
+    responses = ids.gather(1, columns.clamp(max=width - 1)).masked_fill(~valid, pad)
+    cache.batch_select_indices(group_t)
+    seen = torch.arange(p_max, device=device)[None] < p_lens[group_t][:, None]
+    attention = torch.cat([seen, torch.ones_like(valid)], dim=1).long()
+    rest = model(input_ids=responses, attention_mask=attention, position_ids=columns, use_cache=True,
+                 **{cache_kwarg: cache}).logits[:, :-1]  # position t predicts response token t + 1
+
+    logits = torch.cat([first_logits[:, None], rest], dim=1)  # [B, R, V]: position t predicts token t
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1).gather(-1, responses.unsqueeze(-1)).squeeze(-1)
+    # Into the plain layout: response token t of row i at column prompt_len[i] - 1 + t.
+    out = torch.zeros(n, width - 1 + r_max, device=device, dtype=logp.dtype)
+    return out.scatter(1, columns - 1, logp.masked_fill(~valid, 0.0))[:, :width - 1]

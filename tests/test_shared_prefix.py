@@ -1,0 +1,82 @@
+"""Shared-prefix log-probs: each distinct prompt encoded once, the same values and gradients as the
+plain forward over prompt + response."""
+
+import copy
+
+import pytest
+import torch
+
+from vineppo import shared_prefix
+from vineppo.learner import autocast, use_eager_attention
+from vineppo.rollout import Episode, collate_episodes, token_logprobs
+
+
+def grouped_batch(tok, shuffle: bool = True):
+    """3 prompts (7, 4 and 10 tokens) x 3 samples with responses of 2 to 14 tokens, rows shuffled."""
+    prompts = [[11, 12, 13, 14, 15, 16, 17], [21, 22, 23, 24], [31, 32, 33, 34, 35, 36, 37, 38, 39, 40]]
+    eps = []
+    for g, p in enumerate(prompts):
+        for s, r in enumerate([2 + 5 * g, 14 - 3 * g, 6]):
+            eps.append(Episode(g, {}, "", p, [50 + (7 * g + 3 * s + j) % 40 for j in range(r)], "", "stop", 1.0))
+    if shuffle:
+        order = torch.randperm(len(eps), generator=torch.Generator().manual_seed(0)).tolist()
+        eps = [eps[i] for i in order]
+    return collate_episodes(eps, tok.pad_token_id), prompts
+
+
+def test_prompt_groups_by_hand():
+    ids = torch.tensor([[5, 6, 7, 1], [5, 6, 9, 9], [5, 6, 7, 2], [5, 6, 0, 0]])
+    prompts, group = shared_prefix.prompt_groups(ids, [3, 3, 3, 2])
+    assert prompts == [(5, 6, 7), (5, 6, 9), (5, 6)]  # (5, 6) is a prompt of its own, not a prefix match
+    assert group == [0, 1, 0, 2]
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_same_logprobs_and_gradients_as_the_plain_forward(tiny_model_and_tokenizer, attention):
+    model, tok = tiny_model_and_tokenizer
+    model = copy.deepcopy(model).train()
+    model.set_attn_implementation(attention)
+    batch, prompts = grouped_batch(tok)
+    m = batch["mask"].bool()
+    tokens = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda mod, i, o: tokens.append(i[0].numel()))
+    shared = shared_prefix.logprobs(model, batch, 0.7)
+    hook.remove()
+    assert shared is not None
+    # One pass over the 3 prompts (padded to 10) and one over the 9 responses (padded to 14).
+    assert tokens == [3 * 10, 9 * 14]
+    assert (shared[~m] == 0).all()
+    plain = token_logprobs(model, batch, 0.7, shared_prefix=False)
+    assert torch.allclose(shared[m], plain[m], atol=1e-5)
+    assert torch.allclose(token_logprobs(model, batch, 0.7), shared)  # the default takes the shared path
+    weights = [p for p in model.parameters() if p.requires_grad]
+    g_shared = torch.autograd.grad((shared * batch["mask"]).sum(), weights)
+    g_plain = torch.autograd.grad((plain * batch["mask"]).sum(), weights)
+    for a, b in zip(g_shared, g_plain, strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+    assert sum(g.abs().sum() for g in g_plain) > 0
+
+
+def test_close_to_fp32_under_bf16_autocast(tiny_model_and_tokenizer):
+    model, tok = tiny_model_and_tokenizer
+    model = copy.deepcopy(model)
+    use_eager_attention(model)
+    batch, _ = grouped_batch(tok)
+    m = batch["mask"].bool()
+    with torch.no_grad():
+        plain32 = token_logprobs(model, batch, 0.7, shared_prefix=False)
+        with autocast(torch.device("cpu"), "bfloat16"):
+            shared16 = token_logprobs(model, batch, 0.7)
+            plain16 = token_logprobs(model, batch, 0.7, shared_prefix=False)
+    assert (shared16 - plain32)[m].abs().max() < 0.1  # bf16 rounding, the plain path's order of error
+    assert (plain16 - plain32)[m].abs().max() < 0.1
+
+
+def test_plain_path_where_sharing_saves_nothing(tiny_model_and_tokenizer):
+    model, tok = tiny_model_and_tokenizer
+    eps = [Episode(i, {}, "", [11 + i, 12, 13], [40, 41 + i], "", "stop", 1.0) for i in range(4)]  # distinct prompts
+    batch = collate_episodes(eps, tok.pad_token_id)
+    assert shared_prefix.logprobs(model, batch, 1.0) is None
+    batch, _ = grouped_batch(tok)
+    batch["mask"][0] = 0  # a row without a response token
+    assert shared_prefix.logprobs(model, batch, 1.0) is None
