@@ -80,3 +80,29 @@ def test_plain_path_where_sharing_saves_nothing(tiny_model_and_tokenizer):
     batch, _ = grouped_batch(tok)
     batch["mask"][0] = 0  # a row without a response token
     assert shared_prefix.logprobs(model, batch, 1.0) is None
+
+
+def test_value_network_same_values_and_gradients(tiny_model_and_tokenizer, tmp_path):
+    """PPO's value network on the shared path: V of every response state and the value loss's
+    gradients equal the plain pass's."""
+    from vineppo.algorithms.ppo import ValueModel
+
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path / "m")
+    shared, plain = ValueModel(str(tmp_path / "m")), ValueModel(str(tmp_path / "m"), shared_prefix=False)
+    torch.nn.init.normal_(shared.head.weight, std=0.5)  # the zero-initialised head would make every V 0
+    plain.load_state_dict(shared.state_dict())
+    batch, _ = grouped_batch(tok)
+    m = batch["mask"].bool()
+    tokens = []
+    hook = shared.backbone.get_input_embeddings().register_forward_hook(lambda mod, i, o: tokens.append(i[0].numel()))
+    v_shared = shared(batch)
+    hook.remove()
+    assert tokens == [3 * 10, 9 * 14]  # the shared path was taken
+    v_plain = plain(batch)
+    assert torch.allclose(v_shared[m], v_plain[m], atol=1e-5) and v_plain[m].std() > 0.01
+    assert (v_shared[~m] == 0).all()
+    g_shared = torch.autograd.grad((v_shared * batch["mask"]).pow(2).sum(), list(shared.parameters()))
+    g_plain = torch.autograd.grad((v_plain * batch["mask"]).pow(2).sum(), list(plain.parameters()))
+    for a, b in zip(g_shared, g_plain, strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)

@@ -17,6 +17,7 @@ log-probs and gradients up to float rounding (tests/test_shared_prefix.py); used
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
@@ -25,13 +26,13 @@ SAVING = 0.9
 """Take the shared path only when its token count is below this fraction of the plain one's."""
 
 
-def supports(model) -> bool:
-    """Decoder-only models whose forward takes a DynamicCache, position ids and `logits_to_keep`
-    (transformers' causal LMs); sliding-window models are left to the plain path."""
+def supports(model, logits: bool = True) -> bool:
+    """Decoder-only models whose forward takes a DynamicCache and position ids (and, for a causal
+    LM, `logits_to_keep`): transformers' decoders; sliding-window models take the plain path."""
     model = getattr(model, "module", model)
     params = inspect.signature(model.forward).parameters
     return (("cache" in params or "past_key_values" in params) and "position_ids" in params
-            and "logits_to_keep" in params and getattr(model.config, "sliding_window", None) is None
+            and (not logits or "logits_to_keep" in params) and getattr(model.config, "sliding_window", None) is None
             and not getattr(model.config, "is_encoder_decoder", False))
 
 
@@ -43,10 +44,29 @@ def prompt_groups(input_ids: torch.Tensor, prompt_len: list[int]) -> tuple[list[
     return list(keys), group
 
 
-def logprobs(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor | None:
-    """log pi(response token) at `temperature` in `token_logprobs`' layout `[B, width - 1]` (0 off
-    the response), or None where sharing would not save work (every prompt distinct, or a row
-    without a response): the caller then takes the plain forward."""
+@dataclass
+class Responses:
+    """A batch's responses cut out of the plain layout: row i's token t is input column `columns[i, t]`."""
+    tokens: torch.Tensor  # [B, R], padded past each row's length
+    valid: torch.Tensor  # [B, R]
+    columns: torch.Tensor  # [B, R]
+    width: int  # the plain layout's sequence width
+
+    def to_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, R] per response token (t = the state before token t, or token t's score) -> the plain
+        `[B, width - 1]` layout, where that is column columns[i, t] - 1; 0 elsewhere."""
+        out = torch.zeros(x.shape[0], self.width - 1 + x.shape[1], device=x.device, dtype=x.dtype)
+        return out.scatter(1, self.columns - 1, x.masked_fill(~self.valid, 0.0))[:, :self.width - 1]
+
+
+def forward(model, batch: dict[str, torch.Tensor], outputs) -> tuple[torch.Tensor, Responses] | None:
+    """The model's per-position outputs at the positions that precede each response token,
+    `[B, R, ...]` (position t: the last prompt token for t = 0, response token t - 1 after), with
+    each distinct prompt encoded once; None where sharing would not save work (every prompt
+    distinct, or a row without a response): the caller then takes the plain forward.
+
+    `outputs(ids, keep, **kwargs)` runs the model on `ids` with the given cache keyword arguments
+    and returns `[rows, positions, ...]`, at least the last `keep` positions when `keep` is set."""
     ids, has = batch["input_ids"], batch["mask"].bool()
     n, width = ids.shape
     resp_len = has.sum(1)
@@ -68,25 +88,34 @@ def logprobs(model, batch: dict[str, torch.Tensor], temperature: float) -> torch
     for u, p in enumerate(prompts):
         prompt_ids[u, :len(p)] = torch.tensor(p, dtype=ids.dtype)
 
-    # 1. Prompts, once each: their caches, and the logits that score each row's first response token.
+    # 1. Prompts, once each: their caches, and the output at each prompt's last token.
     cache = DynamicCache()
     keep = p_max - int(p_lens.min()) + 1  # the last `keep` positions hold every prompt's last token
-    head = model(input_ids=prompt_ids, use_cache=True, logits_to_keep=keep, **{cache_kwarg: cache}).logits
-    first_logits = head[group_t, p_lens[group_t] - 1 - (p_max - keep)]  # [B, V]
+    head = outputs(prompt_ids, keep, use_cache=True, **{cache_kwarg: cache})[:, -keep:]
+    first = head[group_t, p_lens[group_t] - 1 - (p_max - keep)]  # [B, ...]
 
     # 2. Responses on their prompt's cache, at their true positions; the prompt padding masked out.
     steps = torch.arange(r_max, device=device)
     valid = steps[None] < resp_len[:, None]  # [B, R]
-    columns = prompt_len[:, None] + steps[None]  # input columns of the response tokens
-    responses = ids.gather(1, columns.clamp(max=width - 1)).masked_fill(~valid, pad)
+    columns = prompt_len[:, None] + steps[None]
+    tokens = ids.gather(1, columns.clamp(max=width - 1)).masked_fill(~valid, pad)
     cache.batch_select_indices(group_t)
     seen = torch.arange(p_max, device=device)[None] < p_lens[group_t][:, None]
     attention = torch.cat([seen, torch.ones_like(valid)], dim=1).long()
-    rest = model(input_ids=responses, attention_mask=attention, position_ids=columns, use_cache=True,
-                 **{cache_kwarg: cache}).logits[:, :-1]  # position t predicts response token t + 1
+    rest = outputs(tokens, None, attention_mask=attention, position_ids=columns, use_cache=True,
+                   **{cache_kwarg: cache})[:, :-1]  # after response token t: the state before t + 1
+    return torch.cat([first[:, None], rest], dim=1), Responses(tokens, valid, columns, width)
 
-    logits = torch.cat([first_logits[:, None], rest], dim=1)  # [B, R, V]: position t predicts token t
-    logp = torch.log_softmax(logits.float() / temperature, dim=-1).gather(-1, responses.unsqueeze(-1)).squeeze(-1)
-    # Into the plain layout: response token t of row i at column prompt_len[i] - 1 + t.
-    out = torch.zeros(n, width - 1 + r_max, device=device, dtype=logp.dtype)
-    return out.scatter(1, columns - 1, logp.masked_fill(~valid, 0.0))[:, :width - 1]
+
+def logprobs(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor | None:
+    """log pi(response token) at `temperature` in `rollout.token_logprobs`' layout `[B, width - 1]`
+    (0 off the response), or None where sharing would not save work."""
+    def outputs(ids, keep, **kwargs):
+        return model(input_ids=ids, logits_to_keep=keep or 0, **kwargs).logits
+
+    out = forward(model, batch, outputs)
+    if out is None:
+        return None
+    logits, resp = out  # position t predicts response token t
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return resp.to_plain(logp.gather(-1, resp.tokens.unsqueeze(-1)).squeeze(-1))

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from transformers import AutoModel
 
+from vineppo import shared_prefix as prefix
 from vineppo.algorithms.advantages import gae
 from vineppo.rollout import chunked
 
@@ -14,8 +15,9 @@ from vineppo.rollout import chunked
 class ValueModel(nn.Module):
     """V(state before each token): the SFT backbone's last hidden state through a linear head."""
 
-    def __init__(self, init: str):
+    def __init__(self, init: str, shared_prefix: bool = True):
         super().__init__()
+        self.shared_prefix = shared_prefix
         self.backbone = AutoModel.from_pretrained(init, dtype=torch.float32)
         self.head = nn.Linear(self.backbone.config.hidden_size, 1)
         nn.init.zeros_(self.head.weight)
@@ -23,7 +25,15 @@ class ValueModel(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """`[batch, width - 1]`: column j is V(sequence up to and including token j). The batch is
-        right-padded, so no attention mask is needed (see `rollout.token_logprobs`)."""
+        right-padded, so no attention mask is needed (see `rollout.token_logprobs`). With
+        `shared_prefix` and a batch holding several samples of a prompt, each prompt is encoded once
+        (shared_prefix.py) and only the response's states (the columns in `mask`) are filled."""
+        if self.shared_prefix and "mask" in batch and prefix.supports(self.backbone, logits=False):
+            out = prefix.forward(self.backbone, batch, lambda ids, keep, **kw: self.backbone(
+                input_ids=ids, **kw).last_hidden_state)
+            if out is not None:
+                hidden, resp = out
+                return resp.to_plain(self.head(hidden).squeeze(-1))
         hidden = self.backbone(input_ids=batch["input_ids"]).last_hidden_state
         return self.head(hidden[:, :-1]).squeeze(-1)
 
