@@ -90,7 +90,8 @@ def test_value_network_same_values_and_gradients(tiny_model_and_tokenizer, tmp_p
     model, tok = tiny_model_and_tokenizer
     model.save_pretrained(tmp_path / "m")
     shared, plain = ValueModel(str(tmp_path / "m")), ValueModel(str(tmp_path / "m"), shared_prefix=False)
-    torch.nn.init.normal_(shared.head.weight, std=0.5)  # the zero-initialised head would make every V 0
+    with torch.no_grad():  # the zero-initialised head would make every V 0
+        shared.head.weight.copy_(torch.randn(shared.head.weight.shape, generator=torch.Generator().manual_seed(0)) * 0.5)
     plain.load_state_dict(shared.state_dict())
     batch, _ = grouped_batch(tok)
     m = batch["mask"].bool()
@@ -104,5 +105,5 @@ def test_value_network_same_values_and_gradients(tiny_model_and_tokenizer, tmp_p
     assert (v_shared[~m] == 0).all()
     g_shared = torch.autograd.grad((v_shared * batch["mask"]).pow(2).sum(), list(shared.parameters()))
     g_plain = torch.autograd.grad((v_plain * batch["mask"]).pow(2).sum(), list(plain.parameters()))
-    for a, b in zip(g_shared, g_plain, strict=True):
-        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+    for a, b in zip(g_shared, g_plain, strict=True):  # fp32 rounding, relative to each gradient's scale
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max() + 1e-8
