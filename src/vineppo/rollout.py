@@ -6,7 +6,6 @@ episode with P prompt tokens sits at column j = P - 1 + t of every per-token ten
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -118,7 +117,8 @@ def token_logprobs(model, batch: dict[str, torch.Tensor], temperature: float,
         if logp is not None:
             return logp
     width = batch["input_ids"].shape[1]
-    first = first_response_column(batch["mask"]) if "mask" in batch and _keeps_logits(model) else 0
+    keeps = "logits_to_keep" in prefix.forward_params(model)  # transformers' causal LMs since 4.50
+    first = first_response_column(batch["mask"]) if "mask" in batch and keeps else 0
     if first > 0:  # the last width - first positions: logits for columns first .. width - 2, then the end
         logits = model(input_ids=batch["input_ids"], logits_to_keep=width - first).logits[:, :-1]
     else:
@@ -132,12 +132,6 @@ def first_response_column(mask: torch.Tensor) -> int:
     """The first column of `[batch, width - 1]` token tensors that any row's response occupies."""
     cols = mask.any(0).nonzero()
     return int(cols[0]) if len(cols) else 0
-
-
-def _keeps_logits(model) -> bool:
-    """Whether the model's forward takes `logits_to_keep` (transformers' causal LMs since 4.50)."""
-    model = getattr(model, "module", model)  # a DeepSpeed / DDP wrapper
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ log-probs and gradients up to float rounding (tests/test_shared_prefix.py); used
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 
@@ -26,14 +27,25 @@ SAVING = 0.9
 """Take the shared path only when its token count is below this fraction of the plain one's."""
 
 
+@functools.cache
+def _params_of(forward_fn) -> frozenset[str]:
+    return frozenset(inspect.signature(forward_fn).parameters)
+
+
+def forward_params(model) -> frozenset[str]:
+    """The keyword arguments the model's forward takes (a DeepSpeed / DDP wrapper looked through),
+    read once per model class."""
+    model = getattr(model, "module", model)
+    return _params_of(type(model).forward)
+
+
 def supports(model, logits: bool = True) -> bool:
     """Decoder-only models whose forward takes a DynamicCache and position ids (and, for a causal
     LM, `logits_to_keep`): transformers' decoders; sliding-window models take the plain path."""
-    model = getattr(model, "module", model)
-    params = inspect.signature(model.forward).parameters
+    params, config = forward_params(model), getattr(model, "module", model).config
     return (("cache" in params or "past_key_values" in params) and "position_ids" in params
-            and (not logits or "logits_to_keep" in params) and getattr(model.config, "sliding_window", None) is None
-            and not getattr(model.config, "is_encoder_decoder", False))
+            and (not logits or "logits_to_keep" in params) and getattr(config, "sliding_window", None) is None
+            and not getattr(config, "is_encoder_decoder", False))
 
 
 def prompt_groups(input_ids: torch.Tensor, prompt_len: list[int]) -> tuple[list[tuple[int, ...]], list[int]]:
@@ -80,8 +92,7 @@ def forward(model, batch: dict[str, torch.Tensor], outputs) -> tuple[torch.Tenso
         return None
 
     device, pad = ids.device, 0  # any id: padding is after every real token or masked
-    inner = getattr(model, "module", model)
-    cache_kwarg = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+    cache_kwarg = "cache" if "cache" in forward_params(model) else "past_key_values"  # transformers < 5.20
     group_t = torch.tensor(group, device=device)
     p_lens = torch.tensor([len(p) for p in prompts], device=device)
     prompt_ids = torch.full((len(prompts), p_max), pad, dtype=ids.dtype, device=device)
