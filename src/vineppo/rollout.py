@@ -119,10 +119,9 @@ def token_logprobs(model, batch: dict[str, torch.Tensor], temperature: float,
     width = batch["input_ids"].shape[1]
     keeps = "logits_to_keep" in prefix.forward_params(model)  # transformers' causal LMs since 4.50
     first = first_response_column(batch["mask"]) if "mask" in batch and keeps else 0
-    if first > 0:  # the last width - first positions: logits for columns first .. width - 2, then the end
-        logits = model(input_ids=batch["input_ids"], logits_to_keep=width - first).logits[:, :-1]
-    else:
-        logits = model(input_ids=batch["input_ids"]).logits[:, :-1]
+    # The last width - first positions: logits for columns first .. width - 2, then the end.
+    keep = {"logits_to_keep": width - first} if first > 0 else {}
+    logits = model(input_ids=batch["input_ids"], **keep).logits[:, :-1]
     logp = torch.log_softmax(logits.float() / temperature, dim=-1)
     logp = logp.gather(-1, batch["targets"][:, first:].unsqueeze(-1)).squeeze(-1)
     return torch.nn.functional.pad(logp, (first, 0)) if first > 0 else logp
