@@ -15,10 +15,16 @@ entry in `summary.json` (status ok | failed | skipped, the reason, seconds, its 
 5. deepspeed: one RL run of one process through DeepSpeed (bf16 on a GPU), where deepspeed is
    installed (else skipped, and why).
 A failed check does not stop the others; the exit status is 1 if any failed.
+
+On a machine without a package index, first run `scripts/gpu_wheels.py` where PyPI is reachable and
+bring its `.whl/` along: the wheels there (or in $GPU_CHECK_WHEELS) are installed into a folder of
+their own, ahead of the machine's packages, before the checks. Run folders (checkpoints) go to
+$GPU_CHECK_RUNS, else `<OUT_DIR>/_runs`.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -78,6 +84,32 @@ def last_json(text: str) -> dict:
     return {}
 
 
+def install_wheels(wheels: Path, site: Path, log: Path) -> list[str]:
+    """Install the wheels in `wheels` (scripts/gpu_wheels.py made them where PyPI is reachable) into
+    `site`, ahead of the machine's own packages for this process and every command it starts."""
+    files = sorted(wheels.glob("*.whl")) if wheels.is_dir() else []
+    if not files:
+        return []
+    code, text = run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                      "--no-cache-dir", "--upgrade", "--target", str(site), *map(str, files)], log, 300)
+    if code != 0:
+        sys.exit(f"gpu_check: installing the wheels in {wheels} failed (exit {code}); see {log}:\n{text[-2000:]}")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    sys.path.insert(0, str(site))
+    return [f.name for f in files]
+
+
+PACKAGES = ("omegaconf", "math-verify", "datasets", "submitit", "deepspeed", "vllm", "trl")
+
+
+def package_version(name: str) -> str | None:
+    """The version this process (the wheels' site first) would import, or None where absent."""
+    for dist in importlib.metadata.distributions(path=sys.path):
+        if dist.metadata["Name"] and dist.metadata["Name"].lower().replace("_", "-") == name:
+            return dist.version
+    return None
+
+
 def check_env(out: Path, scale: dict) -> dict:
     code = (
         "import json, platform, sys, torch, transformers\n"
@@ -90,8 +122,7 @@ def check_env(out: Path, scale: dict) -> dict:
         "print(json.dumps(info))\n")
     status, text = run([sys.executable, "-c", code], out / "env.log", scale["limits"]["env"])
     info = last_json(text)
-    info["packages"] = {name: importlib.util.find_spec(name) is not None
-                        for name in ("omegaconf", "math_verify", "datasets", "submitit", "deepspeed", "vllm", "trl")}
+    info["packages"] = {name: package_version(name) for name in PACKAGES}
     if status != 0:
         return {"status": "failed", "reason": f"exit {status}", **info}
     if scale["device"] == "cuda" and not info.get("cuda_available"):
@@ -178,10 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"GPU_CHECK_SCALE must be one of {', '.join(SCALES)}, got '{scale_name}'")
     scale = SCALES[scale_name]
     out.mkdir(parents=True, exist_ok=True)
-    work = out / "_runs"  # run folders (checkpoints): not results
+    # Run folders (checkpoints) are not results: beside the outputs unless GPU_CHECK_RUNS puts them elsewhere.
+    work = Path(os.environ.get("GPU_CHECK_RUNS") or out / "_runs").resolve()
+    wheels = install_wheels(Path(os.environ.get("GPU_CHECK_WHEELS") or ROOT / ".whl").resolve(),
+                            work.parent / f"{work.name}_site", out / "wheels.log")
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or None
-    summary: dict = {"scale": scale_name, "commit": commit, "host": platform.node(), "checks": {}}
+    summary: dict = {"scale": scale_name, "commit": commit, "host": platform.node(), "wheels": wheels, "checks": {}}
     t_start = time.time()
     steps = [("env", lambda: check_env(out, scale)), ("tiny", lambda: check_tiny(out, scale, work)),
              ("throughput", lambda: check_throughput(out, scale)), ("vllm", lambda: check_vllm(out, scale, work)),
