@@ -28,6 +28,21 @@ def test_speedup_to_peak_hand_worked():
     assert ce.speedup_to_peak(two)["baseline_peak_accuracy"] == pytest.approx(0.3)
 
 
+def test_speedup_in_episodes_against_another_baseline():
+    ce = load_script("compute_efficiency")
+    c = curves([
+        # RestEM: 2 gradient steps per iteration of 256 episodes, peak 0.88 at iteration 15.
+        ("restem", 0, 5, 10, 30.0, 0.49), ("restem", 0, 10, 20, 60.0, 0.61), ("restem", 0, 15, 30, 90.0, 0.88),
+        # VinePPO: 8 steps per iteration, reaches 0.88 at iteration 5.
+        ("vineppo", 0, 5, 40, 75.0, 0.88), ("vineppo", 0, 10, 80, 150.0, 0.89), ("vineppo", 0, 15, 120, 225.0, 0.89),
+    ]).assign(episodes=lambda d: d["iteration"] * 256)
+    s = ce.speedup_to_peak(c, baseline="restem")
+    assert s["baseline_episodes_to_peak"] == 3840 and s["method_episodes"] == 1280
+    assert s["speedup_episodes"] == pytest.approx(3.0)  # 3x fewer episodes
+    assert s["speedup_grad_steps"] == pytest.approx(30 / 40) and s["speedup_wall_clock"] == pytest.approx(90 / 75)
+    assert "speedup_episodes" not in ce.speedup_to_peak(c.drop(columns="episodes"), baseline="restem")
+
+
 def test_curves_separate_only_beyond_their_noise():
     ce = load_script("compute_efficiency")
     one = [("ppo", 0, 1, 8, 10.0, 0.40), ("ppo", 1, 1, 8, 10.0, 0.44), ("ppo", 2, 1, 8, 10.0, 0.42),
@@ -56,10 +71,13 @@ def test_wall_clock_leaves_out_evaluations(tmp_path):
         append_jsonl(d / "metrics.jsonl", {"iteration": i, "train/grad_steps": 8 * i, "time/elapsed_s": elapsed,
                                            "eval/greedy_accuracy": 0.5, "time/eval_s": ev, "time/generation_s": 1.0,
                                            "time/value_estimation_s": 1.0, "time/training_s": 1.0})
-    (d / "config.yaml").write_text("preset: tiny\n")
+    (d / "config.yaml").write_text("preset: tiny\nrl:\n  prompts_per_iter: 32\n  samples_per_prompt: 8\n")
     (d / "summary.json").write_text(json.dumps({"algo": "vineppo", "seed": 0}))
     c, _, _ = ce.collect([tmp_path])
     assert c["elapsed_s"].tolist() == [10.0, 20.0, 30.0]
+    assert c["episodes"].tolist() == [256, 512, 768]  # iteration x 32 prompts x 8 samples
+    (d / "config.yaml").write_text("preset: tiny\n")  # a config without the budget: no episodes axis
+    assert ce.collect([tmp_path])[0]["episodes"].isna().all()
 
 
 @pytest.mark.slow
@@ -76,6 +94,10 @@ def test_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert written["speedup_if_noise_ignored"]["baseline"] == "ppo"
     assert (tmp_path / "compute_efficiency.png").stat().st_size > 0 and (tmp_path / "compute_efficiency.pdf").exists()
     assert ce.main([str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    assert ce.main([str(smoke_runs), "--baseline", "restem", "--out", str(tmp_path / "x")]) == 2  # no such runs
+    assert not (tmp_path / "x").exists()
+    assert written["speedup_if_noise_ignored"]["baseline_episodes_to_peak"] == 2 * c["episodes"].iloc[0] / c[
+        "iteration"].iloc[0]  # the smoke sweep's budget, from its configs
 
 
 def test_wall_clock_separation_uses_each_runs_last_evaluation():
@@ -121,3 +143,26 @@ def test_wall_clock_speedup_claimed_only_where_time_separates(tmp_path):
     assert "speedup_wall_clock" not in written["speedup"]
     assert written["speedup"]["speedup_wall_clock_if_noise_ignored"] == pytest.approx(0.75)
     assert written["separation_wall_clock"]["separated"] is False
+
+
+def test_tolerance_times_both_methods_to_the_same_lowered_target():
+    ce = load_script("compute_efficiency")
+    c = curves([
+        # Both end on the same plateau; the baseline's peak (0.887) is one noisy evaluation late on.
+        ("restem", 0, 15, 30, 60.0, 0.858), ("restem", 0, 16, 32, 64.0, 0.881), ("restem", 0, 23, 46, 92.0, 0.887),
+        ("vineppo", 0, 4, 32, 80.0, 0.856), ("vineppo", 0, 5, 40, 100.0, 0.885), ("vineppo", 0, 8, 64, 160.0, 0.883),
+    ])
+    exact = ce.speedup_to_peak(c, baseline="restem")
+    assert exact["method_reaches_peak"] is False and exact["target_accuracy"] == pytest.approx(0.887)
+    s = ce.speedup_to_peak(c, baseline="restem", tolerance=0.01)
+    # Target 0.877: RestEM first at 32 steps / 64 s, VinePPO first at 40 steps / 100 s.
+    assert s["target_accuracy"] == pytest.approx(0.877) and s["baseline_steps_to_peak"] == 32
+    assert s["speedup_grad_steps"] == pytest.approx(32 / 40) and s["speedup_wall_clock"] == pytest.approx(0.64)
+
+
+def test_ratio_in_words():
+    # A ratio under one is the method needing more, not "0.8x fewer".
+    ce = load_script("compute_efficiency")
+    assert ce.times(2.0) == "2.0x fewer"
+    assert ce.times(0.8) == "1.2x more"
+    assert ce.times(1.0) == "1.0x fewer"
