@@ -70,9 +70,11 @@ def _separated(points: list[tuple[float, pd.Series, pd.Series]], key: str) -> di
         return None
     widest = max(rows, key=lambda r: abs(r["gap"]) - r["two_se"])
     beyond = [(r["gap"] > r["two_se"]) - (r["gap"] < -r["two_se"]) for r in rows]  # +1, -1 or 0
-    runs = [a for a, b in zip(beyond, beyond[1:], strict=False) if a == b != 0]
-    # ahead: +1 if `method` is the one ahead where they separate (first such run), -1 if behind.
-    return {"separated": bool(runs), "ahead": runs[0] if runs else 0, "widest": widest, "points": rows}
+    runs = {a for a, b in zip(beyond, beyond[1:], strict=False) if a == b != 0}
+    # ahead: +1 if `method` is the one ahead wherever they separate, -1 if behind; 0 if they are
+    # never apart, or if they cross (apart one way, later the other): then neither is ahead.
+    return {"separated": bool(runs), "ahead": runs.pop() if len(runs) == 1 else 0, "crossing": len(runs) > 1,
+            "widest": widest, "points": rows}
 
 
 def separation(curves: pd.DataFrame, baseline: str = "ppo", method: str = "vineppo") -> dict | None:
@@ -146,9 +148,10 @@ def times(ratio: float) -> str:
 
 
 def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: Path,
-         separated: bool = True, clock_ahead: int = 0) -> None:
+         separated: bool = True, sep_clock: dict | None = None) -> None:
     import seaborn as sns
 
+    sep_clock = sep_clock or {}
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     sns.lineplot(data=curves, x="grad_steps", y="test_accuracy", hue="algo", marker="o", ax=axes[0],
@@ -179,7 +182,8 @@ def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: 
         for ax in axes[:3]:
             ax.axhline(speedup["target_accuracy"], color="k", ls="--", lw=1)
         clock = (f"{speedup['speedup_wall_clock']:.1f}x sooner in wall-clock" if "speedup_wall_clock" in speedup
-                 else f"later in wall-clock ({speedup['baseline']} ahead beyond noise)" if clock_ahead < 0
+                 else f"later in wall-clock ({speedup['baseline']} ahead beyond noise)" if sep_clock.get("ahead", 0) < 0
+                 else "no sooner in wall-clock (the curves cross)" if sep_clock.get("crossing")
                  else "no sooner in wall-clock (curves within noise)")
         note = (f"{speedup['method']} reaches {target} {clock}, with {times(speedup['speedup_grad_steps'])} "
                 "gradient steps" + (f" and {times(speedup['speedup_episodes'])} episodes"
@@ -222,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     if separated and speedup is not None:
         claimed = dict(speedup)
         if not (sep_clock and sep_clock["ahead"] > 0) and "speedup_wall_clock" in claimed:
-            # Ahead per step but level in time: the wall-clock number is not claimed.
+            # Ahead per step but level (or behind, or crossing) in time: the wall-clock number is
+            # not claimed.
             claimed["speedup_wall_clock_if_noise_ignored"] = claimed.pop("speedup_wall_clock")
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "curves.csv", curves.to_csv(index=False))
@@ -231,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         {"speedup": claimed, "separation": sep, "separation_wall_clock": sep_clock,
          "speedup_if_noise_ignored": None if separated else speedup, "missing_runs": missing, "commit": git_commit(),
          "folders": [str(f) for f in args.folders]}, indent=2))
-    plot(curves, splits, claimed or speedup, args.out, separated, sep_clock["ahead"] if sep_clock else 0)
+    plot(curves, splits, claimed or speedup, args.out, separated, sep_clock)
     print(json.dumps({"speedup": claimed, **{name: s and {k: v for k, v in s.items() if k != "points"}
                                              for name, s in (("separation", sep), ("separation_wall_clock", sep_clock))}},
                      indent=2))

@@ -166,3 +166,19 @@ def test_ratio_in_words():
     assert ce.times(2.0) == "2.0x fewer"
     assert ce.times(0.8) == "1.2x more"
     assert ce.times(1.0) == "1.0x fewer"
+
+
+def test_crossing_curves_have_no_side_ahead():
+    """Apart one way early and the other way late (PPO climbs first, VinePPO ends higher): the
+    curves separate, but neither is ahead, so no one-sided speed-up follows from them."""
+    ce = load_script("compute_efficiency")
+    rows = []
+    for seed, noise in enumerate((-0.01, 0.0, 0.01)):
+        for it, (p, v) in enumerate([(0.6, 0.4), (0.7, 0.5), (0.8, 0.8), (0.80, 0.9), (0.80, 0.9)], start=1):
+            rows.append(("ppo", seed, it, 8 * it, 10.0 * it, p + noise))
+            rows.append(("vineppo", seed, it, 8 * it, 10.0 * it, v + noise))
+    sep = ce.separation(curves(rows))
+    # gaps -0.2, -0.2, 0, +0.1, +0.1 against 2 s.e. of about 0.016: runs both ways.
+    assert sep["separated"] and sep["crossing"] and sep["ahead"] == 0
+    one_way = ce.separation(curves([r for r in rows if r[2] >= 3]))
+    assert one_way["ahead"] == 1 and not one_way["crossing"]
