@@ -62,3 +62,32 @@ def test_rng_state_restores_sampling():
     a = torch.rand(3)
     ckpt.set_rng_state(state)
     assert torch.equal(torch.rand(3), a)
+
+
+def test_git_commit_dirty_only_for_code(tmp_path):
+    """Rewriting a tracked reference output under results/ keeps the commit clean; changing a
+    tracked code file marks it -dirty; outside a repository there is no commit."""
+    import subprocess
+
+    from vineppo.runio import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1\n")
+    (tmp_path / "results" / "r.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert git_commit(tmp_path / "src") == head
+    (tmp_path / "results" / "r.json").write_text('{"x": 2}\n')
+    assert git_commit(tmp_path / "src") == head
+    (tmp_path / "src" / "a.py").write_text("x = 2\n")
+    assert git_commit(tmp_path / "src") == head + "-dirty"
+    outside = tmp_path.parent / (tmp_path.name + "-bare")
+    outside.mkdir()
+    assert git_commit(outside) is None

@@ -90,17 +90,21 @@ class RunDir:
         append_jsonl(self.metrics, record)
 
 
-def git_commit() -> str | None:
-    """The commit of the code that ran (recorded in run folders and results)."""
+def git_commit(where: Path | None = None) -> str | None:
+    """The commit of the code that ran (recorded in run folders and results), "-dirty" when a
+    tracked file outside results/ differs from it: rewriting reference outputs is not a code change."""
     import subprocess
 
+    cwd = where or Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=cwd)
         if out.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=5,
+                             cwd=cwd).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], capture_output=True, text=True, timeout=5,
+                               cwd=top or cwd).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
