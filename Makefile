@@ -1,7 +1,7 @@
 # The two set-up commands of the README. Each creates the pinned .venv/ first when it is missing.
 PY := .venv/bin/python
 
-.PHONY: env tiny tiny-sft test test-vllm lint
+.PHONY: env tiny tiny-sft test test-vllm lint figures
 
 env:
 	@bash scripts/ensure_env.sh
@@ -24,6 +24,10 @@ test: env
 test-vllm:
 	@bash scripts/ensure_vllm_env.sh
 	.venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_engine.py $(ARGS)
+
+# Every figure and table of results/ rebuilt from the run files kept there (about a minute).
+figures: env
+	@bash scripts/figures.sh
 
 lint: env
 	.venv/bin/ruff check src tests experiments analysis benchmarks

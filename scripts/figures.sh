@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every figure and table of results/ rebuilt from the run files kept there (no training, no models;
+# about a minute): bash scripts/figures.sh (or `make figures`). Writes in place under results/;
+# tests/analysis/test_reference_results.py checks that the numbers come out as committed.
+# Python: $PYTHON, else .venv/bin/python where it exists, else python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+run() { echo "+ python $*"; "$PY" "$@"; }
+run analysis/sft_curve.py results/table1_runs --out results/sft_curve                     # SFT held-out curves
+run analysis/compute_efficiency.py results/compute_efficiency/runs --out results/compute_efficiency
+run analysis/compute_efficiency.py results/compute_efficiency_hard/runs --out results/compute_efficiency_hard
+run analysis/compute_efficiency.py results/rl_free_hard/runs --baseline restem --tolerance 0.01 --out results/rl_free_hard
+run analysis/compute_efficiency.py results/rl_free_hard/runs --baseline dpo_plus --tolerance 0.01 --out results/rl_free_hard/dpo_plus
+run analysis/compute_efficiency.py results/rl_free_hard/runs --out results/rl_free_hard/ppo
+run analysis/ablations.py results/mc_samples_hard/runs results/compute_efficiency_hard/runs --at-iteration 4 --out results/mc_samples_hard
+run analysis/ablations.py results/temperature_hard/runs results/compute_efficiency_hard/runs --at-iteration 4 --out results/temperature_hard
+run analysis/ablations.py results/ablations/runs/* --out results/ablations                 # KL, train acc., K, temperature
+run analysis/credit_assignment.py dial results/credit_dial/runs --out results/credit_dial
+run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
+run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
+echo "rebuilt results/ figures and tables; the main table per run: python analysis/rl_table.py results/table1_runs --out results/rl_table"

@@ -1,0 +1,97 @@
+"""The figures' numbers in results/ come out again, as committed, from the run files kept there
+(scripts/figures.sh): the analysis scripts and the reference outputs agree. A change to an analysis
+that moves a committed number fails here until the results are rebuilt (`make figures`)."""
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .test_value_quality_script import load_script
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "results"
+
+# (script, arguments before --out, the committed output folder), as in scripts/figures.sh.
+JOBS = [
+    ("sft_curve", ["results/table1_runs"], "sft_curve"),
+    ("compute_efficiency", ["results/compute_efficiency/runs"], "compute_efficiency"),
+    ("compute_efficiency", ["results/compute_efficiency_hard/runs"], "compute_efficiency_hard"),
+    ("compute_efficiency", ["results/rl_free_hard/runs", "--baseline", "restem", "--tolerance", "0.01"],
+     "rl_free_hard"),
+    ("compute_efficiency", ["results/rl_free_hard/runs", "--baseline", "dpo_plus", "--tolerance", "0.01"],
+     "rl_free_hard/dpo_plus"),
+    ("compute_efficiency", ["results/rl_free_hard/runs"], "rl_free_hard/ppo"),
+    ("ablations", ["results/mc_samples_hard/runs", "results/compute_efficiency_hard/runs", "--at-iteration", "4"],
+     "mc_samples_hard"),
+    ("ablations", ["results/temperature_hard/runs", "results/compute_efficiency_hard/runs", "--at-iteration", "4"],
+     "temperature_hard"),
+    ("credit_assignment", ["dial", "results/credit_dial/runs"], "credit_dial"),
+]
+LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
+
+
+def same_table(got: pd.DataFrame, ref: pd.DataFrame, name: str) -> None:
+    assert sorted(got.columns) == sorted(ref.columns), name
+    cols = [c for c in ref.columns if c not in LABELS]
+    key = [c for c in cols if ref[c].dtype == object] or cols
+    got, ref = (t[cols].sort_values(key, kind="stable").reset_index(drop=True) for t in (got, ref))
+    assert len(got) == len(ref), name
+    for c in cols:
+        if pd.api.types.is_numeric_dtype(ref[c]):
+            assert got[c].to_numpy() == pytest.approx(ref[c].to_numpy(), abs=1e-9, nan_ok=True), f"{name}: {c}"
+        else:
+            assert got[c].tolist() == ref[c].tolist(), f"{name}: {c}"
+
+
+def numbers(d):
+    """A speedup.json section without where it was read from."""
+    if isinstance(d, dict):
+        return {k: numbers(v) for k, v in d.items() if k not in ("commit", "folders")}
+    if isinstance(d, list):
+        return [numbers(v) for v in d]
+    return round(d, 9) if isinstance(d, float) and math.isfinite(d) else d
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("script", "args", "folder"), JOBS, ids=[j[2] for j in JOBS])
+def test_reference_outputs_rebuild(script, args, folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert load_script(script).main([*args, "--out", str(tmp_path)]) == 0
+    ref_dir = RESULTS / folder
+    tables = sorted(p.name for p in ref_dir.glob("*.csv"))
+    assert tables, f"no tables in {ref_dir}"
+    for name in tables:
+        assert (tmp_path / name).exists(), f"{folder}/{name} not written"
+        same_table(pd.read_csv(tmp_path / name), pd.read_csv(ref_dir / name), f"{folder}/{name}")
+    if (ref_dir / "speedup.json").exists():
+        got, ref = (json.loads((d / "speedup.json").read_text()) for d in (tmp_path, ref_dir))
+        assert numbers(got) == numbers(ref), f"{folder}/speedup.json"
+
+
+def test_jobs_match_the_script():
+    """Every job here is a line of scripts/figures.sh, so the test checks what `make figures` runs."""
+    text = (ROOT / "scripts" / "figures.sh").read_text()
+    for script, args, folder in JOBS:
+        line = f"run analysis/{script}.py {' '.join(args)} --out results/{folder}"
+        assert line in " ".join(text.split()), line
+
+
+def test_every_kept_run_records_its_config_and_commit():
+    """results/ holds real runs only: each run folder kept there has its config and the commit that
+    ran it (a run folder ignored by git would leave the figures above without their inputs)."""
+    import re
+
+    summaries = sorted(RESULTS.rglob("summary.json"))
+    assert len(summaries) >= 100
+    for path in summaries:
+        assert (path.parent / "config.yaml").is_file(), f"{path.parent}: no config.yaml"
+        commit = json.loads(path.read_text()).get("commit")
+        assert commit and re.fullmatch(r"[0-9a-f]{40}(-dirty)?", commit), f"{path}: commit {commit!r}"
+    import subprocess
+
+    ignored = subprocess.run(["git", "check-ignore", *map(str, summaries)], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    assert not ignored, f"ignored by git, so missing from a clone: {ignored[:3]}"
