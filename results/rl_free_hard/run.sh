@@ -10,6 +10,7 @@
 #   bash results/rl_free_hard/run.sh
 #   python analysis/compute_efficiency.py runs/rl_free_hard --baseline restem --tolerance 0.01 --out results/rl_free_hard
 #   python analysis/compute_efficiency.py runs/rl_free_hard --baseline dpo_plus --tolerance 0.01 --out results/rl_free_hard/dpo_plus
+#   python analysis/shared_errors.py runs/rl_free_hard --out results/rl_free_hard/shared_errors
 set -euo pipefail
 export PYTHONPATH="$PWD/src" OMP_NUM_THREADS=1
 init=runs/table1/sft-arith_hard/final

@@ -24,6 +24,7 @@ JOBS = [
     ("compute_efficiency", ["results/rl_free_hard/runs", "--baseline", "dpo_plus", "--tolerance", "0.01"],
      "rl_free_hard/dpo_plus"),
     ("compute_efficiency", ["results/rl_free_hard/runs"], "rl_free_hard/ppo"),
+    ("shared_errors", ["results/rl_free_hard/runs"], "rl_free_hard/shared_errors"),
     ("ablations", ["results/mc_samples_hard/runs", "results/compute_efficiency_hard/runs", "--at-iteration", "4"],
      "mc_samples_hard"),
     ("ablations", ["results/temperature_hard/runs", "results/compute_efficiency_hard/runs", "--at-iteration", "4"],
