@@ -65,8 +65,8 @@ def test_rng_state_restores_sampling():
 
 
 def test_git_commit_dirty_only_for_code(tmp_path):
-    """Rewriting a tracked reference output under results/ keeps the commit clean; changing a
-    tracked code file marks it -dirty; outside a repository there is no commit."""
+    """Rewriting or adding a reference output under results/ keeps the commit clean; a new or
+    changed code file marks it -dirty; outside a repository there is no commit."""
     import subprocess
 
     from vineppo.runio import git_commit
@@ -85,7 +85,11 @@ def test_git_commit_dirty_only_for_code(tmp_path):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
     assert git_commit(tmp_path / "src") == head
     (tmp_path / "results" / "r.json").write_text('{"x": 2}\n')
+    (tmp_path / "results" / "new.json").write_text("{}\n")
     assert git_commit(tmp_path / "src") == head
+    (tmp_path / "src" / "b.py").write_text("y = 1\n")  # a new script, not committed yet
+    assert git_commit(tmp_path / "src") == head + "-dirty"
+    (tmp_path / "src" / "b.py").unlink()
     (tmp_path / "src" / "a.py").write_text("x = 2\n")
     assert git_commit(tmp_path / "src") == head + "-dirty"
     outside = tmp_path.parent / (tmp_path.name + "-bare")

@@ -91,8 +91,9 @@ class RunDir:
 
 
 def git_commit(where: Path | None = None) -> str | None:
-    """The commit of the code that ran (recorded in run folders and results), "-dirty" when a
-    tracked file outside results/ differs from it: rewriting reference outputs is not a code change."""
+    """The commit of the code that ran (recorded in run folders and results), "-dirty" when a file
+    outside results/ differs from it or is new and not ignored (a script not yet committed):
+    rewriting reference outputs is not a code change."""
     import subprocess
 
     cwd = where or Path(__file__).resolve().parent
@@ -102,7 +103,7 @@ def git_commit(where: Path | None = None) -> str | None:
             return None
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=5,
                              cwd=cwd).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal", "--", ".",
                                 ":(exclude)results"], capture_output=True, text=True, timeout=5,
                                cwd=top or cwd).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
