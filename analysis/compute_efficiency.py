@@ -15,7 +15,9 @@ within noise and speedup.json keeps the number as "speedup_if_noise_ignored". Th
 speed-up is claimed only where the same test passes on the wall-clock axis with VinePPO ahead
 (a method ahead per step can be level in time when its iterations are slower); otherwise it is
 kept as "speedup_wall_clock_if_noise_ignored". Wall-clock leaves out the time spent on
-evaluations. Writes curves.csv, time_split.csv, speedup.json and compute_efficiency.{png,pdf}.
+evaluations. VinePPO runs with different K among the folders are methods of their own,
+vineppo_k<K> (`--method vineppo_k3`). Writes curves.csv, time_split.csv, speedup.json and
+compute_efficiency.{png,pdf}.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 
 def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    curves, splits, missing = [], [], []
+    """Per-evaluation curves and per-iteration time splits of every RL run under `folders`, each
+    labelled with its method: the algorithm, and for VinePPO runs with more than one K among
+    them, vineppo_k<K>."""
+    curves, splits, missing, vine_k = [], [], [], {}
     runs = [d for d in run_folders(folders) if (d / "metrics.jsonl").exists()]
     for d in runs:
         if not (d / "summary.json").exists():
@@ -44,9 +49,11 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
             continue  # an SFT run
         rl = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("rl") or {}
         per_iteration = rl.get("prompts_per_iter", float("nan")) * rl.get("samples_per_prompt", float("nan"))
+        if s["algo"] == "vineppo":
+            vine_k[d.name] = rl.get("vine_k")
         evals_before = 0.0  # elapsed_s counts earlier evaluations; the curves leave them out
         for r in read_jsonl(d / "metrics.jsonl"):
-            splits.append({"algo": s["algo"], "seed": s["seed"], "iteration": r["iteration"],
+            splits.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],
                            "generation": r["time/generation_s"], "value estimation": r["time/value_estimation_s"],
                            "training": r["time/training_s"]})
             if "eval/greedy_accuracy" in r:
@@ -55,7 +62,22 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
                                "elapsed_s": r["time/elapsed_s"] - evals_before,
                                "test_accuracy": r["eval/greedy_accuracy"]})
             evals_before += r.get("time/eval_s", 0.0)
-    return pd.DataFrame(curves), pd.DataFrame(splits), missing
+    curves, splits = pd.DataFrame(curves), pd.DataFrame(splits)
+    if len(set(vine_k.values())) > 1:  # a K ablation: each K is a method of its own
+        for df in (curves, splits):
+            df["algo"] = [f"vineppo_k{vine_k[run]}" if run in vine_k else a for a, run in zip(df["algo"], df["run"],
+                                                                                            strict=True)]
+    return curves, splits.drop(columns="run", errors="ignore"), missing
+
+
+def palette(methods) -> dict:
+    """The shared method colours, and free tab10 colours for labels beyond them (vineppo_k3)."""
+    import seaborn as sns
+
+    known = method_palette()
+    spare = [c for c in sns.color_palette("tab10", 10) if c not in known.values()]
+    extra = [m for m in sorted(set(methods)) if m not in known]
+    return {**known, **dict(zip(extra, spare * (len(extra) // max(len(spare), 1) + 1), strict=False))}
 
 
 def _separated(points: list[tuple[float, pd.Series, pd.Series]], key: str) -> dict | None:
@@ -155,12 +177,12 @@ def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: 
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     sns.lineplot(data=curves, x="grad_steps", y="test_accuracy", hue="algo", marker="o", ax=axes[0],
-                 palette=method_palette())
+                 palette=palette(curves["algo"]))
     axes[0].set(xlabel="gradient steps", ylabel="test accuracy (greedy, fraction)", title="accuracy vs gradient steps")
     episodes = curves.dropna(subset=["episodes"]) if "episodes" in curves else curves.iloc[:0]
     if not episodes.empty:
         sns.lineplot(data=episodes, x="episodes", y="test_accuracy", hue="algo", marker="o", ax=axes[1],
-                     palette=method_palette())
+                     palette=palette(curves["algo"]))
     axes[1].set(xlabel="episodes sampled", ylabel="test accuracy (greedy, fraction)", title="accuracy vs episodes")
     # Seeds reach an evaluation at different times: plot each method's mean time and accuracy per
     # evaluation, with the accuracy's standard error over seeds.
@@ -169,7 +191,7 @@ def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: 
     for algo, g in mean.reset_index().groupby("algo"):
         se = (g["sd"].fillna(0) / g["n"] ** 0.5).tolist()
         axes[2].errorbar(g["seconds"] / 60, g["acc"], yerr=se, marker="o", capsize=3, label=algo,
-                         color=method_palette().get(algo))
+                         color=palette(curves["algo"]).get(algo))
     axes[2].legend(title="algo")
     axes[2].set(xlabel="wall-clock (minutes)", ylabel="test accuracy (greedy, fraction)", title="accuracy vs wall-clock")
     target = speedup and (f"{speedup['baseline']}'s peak" + (

@@ -182,3 +182,38 @@ def test_crossing_curves_have_no_side_ahead():
     assert sep["separated"] and sep["crossing"] and sep["ahead"] == 0
     one_way = ce.separation(curves([r for r in rows if r[2] >= 3]))
     assert one_way["ahead"] == 1 and not one_way["crossing"]
+
+
+def test_vine_k_ablation_runs_are_methods_of_their_own(tmp_path):
+    """VinePPO runs with different K are labelled vineppo_k<K> (else their curves would be averaged
+    together); with one K they stay "vineppo"."""
+    from vineppo.runio import append_jsonl
+
+    ce = load_script("compute_efficiency")
+
+    def run(name, algo, k, per_iter, accs, seed=0):
+        d = tmp_path / name
+        d.mkdir()
+        for i, acc in enumerate(accs, start=1):
+            append_jsonl(d / "metrics.jsonl", {
+                "iteration": i, "train/grad_steps": 8 * i, "time/elapsed_s": per_iter * i, "time/eval_s": 0.0,
+                "eval/greedy_accuracy": acc, "time/generation_s": 1.0, "time/value_estimation_s": per_iter - 2,
+                "time/training_s": 1.0})
+        (d / "config.yaml").write_text(f"rl:\n  vine_k: {k}\n  prompts_per_iter: 4\n  samples_per_prompt: 2\n")
+        (d / "summary.json").write_text(json.dumps({"algo": algo, "seed": seed}))
+
+    run("ppo-s0", "ppo", 9, 10.0, (0.4, 0.5, 0.6))
+    run("k9-s0", "vineppo", 9, 20.0, (0.5, 0.6, 0.7))
+    curves_one_k, _, _ = ce.collect([tmp_path])
+    assert set(curves_one_k["algo"]) == {"ppo", "vineppo"}
+    run("k3-s0", "vineppo", 3, 12.0, (0.5, 0.6, 0.65))
+    c, splits, _ = ce.collect([tmp_path])
+    assert set(c["algo"]) == set(splits["algo"]) == {"ppo", "vineppo_k9", "vineppo_k3"}
+    assert c[c["algo"] == "vineppo_k3"]["elapsed_s"].tolist() == [12.0, 24.0, 36.0]
+    assert splits[splits["algo"] == "vineppo_k3"]["value estimation"].tolist() == [10.0] * 3
+    s = ce.speedup_to_peak(c, method="vineppo_k3")  # PPO's 0.6 at 24 steps / 30 s; K = 3 at 16 / 24 s
+    assert s["speedup_grad_steps"] == pytest.approx(1.5) and s["speedup_wall_clock"] == pytest.approx(1.25)
+    pal = ce.palette(c["algo"])
+    assert len({pal[m] for m in ("ppo", "vineppo_k9", "vineppo_k3")}) == 3
+    assert ce.main([str(tmp_path), "--method", "vineppo_k3", "--out", str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / "speedup.json").read_text())["speedup_if_noise_ignored"]["method"] == "vineppo_k3"
