@@ -18,6 +18,8 @@ run analysis/compute_efficiency.py results/rl_free_hard/runs --baseline restem -
 run analysis/compute_efficiency.py results/rl_free_hard/runs --baseline dpo_plus --tolerance 0.01 --out results/rl_free_hard/dpo_plus
 run analysis/compute_efficiency.py results/rl_free_hard/runs --out results/rl_free_hard/ppo
 run analysis/shared_errors.py results/rl_free_hard/runs --out results/rl_free_hard/shared_errors
+run analysis/compute_efficiency.py results/wall_clock_hard/runs --method vineppo_k9 --out results/wall_clock_hard
+run analysis/compute_efficiency.py results/wall_clock_hard/runs --method vineppo_k3 --out results/wall_clock_hard/k3
 run analysis/ablations.py results/mc_samples_hard/runs results/compute_efficiency_hard/runs --at-iteration 4 --out results/mc_samples_hard
 run analysis/ablations.py results/temperature_hard/runs results/compute_efficiency_hard/runs --at-iteration 4 --out results/temperature_hard
 run analysis/ablations.py results/ablations/runs/* --out results/ablations                 # KL, train acc., K, temperature

@@ -25,6 +25,8 @@ JOBS = [
      "rl_free_hard/dpo_plus"),
     ("compute_efficiency", ["results/rl_free_hard/runs"], "rl_free_hard/ppo"),
     ("shared_errors", ["results/rl_free_hard/runs"], "rl_free_hard/shared_errors"),
+    ("compute_efficiency", ["results/wall_clock_hard/runs", "--method", "vineppo_k9"], "wall_clock_hard"),
+    ("compute_efficiency", ["results/wall_clock_hard/runs", "--method", "vineppo_k3"], "wall_clock_hard/k3"),
     ("ablations", ["results/mc_samples_hard/runs", "results/compute_efficiency_hard/runs", "--at-iteration", "4"],
      "mc_samples_hard"),
     ("ablations", ["results/temperature_hard/runs", "results/compute_efficiency_hard/runs", "--at-iteration", "4"],
