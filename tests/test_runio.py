@@ -67,9 +67,15 @@ def test_rng_state_restores_sampling():
 def test_git_commit_dirty_only_for_code(tmp_path):
     """Rewriting or adding a reference output under results/ keeps the commit clean; a new or
     changed code file marks it -dirty; outside a repository there is no commit."""
+    import shutil
     import subprocess
 
+    import pytest
+
     from vineppo.runio import git_commit
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
 
     def git(*args):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
