@@ -22,6 +22,7 @@ compute_efficiency.{png,pdf}.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -77,7 +78,7 @@ def palette(methods) -> dict:
     known = method_palette()
     spare = [c for c in sns.color_palette("tab10", 10) if c not in known.values()]
     extra = [m for m in sorted(set(methods)) if m not in known]
-    return {**known, **dict(zip(extra, spare * (len(extra) // max(len(spare), 1) + 1), strict=False))}
+    return {**known, **dict(zip(extra, itertools.cycle(spare)))}
 
 
 def _separated(points: list[tuple[float, pd.Series, pd.Series]], key: str) -> dict | None:
@@ -173,16 +174,16 @@ def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: 
          separated: bool = True, sep_clock: dict | None = None) -> None:
     import seaborn as sns
 
-    sep_clock = sep_clock or {}
+    sep_clock, colours = sep_clock or {}, palette(curves["algo"])
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     sns.lineplot(data=curves, x="grad_steps", y="test_accuracy", hue="algo", marker="o", ax=axes[0],
-                 palette=palette(curves["algo"]))
+                 palette=colours)
     axes[0].set(xlabel="gradient steps", ylabel="test accuracy (greedy, fraction)", title="accuracy vs gradient steps")
     episodes = curves.dropna(subset=["episodes"]) if "episodes" in curves else curves.iloc[:0]
     if not episodes.empty:
         sns.lineplot(data=episodes, x="episodes", y="test_accuracy", hue="algo", marker="o", ax=axes[1],
-                     palette=palette(curves["algo"]))
+                     palette=colours)
     axes[1].set(xlabel="episodes sampled", ylabel="test accuracy (greedy, fraction)", title="accuracy vs episodes")
     # Seeds reach an evaluation at different times: plot each method's mean time and accuracy per
     # evaluation, with the accuracy's standard error over seeds.
@@ -191,7 +192,7 @@ def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: 
     for algo, g in mean.reset_index().groupby("algo"):
         se = (g["sd"].fillna(0) / g["n"] ** 0.5).tolist()
         axes[2].errorbar(g["seconds"] / 60, g["acc"], yerr=se, marker="o", capsize=3, label=algo,
-                         color=palette(curves["algo"]).get(algo))
+                         color=colours.get(algo))
     axes[2].legend(title="algo")
     axes[2].set(xlabel="wall-clock (minutes)", ylabel="test accuracy (greedy, fraction)", title="accuracy vs wall-clock")
     target = speedup and (f"{speedup['baseline']}'s peak" + (
