@@ -93,6 +93,9 @@ def test_git_commit_dirty_only_for_code(tmp_path):
     (tmp_path / "results" / "r.json").write_text('{"x": 2}\n')
     (tmp_path / "results" / "new.json").write_text("{}\n")
     assert git_commit(tmp_path / "src") == head
+    (tmp_path / "out" / "run").mkdir(parents=True)  # a run folder outside runs/: not code
+    (tmp_path / "out" / "run" / "config.yaml").write_text("seed: 0\n")
+    assert git_commit(tmp_path / "src") == head
     (tmp_path / "src" / "b.py").write_text("y = 1\n")  # a new script, not committed yet
     assert git_commit(tmp_path / "src") == head + "-dirty"
     (tmp_path / "src" / "b.py").unlink()

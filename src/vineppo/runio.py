@@ -91,9 +91,9 @@ class RunDir:
 
 
 def git_commit(where: Path | None = None) -> str | None:
-    """The commit of the code that ran (recorded in run folders and results), "-dirty" when a file
-    outside results/ differs from it or is new and not ignored (a script not yet committed):
-    rewriting reference outputs is not a code change."""
+    """The commit of the code that ran (recorded in run folders and results), "-dirty" when a tracked
+    file outside results/ differs from it or a new, not ignored .py / .sh file is there (a script not
+    yet committed): rewriting reference outputs, or writing run folders, is not a code change."""
     import subprocess
 
     cwd = where or Path(__file__).resolve().parent
@@ -103,9 +103,13 @@ def git_commit(where: Path | None = None) -> str | None:
             return None
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=5,
                              cwd=cwd).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal", "--", ".",
-                                ":(exclude)results"], capture_output=True, text=True, timeout=5,
-                               cwd=top or cwd).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  ":(exclude)results"], capture_output=True, text=True, timeout=5,
+                                 cwd=top or cwd).stdout.strip()
+        # New code only: run folders written outside runs/ are untracked too, and are not code.
+        new_code = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "--", "*.py", "*.sh",
+                                   ":(exclude)results"], capture_output=True, text=True, timeout=5,
+                                  cwd=top or cwd).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if changed or new_code else "")
     except (OSError, subprocess.SubprocessError):
         return None
