@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -39,11 +40,11 @@ def wrong_problems(run: Path) -> tuple[dict, set[str], frozenset[str]] | None:
         return None
     problems = json.loads(path.read_text())["problems"]
     wrong = [p for p in problems if not p["greedy_correct"]]
-    kinds = pd.Series([p.get("first_error_kind") or "not located" for p in wrong], dtype=object).value_counts()
+    kinds = Counter(p.get("first_error_kind") for p in wrong)
     row = {"run": run.name, "algo": summary["algo"], "seed": summary.get("seed"), "problems": len(problems),
            "greedy_accuracy": 1 - len(wrong) / len(problems), "wrong": len(wrong),
-           "wrong_at_flaw": int(kinds.get("flaw", 0)), "wrong_elsewhere": int(kinds.get("other", 0)),
-           "wrong_not_located": int(len(wrong) - kinds.get("flaw", 0) - kinds.get("other", 0))}
+           "wrong_at_flaw": kinds["flaw"], "wrong_elsewhere": kinds["other"],
+           "wrong_not_located": len(wrong) - kinds["flaw"] - kinds["other"]}
     return row, {str(p["id"]) for p in wrong}, frozenset(str(p["id"]) for p in problems)
 
 
