@@ -16,7 +16,8 @@ speed-up is claimed only where the same test passes on the wall-clock axis with 
 (a method ahead per step can be level in time when its iterations are slower); otherwise it is
 kept as "speedup_wall_clock_if_noise_ignored". Wall-clock leaves out the time spent on
 evaluations. VinePPO runs with different K among the folders are methods of their own,
-vineppo_k<K> (`--method vineppo_k3`). Writes curves.csv, time_split.csv, speedup.json and
+vineppo_k<K> (`--method vineppo_k3`), and PPO runs with a value-network learning rate of their own
+(`rl.value_learning_rate`) are ppo_vlr<rate> (`--baseline ppo_vlr0.0003`). Writes curves.csv, time_split.csv, speedup.json and
 compute_efficiency.{png,pdf}.
 """
 
@@ -37,9 +38,9 @@ from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Per-evaluation curves and per-iteration time splits of every RL run under `folders`, each
-    labelled with its method: the algorithm, and for VinePPO runs with more than one K among
-    them, vineppo_k<K>."""
-    curves, splits, missing, vine_k = [], [], [], {}
+    labelled with its method: the algorithm, for VinePPO runs with more than one K among
+    them vineppo_k<K>, and for PPO runs whose value network has its own learning rate ppo_vlr<rate>."""
+    curves, splits, missing, vine_k, value_lr = [], [], [], {}, {}
     runs = [d for d in run_folders(folders) if (d / "metrics.jsonl").exists()]
     for d in runs:
         if not (d / "summary.json").exists():
@@ -52,6 +53,8 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
         per_iteration = rl.get("prompts_per_iter", float("nan")) * rl.get("samples_per_prompt", float("nan"))
         if s["algo"] == "vineppo":
             vine_k[d.name] = rl.get("vine_k")
+        if s["algo"] == "ppo" and rl.get("value_learning_rate") is not None:
+            value_lr[d.name] = rl["value_learning_rate"]
         evals_before = 0.0  # elapsed_s counts earlier evaluations; the curves leave them out
         for r in read_jsonl(d / "metrics.jsonl"):
             splits.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],
@@ -64,10 +67,12 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
                                "test_accuracy": r["eval/greedy_accuracy"]})
             evals_before += r.get("time/eval_s", 0.0)
     curves, splits = pd.DataFrame(curves), pd.DataFrame(splits)
+    labels = {run: f"ppo_vlr{lr:g}" for run, lr in value_lr.items()}
     if len(set(vine_k.values())) > 1:  # a K ablation: each K is a method of its own
-        for df in (curves, splits):
-            df["algo"] = [f"vineppo_k{vine_k[run]}" if run in vine_k else a for a, run in zip(df["algo"], df["run"],
-                                                                                            strict=True)]
+        labels.update({run: f"vineppo_k{k}" for run, k in vine_k.items()})
+    for df in (curves, splits):
+        if len(df):
+            df["algo"] = [labels.get(run, a) for a, run in zip(df["algo"], df["run"], strict=True)]
     return curves, splits.drop(columns="run", errors="ignore"), missing
 
 

@@ -74,3 +74,52 @@ def test_no_grad_pass_under_autocast_equals_the_updates_forward(tiny_model_and_t
     new, _ = Learner(policy, None, "bfloat16")(mb, 0.7)
     assert (new - old[rows])[mask[rows]].abs().max() < 1e-4
     assert (fp32 - old)[mask].abs().max() > 1e-3
+
+
+def _ppo_learner(tiny_model_and_tokenizer, tmp_path):
+    from vineppo.algorithms.ppo import ValueModel
+
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path / "m")
+    return Learner(copy.deepcopy(model).train(), ValueModel(str(tmp_path / "m"))), tok
+
+
+@pytest.mark.parametrize("value_lr,stage", [(None, None), (1e-2, None), (1e-2, 2), (1e-2, 3)])
+def test_value_network_steps_at_its_own_learning_rate(tiny_model_and_tokenizer, tmp_path, value_lr, stage):
+    """Adam's first step moves each parameter by lr * g / (|g| + eps), about lr: with
+    rl.value_learning_rate the value network's parameters move by that rate, the policy's by
+    rl.learning_rate; without it both by rl.learning_rate (the paper's one rate). The same through
+    DeepSpeed (one process, ZeRO-2 and ZeRO-3), whose optimizer keeps the groups' rates."""
+    from vineppo.config import make_config
+    from vineppo.distributed import World
+    from vineppo.learner import Updater
+
+    learner, tok = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
+    cfg = make_config(["rl.learning_rate=1e-4", "rl.grad_clip=1e9"]
+                      + ([f"rl.value_learning_rate={value_lr}"] if value_lr else [])
+                      + (["deepspeed.enabled=true", f"deepspeed.zero_stage={stage}", "deepspeed.bf16=false"]
+                         if stage else []))
+    updater = Updater(learner, cfg, World(), CPU, micro_batch=8)
+    if stage == 3:  # parameters are sharded: check the optimizer's groups
+        assert [g["lr"] for g in updater.ds.optimizer.param_groups] == [1e-4, value_lr]
+        return
+    before = {n: p.detach().clone() for n, p in learner.named_parameters()}
+    batch = batch_of(tok, TEXTS)
+    logp, values = updater(batch, 1.0)
+    updater.step(-(logp * batch["mask"]).sum() + ((values - 1.0) ** 2 * batch["mask"]).sum())
+    moved = {n: (p.detach() - before[n]).abs().max().item() for n, p in learner.named_parameters()}
+    policy_move = max(v for n, v in moved.items() if n.startswith("policy."))
+    value_move = max(v for n, v in moved.items() if n.startswith("value_model."))
+    assert policy_move == pytest.approx(1e-4, rel=1e-3)
+    assert value_move == pytest.approx(value_lr or 1e-4, rel=1e-3)
+    assert moved["value_model.head.bias"] == pytest.approx(value_lr or 1e-4, rel=1e-3)
+
+
+def test_bad_value_learning_rate_is_named(tiny_model_and_tokenizer, tmp_path):
+    from vineppo.config import make_config
+    from vineppo.distributed import World
+    from vineppo.learner import Updater
+
+    learner, _ = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
+    with pytest.raises(ConfigError, match="rl.value_learning_rate must be > 0"):
+        Updater(learner, make_config(["rl.value_learning_rate=0"]), World(), CPU, micro_batch=8)

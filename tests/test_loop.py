@@ -45,6 +45,12 @@ def test_two_iterations(tmp_path, easy_sft_checkpoint, algo):
     assert 0.0 <= records[-1]["eval/greedy_accuracy"] <= 1.0
     if algo == "ppo":
         assert all(math.isfinite(r["loss/value"]) for r in records)
+        # The value head starts at zero: before the first update V = 0 on every token, which
+        # explains none of the returns' variance.
+        assert records[0]["value/mean"] == 0.0 and records[0]["value/explained_variance"] == 0.0
+        assert records[1]["value/mean"] != 0.0
+    else:
+        assert not any(k.startswith("value/") for r in records for k in r)
     if algo == "vineppo":
         assert all(r["vine/num_unique_states"] <= r["vine/num_states"] for r in records)
     # The preset's rl.autocast=auto, resolved for this machine and recorded.

@@ -156,6 +156,10 @@ class RLConfig:
     """Weight of the k3 KL-to-reference loss term (paper: 1e-4)."""
     value_clip: float = 0.2
     """PPO value-loss clip."""
+    value_learning_rate: float | None = None
+    """PPO: Adam learning rate of the value network (null: rl.learning_rate, one rate for both as
+    in the paper). Its scalar head starts at zero, so at the tiny preset's rate it still predicts
+    near 0 after a short run (results/README.md, critic_lr_hard/)."""
     gamma: float = 1.0
     """PPO discount."""
     lam: float = 1.0

@@ -70,6 +70,22 @@ class Learner(nn.Module):
         return logp, values
 
 
+def param_groups(learner: Learner, value_learning_rate: float | None) -> list[dict[str, Any]]:
+    """Adam's parameter groups: the policy's parameters at `rl.learning_rate` (the optimizer's
+    default) and PPO's value network at `value_learning_rate` where one is given. The paper trains
+    both at one rate; a value network whose scalar head starts at zero may need a larger one to
+    track the returns within a short run (results/README.md, critic_lr_hard/)."""
+    if value_learning_rate is not None and not value_learning_rate > 0:
+        from vineppo.config import ConfigError
+
+        raise ConfigError(f"rl.value_learning_rate must be > 0 (or null), got {value_learning_rate}")
+    value_params = ({id(p) for p in learner.value_model.parameters()}
+                    if learner.value_model is not None and value_learning_rate is not None else set())
+    policy = [p for p in learner.parameters() if p.requires_grad and id(p) not in value_params]
+    value = [p for p in learner.parameters() if p.requires_grad and id(p) in value_params]
+    return [{"params": policy}] + ([{"params": value, "lr": value_learning_rate}] if value else [])
+
+
 class Updater:
     """Adam over the learner's parameters, with gradient-norm clipping; through DeepSpeed when
     `deepspeed.enabled` (which averages gradients over processes and shards optimizer state)."""
@@ -77,6 +93,7 @@ class Updater:
     def __init__(self, learner: Learner, cfg: Config, world: World, device: torch.device, micro_batch: int):
         self.learner, self.world, self.grad_clip = learner, world, cfg.rl.grad_clip
         self.params = [p for p in learner.parameters() if p.requires_grad]
+        groups = param_groups(learner, cfg.rl.value_learning_rate)
         self.zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
         self.ds = None
         if cfg.deepspeed.enabled:
@@ -86,10 +103,10 @@ class Updater:
 
             conf = deepspeed_config(cfg.deepspeed, cfg.rl.grad_clip, cfg.rl.learning_rate, micro_batch,
                                     world.world_size, device.type == "cuda")
-            self.ds, *_ = deepspeed.initialize(model=learner, model_parameters=self.params, config=conf)
+            self.ds, *_ = deepspeed.initialize(model=learner, model_parameters=groups, config=conf)
         else:
             # One fused kernel over all parameters instead of a Python loop over them.
-            self.optimizer = torch.optim.Adam(self.params, lr=cfg.rl.learning_rate, fused=True)
+            self.optimizer = torch.optim.Adam(groups, lr=cfg.rl.learning_rate, fused=True)
 
     def __call__(self, mb: dict[str, torch.Tensor], temperature: float):
         return (self.ds or self.learner)(mb, temperature)

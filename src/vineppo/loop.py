@@ -254,6 +254,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             if value_model is not None:
                 batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
                     value_model, batch, rl.gamma, rl.lam, rl.minibatch_size, split)
+                stats.update(ppo.critic_stats(batch["old_values"], batch["returns"], batch["mask"]))
         if rl.whiten_advantages:
             batch["advantages"] = whiten(batch["advantages"], batch["mask"])
         check_finite("advantages", batch["advantages"], it + 1, run)

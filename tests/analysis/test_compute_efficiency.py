@@ -191,7 +191,7 @@ def test_vine_k_ablation_runs_are_methods_of_their_own(tmp_path):
 
     ce = load_script("compute_efficiency")
 
-    def run(name, algo, k, per_iter, accs, seed=0):
+    def run(name, algo, k, per_iter, accs, seed=0, value_lr=None):
         d = tmp_path / name
         d.mkdir()
         for i, acc in enumerate(accs, start=1):
@@ -199,7 +199,8 @@ def test_vine_k_ablation_runs_are_methods_of_their_own(tmp_path):
                 "iteration": i, "train/grad_steps": 8 * i, "time/elapsed_s": per_iter * i, "time/eval_s": 0.0,
                 "eval/greedy_accuracy": acc, "time/generation_s": 1.0, "time/value_estimation_s": per_iter - 2,
                 "time/training_s": 1.0})
-        (d / "config.yaml").write_text(f"rl:\n  vine_k: {k}\n  prompts_per_iter: 4\n  samples_per_prompt: 2\n")
+        (d / "config.yaml").write_text(f"rl:\n  vine_k: {k}\n  prompts_per_iter: 4\n  samples_per_prompt: 2\n"
+                                       f"  value_learning_rate: {'null' if value_lr is None else value_lr}\n")
         (d / "summary.json").write_text(json.dumps({"algo": algo, "seed": seed}))
 
     run("ppo-s0", "ppo", 9, 10.0, (0.4, 0.5, 0.6))
@@ -217,3 +218,24 @@ def test_vine_k_ablation_runs_are_methods_of_their_own(tmp_path):
     assert len({pal[m] for m in ("ppo", "vineppo_k9", "vineppo_k3")}) == 3
     assert ce.main([str(tmp_path), "--method", "vineppo_k3", "--out", str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / "speedup.json").read_text())["speedup_if_noise_ignored"]["method"] == "vineppo_k3"
+
+
+def test_ppo_runs_with_their_own_value_learning_rate_are_methods_of_their_own(tmp_path):
+    """PPO runs with rl.value_learning_rate set are ppo_vlr<rate>; those at the policy's rate stay ppo."""
+    from vineppo.runio import append_jsonl
+
+    ce = load_script("compute_efficiency")
+    for name, value_lr, accs in (("ppo-s0", None, (0.4, 0.5)), ("fast-s0", 0.0003, (0.45, 0.7))):
+        d = tmp_path / name
+        d.mkdir()
+        for i, acc in enumerate(accs, start=1):
+            append_jsonl(d / "metrics.jsonl", {
+                "iteration": i, "train/grad_steps": 8 * i, "time/elapsed_s": 10.0 * i, "time/eval_s": 0.0,
+                "eval/greedy_accuracy": acc, "time/generation_s": 1.0, "time/value_estimation_s": 1.0,
+                "time/training_s": 8.0})
+        (d / "config.yaml").write_text("rl:\n  prompts_per_iter: 4\n  samples_per_prompt: 2\n"
+                                       f"  value_learning_rate: {'null' if value_lr is None else value_lr}\n")
+        (d / "summary.json").write_text(json.dumps({"algo": "ppo", "seed": 0}))
+    c, splits, _ = ce.collect([tmp_path])
+    assert set(c["algo"]) == set(splits["algo"]) == {"ppo", "ppo_vlr0.0003"}
+    assert c[c["algo"] == "ppo_vlr0.0003"]["test_accuracy"].tolist() == [0.45, 0.7]
