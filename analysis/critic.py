@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(t, args.out)
     show = ["value_lr", "iteration", "seeds", "explained_variance_mean", "explained_variance_std", "mean_value_mean",
             "mean_return_mean", "test_accuracy_mean", "test_accuracy_std"]
-    print(t[show].round(3).to_string(index=False))
+    print(t[show].round({c: 3 for c in show[3:]}).to_string(index=False, formatters={"value_lr": "{:g}".format}))
     if left_out:
         print("PPO runs without critic statistics (left out): " + ", ".join(left_out))
     print(f"wrote {args.out}/critic.csv, table.csv, critic.png/pdf")

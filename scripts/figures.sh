@@ -24,6 +24,13 @@ run analysis/ablations.py results/mc_samples_hard/runs results/compute_efficienc
 run analysis/ablations.py results/temperature_hard/runs results/compute_efficiency_hard/runs --at-iteration 4 --out results/temperature_hard
 run analysis/ablations.py results/ablations/runs/* --out results/ablations                 # KL, train acc., K, temperature
 run analysis/credit_assignment.py dial results/credit_dial/runs --out results/credit_dial
+run analysis/critic.py results/critic_lr_hard/runs --out results/critic_lr_hard             # PPO's critic by value lr
+run analysis/compute_efficiency.py results/critic_lr_hard/runs --method ppo_vlr0.0003 --out results/critic_lr_hard/vs_ppo
+run analysis/compute_efficiency.py results/critic_lr_hard/runs results/wall_clock_hard/runs/vineppo_k9-* --baseline ppo_vlr0.0003 --out results/critic_lr_hard/vs_vineppo
+run analysis/compute_efficiency.py results/critic_lr_hard/runs results/wall_clock_hard/runs/vineppo_k9-* --baseline ppo_vlr0.003 --out results/critic_lr_hard/vs_vineppo_vlr0.003
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
+for d in results/value_quality_vlr/vlr*/ results/value_quality_vlr/vlr*/step4/; do  # the same with PPO's value lr
+  run analysis/value_quality.py --replot --out "${d%/}"
+done
 echo "rebuilt results/ figures and tables; the main table per run: python analysis/rl_table.py results/table1_runs --out results/rl_table"
