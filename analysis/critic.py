@@ -1,16 +1,18 @@
 """Has PPO's value network learned anything? Its fit to the returns it trains on, iteration by
-iteration, for each value-network learning rate among the runs (beyond the paper, which trains
-policy and value network at one rate over ~650 iterations; a short run may end before its critic
-has learned, and PPO's GAE advantages are then plain returns).
+iteration, for each value-network learning rate among the runs, next to VinePPO's MC values on the
+same measure (beyond the paper, which trains policy and value network at one rate over ~650
+iterations; a short run may end before its critic has learned, and PPO's GAE advantages are then
+plain returns).
 
-    python analysis/critic.py results/critic_lr_hard/runs --out results/critic_lr_hard/critic
+    python analysis/critic.py results/critic_lr_hard/runs results/value_fit_hard/runs --out results/critic_lr_hard
 
-Reads every finished PPO run's metrics.jsonl: per iteration, before that iteration's update,
-`value/explained_variance` (1 - Var(R - V) / Var(R) over response tokens: 1 exact, 0 no better
-than a constant), `value/mean` against `value/mean_return`, and `loss/value`, plus the test
-accuracy where evaluated. Writes critic.csv (per run and iteration), table.csv (mean and std over
-seeds per learning rate and iteration), provenance.json and critic.{png,pdf}. Runs logged before
-these keys existed are listed and left out.
+Reads every finished PPO and VinePPO run's metrics.jsonl: per iteration `value/explained_variance`
+(1 - Var(R - V) / Var(R) over response tokens: 1 exact, 0 no better than a constant; PPO's value
+network before that iteration's update, VinePPO's MC values), `value/mean` against
+`value/mean_return`, `loss/value` (PPO), and the test accuracy where evaluated. Each run's
+estimator: "value net lr <rate>" or "MC K=<K>". Writes critic.csv (per run and iteration),
+table.csv (mean and std over seeds per estimator and iteration), provenance.json and
+critic.{png,pdf}. Runs logged before these keys existed are listed and left out.
 """
 
 from __future__ import annotations
@@ -31,30 +33,32 @@ KEYS = {"value/explained_variance": "explained_variance", "value/mean": "mean_va
 
 
 def collect(folders: list[Path]) -> tuple[pd.DataFrame, list[str]]:
-    """One row per PPO run and iteration; the names of PPO runs without critic statistics."""
+    """One row per PPO / VinePPO run and iteration; the names of such runs without value statistics."""
     rows, left_out = [], []
     for d in run_folders(folders, marker="summary.json"):
         summary = json.loads((d / "summary.json").read_text())
-        if summary.get("algo") != "ppo":
+        if summary.get("algo") not in ("ppo", "vineppo"):
             continue
         rl = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("rl") or {}
         policy_lr = rl.get("learning_rate")
-        value_lr = rl.get("value_learning_rate") or policy_lr
+        value_lr = (rl.get("value_learning_rate") or policy_lr) if summary["algo"] == "ppo" else None
+        estimator = f"value net lr {value_lr:g}" if value_lr is not None else f"MC K={rl.get('vine_k')}"
         records = read_jsonl(d / "metrics.jsonl")
         if not records or "value/explained_variance" not in records[0]:
             left_out.append(d.name)
             continue
         for r in records:
-            rows.append({"run": d.name, "seed": summary.get("seed"), "policy_lr": policy_lr, "value_lr": value_lr,
+            rows.append({"run": d.name, "algo": summary["algo"], "estimator": estimator, "seed": summary.get("seed"),
+                         "policy_lr": policy_lr, "value_lr": value_lr,
                          "iteration": r["iteration"], **{v: r.get(k) for k, v in KEYS.items()},
                          "test_accuracy": r.get("eval/greedy_accuracy")})
     return pd.DataFrame(rows), left_out
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per value-network learning rate and iteration."""
+    """Mean and std over seeds per estimator and iteration."""
     cols = [*KEYS.values(), "test_accuracy"]
-    g = rows.groupby(["value_lr", "iteration"])
+    g = rows.groupby(["estimator", "iteration"])
     out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
     return out.join(g.size().rename("seeds")).reset_index()
 
@@ -62,15 +66,14 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
 def plot(t: pd.DataFrame, out: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for lr, g in t.groupby("value_lr"):
-        label = f"value lr {lr:g}"
+    for label, g in t.groupby("estimator"):
         for ax, col in zip(axes, ("explained_variance", "mean_value", "test_accuracy"), strict=True):
             ax.errorbar(g["iteration"], g[f"{col}_mean"], yerr=g[f"{col}_std"], marker="o", capsize=2, label=label)
         axes[1].plot(g["iteration"], g["mean_return_mean"], ls=":", color=axes[1].lines[-1].get_color())
     axes[0].axhline(0, color="grey", lw=0.8)
     axes[0].set(xlabel="iteration", ylabel="explained variance of the returns", title="critic fit, before each update")
     axes[1].set(xlabel="iteration", ylabel="mean V (solid) / mean return (dotted)", title="critic level")
-    axes[2].set(xlabel="iteration", ylabel="greedy test accuracy", title="PPO test accuracy")
+    axes[2].set(xlabel="iteration", ylabel="greedy test accuracy", title="test accuracy")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
     save(fig, out, "critic")
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows, left_out = collect(args.folders)
     if rows.empty:
-        print(f"no PPO runs with critic statistics under {', '.join(map(str, args.folders))}"
+        print(f"no PPO or VinePPO runs with value statistics under {', '.join(map(str, args.folders))}"
               + (f" (logged before them: {', '.join(left_out)})" if left_out else ""), file=sys.stderr)
         return 2
     t = table(rows)
@@ -93,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         {"folders": [str(f) for f in args.folders], "runs": sorted(set(rows["run"])), "left_out": left_out,
          "commit": git_commit()}, indent=2))
     plot(t, args.out)
-    show = ["value_lr", "iteration", "seeds", "explained_variance_mean", "explained_variance_std", "mean_value_mean",
+    show = ["estimator", "iteration", "seeds", "explained_variance_mean", "explained_variance_std", "mean_value_mean",
             "mean_return_mean", "test_accuracy_mean", "test_accuracy_std"]
-    print(t[show].round({c: 3 for c in show[3:]}).to_string(index=False, formatters={"value_lr": "{:g}".format}))
+    print(t[show].round({c: 3 for c in show[3:]}).to_string(index=False))
     if left_out:
-        print("PPO runs without critic statistics (left out): " + ", ".join(left_out))
+        print("runs without value statistics (left out): " + ", ".join(left_out))
     print(f"wrote {args.out}/critic.csv, table.csv, critic.png/pdf")
     return 0
 

@@ -49,6 +49,13 @@ def test_two_iterations(tmp_path, easy_sft_checkpoint, algo):
         # explains none of the returns' variance.
         assert records[0]["value/mean"] == 0.0 and records[0]["value/explained_variance"] == 0.0
         assert records[1]["value/mean"] != 0.0
+    elif algo == "vineppo":
+        # The MC values' mean over tokens lies in [0, 1] like the rewards they average; the explained
+        # variance is at most 1, and undefined (NaN) when every return is the same.
+        for r in records:
+            assert 0.0 <= r["value/mean"] <= 1.0
+            ev = r["value/explained_variance"]
+            assert ev <= 1.0 if r["train/reward"] not in (0.0, 1.0) else math.isnan(ev)
     else:
         assert not any(k.startswith("value/") for r in records for k in r)
     if algo == "vineppo":

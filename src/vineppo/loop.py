@@ -21,7 +21,7 @@ import torch
 
 from vineppo import checkpoint as ckpt
 from vineppo.algorithms import dpo_plus, grpo, ppo, restem, rloo, vineppo
-from vineppo.algorithms.advantages import masked_mean, whiten
+from vineppo.algorithms.advantages import masked_mean, value_fit, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
 from vineppo.config import Config, ConfigError, RLConfig, to_yaml
 from vineppo.distributed import full_parameters, init_world, shards_of
@@ -239,6 +239,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         t0 = time.time() - t_advantages  # value estimation time includes VinePPO's MC rollouts
         batch = {k: v.to(device) for k, v in collate_episodes(episodes, tokenizer.pad_token_id).items()}
         sampler_logp = batch.pop("sampler_logp", None)
+        mc_values = batch.pop("mc_values", None)
+        if mc_values is not None:  # VinePPO: how much of the returns' variance its MC values explain
+            stats.update(value_fit(mc_values, batch["rewards"][:, None] * batch["mask"], batch["mask"]))
         # Each process computes its share of these passes (distributed.py); under ZeRO-3 the
         # sharded policy and value network must run on every process together.
         split = world if zero_stage != 3 else None
@@ -254,7 +257,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             if value_model is not None:
                 batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
                     value_model, batch, rl.gamma, rl.lam, rl.minibatch_size, split)
-                stats.update(ppo.critic_stats(batch["old_values"], batch["returns"], batch["mask"]))
+                stats.update(value_fit(batch["old_values"], batch["returns"], batch["mask"]))
         if rl.whiten_advantages:
             batch["advantages"] = whiten(batch["advantages"], batch["mask"])
         check_finite("advantages", batch["advantages"], it + 1, run)

@@ -28,6 +28,8 @@ class Episode:
     """One advantage per response token (set by the algorithm)."""
     logprobs: list[float] = field(default_factory=list)
     """The sampler's log pi_old of each response token at the sampling temperature (may be empty)."""
+    values: list[float] = field(default_factory=list)
+    """VinePPO: the MC value of the state that begins each response token's step (may be empty)."""
 
 
 def token_char_starts(tokenizer, ids: list[int]) -> list[int]:
@@ -57,7 +59,8 @@ def token_step_index(char_starts: list[int], step_offsets: list[int]) -> list[in
 
 def collate_episodes(episodes: list[Episode], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded prompt+response ids, attention mask, next-token targets, response mask, advantages;
-    and `sampler_logp`, the sampler's log-probs in the same layout, when every episode carries them."""
+    and `sampler_logp`, the sampler's log-probs in the same layout, when every episode carries them
+    (likewise `mc_values`, VinePPO's value of each token's state)."""
     width = max(len(e.prompt_ids) + len(e.response_ids) for e in episodes)
     n = len(episodes)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -67,6 +70,8 @@ def collate_episodes(episodes: list[Episode], pad_id: int) -> dict[str, torch.Te
     rewards = torch.zeros(n)
     has_logprobs = all(len(e.logprobs) == len(e.response_ids) for e in episodes)
     sampler_logp = torch.zeros((n, width - 1))
+    has_values = all(len(e.values) == len(e.response_ids) for e in episodes) and any(e.values for e in episodes)
+    mc_values = torch.zeros((n, width - 1))
     for i, e in enumerate(episodes):
         ids = e.prompt_ids + e.response_ids
         p, r = len(e.prompt_ids), len(e.response_ids)
@@ -77,11 +82,15 @@ def collate_episodes(episodes: list[Episode], pad_id: int) -> dict[str, torch.Te
             advantages[i, p - 1:p - 1 + r] = torch.tensor(e.advantages)
         if has_logprobs and r:
             sampler_logp[i, p - 1:p - 1 + r] = torch.tensor(e.logprobs)
+        if has_values and r:
+            mc_values[i, p - 1:p - 1 + r] = torch.tensor(e.values)
         rewards[i] = e.reward
     batch = {"input_ids": input_ids, "attention_mask": attention, "targets": input_ids[:, 1:],
              "mask": mask, "advantages": advantages, "rewards": rewards}
     if has_logprobs:
         batch["sampler_logp"] = sampler_logp
+    if has_values:
+        batch["mc_values"] = mc_values
     return batch
 
 

@@ -3,11 +3,12 @@
 import random
 
 import pytest
+import torch
 
 from vineppo.algorithms.vineppo import assign_advantages, estimate_values
 from vineppo.grading import grade
 from vineppo.inference import Completion, SamplingParams
-from vineppo.rollout import Episode, token_char_starts, token_step_index
+from vineppo.rollout import Episode, collate_episodes, token_char_starts, token_step_index
 
 
 class FakeEngine:
@@ -86,9 +87,14 @@ def test_step_advantages_reach_every_token(tiny_model_and_tokenizer):
                       reward_fn=reward)
     steps = token_step_index(token_char_starts(tok, ids), [0, 18, 37])
     expected = {0: 0.25, 1: 0.5, 2: 0.0}
-    assert len(ep.advantages) == len(ids)
+    assert len(ep.advantages) == len(ep.values) == len(ids)
     for a, s in zip(ep.advantages, steps, strict=True):
         assert a == pytest.approx(expected[s], abs=0.04)
+    # Each token also carries the value of the state its step starts from (for value/explained_variance).
+    for v, s in zip(ep.values, steps, strict=True):
+        assert v == pytest.approx({0: 0.25, 1: 0.5, 2: 1.0}[s], abs=0.04)
+    batch = collate_episodes([ep], pad_id=0)
+    assert torch.equal(batch["mc_values"][batch["mask"].bool()], torch.tensor(ep.values))
     # A cap of 1 estimated step: later states take the trajectory's return (1.0).
     assign_advantages([ep], engine, tok, "arith", k=4000, max_steps=1, params=SamplingParams(seed=3),
                       reward_fn=reward)

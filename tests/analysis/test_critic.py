@@ -1,4 +1,4 @@
-"""analysis/critic.py on hand-made PPO runs: per-rate means and spreads, old runs named and left out."""
+"""analysis/critic.py on hand-made runs: per-estimator means and spreads, old runs named and left out."""
 
 import json
 
@@ -18,7 +18,7 @@ def make_run(root, name, algo, seed, value_lr, evs, with_stats=True):
         if with_stats:
             r.update({"value/explained_variance": ev, "value/mean": ev / 2, "value/mean_return": 0.5})
         append_jsonl(d / "metrics.jsonl", r)
-    (d / "config.yaml").write_text("rl:\n  learning_rate: 3.0e-05\n"
+    (d / "config.yaml").write_text("rl:\n  learning_rate: 3.0e-05\n  vine_k: 9\n"
                                    f"  value_learning_rate: {'null' if value_lr is None else value_lr}\n")
     (d / "summary.json").write_text(json.dumps({"algo": algo, "seed": seed}))
 
@@ -30,19 +30,22 @@ def test_table_per_value_learning_rate(tmp_path):
     make_run(tmp_path, "fast-s0", "ppo", 0, 0.003, (0.0, 0.6))
     make_run(tmp_path, "fast-s1", "ppo", 1, 0.003, (0.0, 0.8))
     make_run(tmp_path, "old-s0", "ppo", 0, None, (0.0, 0.5), with_stats=False)
-    make_run(tmp_path, "vine-s0", "vineppo", 0, None, (0.9, 0.9))  # not PPO: not read
+    make_run(tmp_path, "vine-s0", "vineppo", 0, None, (0.3, 0.4))  # MC values: an estimator of their own
+    make_run(tmp_path, "grpo-s0", "grpo", 0, None, (0.9, 0.9))  # no value estimate: not read
     assert critic.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     t = pd.read_csv(tmp_path / "out" / "table.csv")
-    # The null rate is the policy's (3e-5); each rate's iteration 2: mean and std of 2 seeds.
-    assert sorted(t["value_lr"].unique()) == [3e-5, 0.003]
-    second = t[t["iteration"] == 2].set_index("value_lr")
-    assert second.loc[3e-5, "explained_variance_mean"] == pytest.approx(0.2)
-    assert second.loc[3e-5, "explained_variance_std"] == pytest.approx(0.1 * 2 ** 0.5)
-    assert second.loc[0.003, "explained_variance_mean"] == pytest.approx(0.7)
-    assert second.loc[0.003, "test_accuracy_mean"] == pytest.approx(0.57)
-    assert second.loc[0.003, "mean_value_mean"] == pytest.approx(0.35) and second.loc[0.003, "seeds"] == 2
+    # The null rate is the policy's (3e-5); each estimator's iteration 2: mean and std of its seeds.
+    assert sorted(t["estimator"].unique()) == ["MC K=9", "value net lr 0.003", "value net lr 3e-05"]
+    second = t[t["iteration"] == 2].set_index("estimator")
+    assert second.loc["value net lr 3e-05", "explained_variance_mean"] == pytest.approx(0.2)
+    assert second.loc["value net lr 3e-05", "explained_variance_std"] == pytest.approx(0.1 * 2 ** 0.5)
+    assert second.loc["value net lr 0.003", "explained_variance_mean"] == pytest.approx(0.7)
+    assert second.loc["value net lr 0.003", "test_accuracy_mean"] == pytest.approx(0.57)
+    assert second.loc["value net lr 0.003", "mean_value_mean"] == pytest.approx(0.35)
+    assert second.loc["value net lr 0.003", "seeds"] == 2 and second.loc["MC K=9", "seeds"] == 1
+    assert second.loc["MC K=9", "explained_variance_mean"] == pytest.approx(0.4)
     prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
-    assert prov["left_out"] == ["old-s0"] and "vine-s0" not in prov["runs"]
+    assert prov["left_out"] == ["old-s0"] and "grpo-s0" not in prov["runs"] and "vine-s0" in prov["runs"]
     assert (tmp_path / "out" / "critic.png").exists()
 
 

@@ -56,3 +56,18 @@ def vine_step_advantages(step_values: list[float], final_reward: float) -> list[
         next_value = step_values[t + 1] if t + 1 < n else 0.0
         advantages.append(reward + next_value - step_values[t])
     return advantages
+
+
+def value_fit(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """How well a value estimate predicts the returns of the episodes it is used on (over response
+    tokens): explained variance 1 - Var(R - V) / Var(R) (1: exact, 0: no better than a constant at
+    the mean return, below 0: worse), and the mean V against the mean R. For PPO, the value network
+    before the update; a critic that has not learned yet predicts its initial 0 and explains
+    nothing, and its GAE advantages are then plain returns. For VinePPO, the MC values. With 0/1
+    rewards even exact values explain only part of the variance: the outcome from a state is random."""
+    m = mask.bool()
+    v, r = values[m].double(), returns[m].double()
+    var_r = r.var(unbiased=False)
+    explained = 1.0 - (r - v).var(unbiased=False) / var_r if var_r > 0 else torch.tensor(float("nan"))
+    return {"value/explained_variance": explained.item(), "value/mean": v.mean().item(),
+            "value/mean_return": r.mean().item()}

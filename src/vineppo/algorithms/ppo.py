@@ -56,16 +56,3 @@ def advantages_and_returns(value_model: ValueModel, batch: dict[str, torch.Tenso
     advantages, returns = gae(token_rewards(batch), values, batch["mask"], gamma, lam)
     return advantages, returns, values
 
-
-def critic_stats(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
-    """How well the value network predicts, before this iteration's update, the returns it is then
-    trained on (over response tokens): explained variance 1 - Var(R - V) / Var(R) (1: exact, 0: no
-    better than a constant at the mean return, below 0: worse), and the mean V against the mean R.
-    A critic that has not learned yet predicts its initial 0 and explains nothing: PPO's GAE
-    advantages are then plain returns, a response-level signal."""
-    m = mask.bool()
-    v, r = values[m].double(), returns[m].double()
-    var_r = r.var(unbiased=False)
-    explained = 1.0 - (r - v).var(unbiased=False) / var_r if var_r > 0 else torch.tensor(float("nan"))
-    return {"value/explained_variance": explained.item(), "value/mean": v.mean().item(),
-            "value/mean_return": r.mean().item()}

@@ -53,6 +53,7 @@ def assign_advantages(episodes: list[Episode], engine: Engine, tokenizer, task: 
         step_adv = vine_step_advantages(step_values, e.reward)
         step_of_token = token_step_index(token_char_starts(tokenizer, e.response_ids), offsets)
         e.advantages = [step_adv[s] for s in step_of_token]
+        e.values = [step_values[s] for s in step_of_token]
     return {"vine/num_states": float(len(states)), "vine/num_unique_states": float(len({p + s for p, s, _ in states})),
             "vine/mean_value": statistics.fmean(values) if values else 0.0}
 
