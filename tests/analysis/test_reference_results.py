@@ -32,7 +32,7 @@ JOBS = [
     ("ablations", ["results/temperature_hard/runs", "results/compute_efficiency_hard/runs", "--at-iteration", "4"],
      "temperature_hard"),
     ("credit_assignment", ["dial", "results/credit_dial/runs"], "credit_dial"),
-    ("critic", ["results/critic_lr_hard/runs"], "critic_lr_hard"),
+    ("critic", ["results/critic_lr_hard/runs", "results/value_fit_hard/runs"], "critic_lr_hard"),
     ("compute_efficiency", ["results/critic_lr_hard/runs", "--method", "ppo_vlr0.0003"], "critic_lr_hard/vs_ppo"),
     ("compute_efficiency", ["results/critic_lr_hard/runs", "results/wall_clock_hard/runs/vineppo_k9-*",
                             "--baseline", "ppo_vlr0.0003"], "critic_lr_hard/vs_vineppo"),
