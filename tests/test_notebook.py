@@ -26,5 +26,7 @@ def test_value_estimates_notebook_runs(smoke_runs, monkeypatch):
     assert "checkpoint step-2" in text  # the run's last checkpoint was loaded
     assert "MC value (K=2)" in text and "ground truth (4 samples)" in text and "VinePPO advantage" in text
     assert "ranking accuracy" in text and "value network" in text
+    # The run's own critic log, and the committed reference numbers beside it.
+    assert "value/explained_variance" in text and "MC K=9" in text
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 2
