@@ -55,4 +55,3 @@ def advantages_and_returns(value_model: ValueModel, batch: dict[str, torch.Tenso
     values = chunked(value_model, batch, chunk, world) * batch["mask"]
     advantages, returns = gae(token_rewards(batch), values, batch["mask"], gamma, lam)
     return advantages, returns, values
-
