@@ -103,6 +103,33 @@ def test_grid_sweeps_name_every_point(tmp_path):
     assert [j.overrides.get("rl.vine_k") for j in jobs[1:]] == [1, 3, 9]
 
 
+def test_a_list_of_grids_adds_up_their_jobs(tmp_path):
+    """critic_lr: PPO at three value-network rates (null: the policy's, named plain "ppo") and VinePPO."""
+    jobs = expand(load_sweep("critic_lr"), "critic_lr", "tiny", 2, {"output_dir": str(tmp_path)})
+    rl = [j for j in jobs if j.command == "rl"]
+    assert [j.name for j in rl] == [f"{t}-arith_hard-s{s}" for t in ("ppo", "ppo_value_learning_rate0.0003",
+                                                                     "ppo_value_learning_rate0.003", "vineppo")
+                                    for s in (0, 1)]
+    assert [j.overrides.get("rl.value_learning_rate") for j in rl[::2]] == [None, 3e-4, 3e-3, None]
+    assert [j.overrides["rl.algo"] for j in rl[::2]] == ["ppo", "ppo", "ppo", "vineppo"]
+    assert all(j.overrides["rl.iterations"] == 8 and j.overrides["rl.eval_every"] == 1 for j in rl)
+
+
+def test_sweep_file_typos_are_named(tmp_path, monkeypatch):
+    import vineppo.launch as launch_module
+
+    monkeypatch.setattr(launch_module, "SWEEPS_DIR", tmp_path)
+    (tmp_path / "a.yaml").write_text("tasks: {tiny: [arith]}\nrl:\n  grid: {rl.algo: [ppo]}\n  overides: {}\n")
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) 'overides' at the section 'rl'; valid: grid, overrides"):
+        load_sweep("a")
+    (tmp_path / "b.yaml").write_text("tasks: {tiny: [arith]}\nrl: {grid: {rl.algo: [ppo]}}\nseed: 3\n")
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) 'seed' at the top level"):
+        load_sweep("b")
+    (tmp_path / "c.yaml").write_text("tasks: {tiny: [arith]}\nrl: {grid: [ppo, vineppo]}\n")
+    with pytest.raises(ConfigError, match="rl.grid must be a mapping"):
+        load_sweep("c")
+
+
 def test_bad_input_names_what_is_wrong():
     with pytest.raises(ConfigError, match="unknown sweep 'tabel1'; available: .*table1"):
         launch(["sweep=tabel1", "--dry-run"], log=quiet)

@@ -106,6 +106,11 @@ def join_allocation() -> None:
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=True, overwrite=True)
 
 
+# What a sweep file may hold, per section ("" = the top level); anything else is a typo.
+SWEEP_KEYS = {"": {"description", "seeds", "tasks", "bases", "sft", "rl", "overrides", "max_parallel", "table"},
+              "rl": {"grid", "overrides"}, "sft": {"init", "overrides"}}
+
+
 def available_sweeps() -> list[str]:
     return sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
 
@@ -117,6 +122,17 @@ def load_sweep(name: str) -> dict[str, Any]:
     data = OmegaConf.to_container(OmegaConf.load(path))
     if not isinstance(data, dict) or "tasks" not in data or "rl" not in data:
         raise ConfigError(f"{path}: a sweep needs 'tasks' and 'rl' sections")
+    for section, allowed in SWEEP_KEYS.items():
+        keys = data if section == "" else (data.get(section) or {})
+        unknown = sorted(set(keys) - allowed) if isinstance(keys, dict) else []
+        if unknown:
+            where = f"section '{section}'" if section else "top level"
+            raise ConfigError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))} at the {where}; "
+                              f"valid: {', '.join(sorted(allowed))}")
+    grid = data["rl"].get("grid")
+    if grid is not None and not (isinstance(grid, dict) or (isinstance(grid, list) and grid
+                                                             and all(isinstance(g, dict) for g in grid))):
+        raise ConfigError(f"{path}: rl.grid must be a mapping of key -> values, or a list of such mappings")
     return data
 
 
@@ -154,8 +170,10 @@ def expand(sweep: dict[str, Any], name: str, preset: str, seeds: int, user: dict
     jobs: list[Job] = []
     sft = sweep.get("sft") or {}
     rl = sweep["rl"]
-    grid = rl.get("grid") or {"rl.algo": ["vineppo"]}
-    keys = list(grid)
+    # One grid (key -> values; every combination is a job), or a list of grids whose jobs add up.
+    grids = rl.get("grid") or {"rl.algo": ["vineppo"]}
+    points = [dict(zip(g, values, strict=True)) for g in (grids if isinstance(grids, list) else [grids])
+              for values in itertools.product(*g.values())]
     for key, spec in sweep_bases(sweep, name, preset, base).items():
         prefix = f"{key}-" if key else ""
         extra = dict(spec.get("overrides") or {})  # the base model's own settings
@@ -177,10 +195,9 @@ def expand(sweep: dict[str, Any], name: str, preset: str, seeds: int, user: dict
             sft_job = next(j for j in jobs[first:] if j.name == f"{prefix}sft-{task}")
             init = sft_job.overrides["model.name_or_path"] if sft_job.command == "eval" else \
                 str(out_dir / sft_job.name / "final")
-            for values in itertools.product(*(grid[k] for k in keys)):
-                point = dict(zip(keys, values, strict=True))
+            for point in points:
                 tag = "_".join([str(point.get("rl.algo", "vineppo"))] +
-                               [f"{k.split('.')[-1]}{v}" for k, v in point.items() if k != "rl.algo"])
+                               [f"{k.split('.')[-1]}{v}" for k, v in point.items() if k != "rl.algo" and v is not None])
                 for seed in range(seeds):
                     jname = f"{prefix}{tag}-{task}-s{seed}"
                     ov = {**common, "task.name": task, **_per_preset(rl.get("overrides"), preset), **extra, **point,
