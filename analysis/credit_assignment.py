@@ -14,7 +14,14 @@ each wrong response whose first wrong step is located (`tasks.arith.first_error`
 advantages of VinePPO's MC values (K continuations per state), of the value network, and of GRPO's
 one-number-per-response advantage (every step tied: chance). The share of wrong steps each gives
 its most negative advantage, with its binomial standard error, overall and by kind of error (the
-controlled flaw, or any other). Writes blame.csv (every response) and blame_summary.csv.
+controlled flaw, or any other); and the same over the steps before the last (", before the last
+step"): a wrong response's reward of 0 arrives at its last step, so an estimator whose values
+barely move from state to state is not judged by that drop alone. Several run folders (e.g. one per
+seed) are pooled, with the spread of their shares (run_std). Writes blame.csv (every response) and
+blame_summary.csv.
+
+    python analysis/credit_assignment.py blame runs/critic_lr_hard/ppo-arith_hard-s{0,1,2} \\
+        --checkpoint 4 --out results/credit_blame_hard/vlrnull
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import pandas as pd
 from vineppo.analysis.credit import (
     accuracy_by_length,
     blame_share,
+    blame_share_before_last,
     line_start,
     mean_and_se,
     num_steps,
@@ -164,9 +172,10 @@ def blame_rows(checkpoint: Path, cfg, args) -> list[dict]:
     for ex, kind, wrong, r, states in episodes:
         m = len(states)
         adv_mc, adv_vnet = step_advantages(mc[i:i + m], r), step_advantages(vnet[i:i + m], r)
+        adv = {f"MC K={args.k}": adv_mc, "value network": adv_vnet, "GRPO (one advantage per response)": [0.0] * m}
         row = {"checkpoint": checkpoint.name, "id": ex["id"], "kind": kind, "steps": m, "wrong_step": wrong,
-               f"MC K={args.k}": blame_share(adv_mc, wrong), "value network": blame_share(adv_vnet, wrong),
-               "GRPO (one advantage per response)": blame_share([0.0] * m, wrong),
+               **{e: blame_share(a, wrong) for e, a in adv.items()},
+               **{f"{e}, before the last step": blame_share_before_last(a, wrong) for e, a in adv.items()},
                # where each estimator puts its most negative advantage (first of ties), and the values
                "mc_most_negative_step": adv_mc.index(min(adv_mc)),
                "value_net_most_negative_step": adv_vnet.index(min(adv_vnet)),
@@ -178,41 +187,49 @@ def blame_rows(checkpoint: Path, cfg, args) -> list[dict]:
 
 
 def blame_summary(df: pd.DataFrame) -> pd.DataFrame:
-    info = ("checkpoint", "id", "kind", "steps", "wrong_step", "mc_most_negative_step",
+    """Share per estimator over all responses pooled (binomial standard error), overall and by kind
+    of error; with several runs also each run's share and their spread (std over runs)."""
+    info = ("run", "checkpoint", "id", "kind", "steps", "wrong_step", "mc_most_negative_step",
             "value_net_most_negative_step", "mc_values", "value_net_values")
     estimators = [c for c in df.columns if c not in info]
     rows = []
     for kind, g in [("all", df)] + list(df.groupby("kind")):
-        for e in estimators:
-            p, k = g[e].mean(), len(g)
-            rows.append({"kind": kind, "estimator": e, "blame_share": p, "se": (p * (1 - p) / k) ** 0.5, "responses": k})
+        for e in estimators:  # a response whose wrong step is its last has no share before the last
+            p, k = g[e].mean(), int(g[e].count())
+            per_run = g.groupby("run")[e].mean().dropna()
+            rows.append({"kind": kind, "estimator": e, "blame_share": p, "se": (p * (1 - p) / k) ** 0.5,
+                         "responses": k, "runs": len(per_run),
+                         "run_std": per_run.std() if len(per_run) > 1 else float("nan")})
     return pd.DataFrame(rows)
 
 
 def run_blame(args) -> int:
     from vineppo import checkpoint as ckpt
 
-    run = args.folders[0]
-    if not (run / "config.yaml").exists():
-        print(f"{run}: not a run folder (no config.yaml)", file=sys.stderr)
-        return 2
-    cfg = load_config(run / "config.yaml")
-    if cfg.rl.algo != "ppo" or cfg.task.name not in ("arith", "arith_hard"):
-        print(f"{run}: needs a PPO run (for its value network) on a generated task", file=sys.stderr)
-        return 2
-    found = {int(p.name.split("-")[1]): p for p in ckpt.list_checkpoints(run / "checkpoints")}
-    step = args.checkpoint if args.checkpoint is not None else max(found, default=None)
-    if step not in found:
-        print(f"{run}: no checkpoint for iteration {step}; found {sorted(found)}", file=sys.stderr)
-        return 2
-    df = pd.DataFrame(blame_rows(found[step], cfg, args))
-    if df.empty:
-        print(f"{found[step]}: no wrong responses with a located wrong step", file=sys.stderr)
-        return 2
+    frames, sources = [], {}
+    for run in args.folders:
+        if not (run / "config.yaml").exists():
+            print(f"{run}: not a run folder (no config.yaml)", file=sys.stderr)
+            return 2
+        cfg = load_config(run / "config.yaml")
+        if cfg.rl.algo != "ppo" or cfg.task.name not in ("arith", "arith_hard"):
+            print(f"{run}: needs a PPO run (for its value network) on a generated task", file=sys.stderr)
+            return 2
+        found = {int(p.name.split("-")[1]): p for p in ckpt.list_checkpoints(run / "checkpoints")}
+        step = args.checkpoint if args.checkpoint is not None else max(found, default=None)
+        if step not in found:
+            print(f"{run}: no checkpoint for iteration {step}; found {sorted(found)}", file=sys.stderr)
+            return 2
+        rows = blame_rows(found[step], cfg, args)
+        if not rows:
+            print(f"{found[step]}: no wrong responses with a located wrong step", file=sys.stderr)
+            return 2
+        frames.append(pd.DataFrame(rows).assign(run=run.name))
+        sources[str(run)] = {"checkpoint": found[step].name, "run_config": (run / "config.yaml").read_text()}
+    df = pd.concat(frames, ignore_index=True)
     summary = blame_summary(df)
-    write_outputs(args.out, {"blame": df, "blame_summary": summary}, {
-        "run": str(run), "checkpoint": found[step].name, "args": {k: str(v) for k, v in vars(args).items()},
-        "run_config": (run / "config.yaml").read_text()})
+    provenance = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": sources}
+    write_outputs(args.out, {"blame": df, "blame_summary": summary}, provenance)
     print(summary.to_string(index=False))
     print(f"wrote {args.out}/blame.csv, blame_summary.csv")
     return 0
@@ -221,7 +238,7 @@ def run_blame(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["dial", "blame"])
-    ap.add_argument("folders", type=Path, nargs="+", help="dial: sweep or run folders; blame: one PPO run folder")
+    ap.add_argument("folders", type=Path, nargs="+", help="dial: sweep or run folders; blame: PPO run folders (e.g. one per seed), pooled")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--checkpoint", type=int, default=None, help="blame: PPO iteration (default: the last kept)")
     ap.add_argument("--problems", type=int, default=400, help="blame: held-out problems, one response each")

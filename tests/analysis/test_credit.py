@@ -10,6 +10,7 @@ import pytest
 from vineppo.analysis.credit import (
     accuracy_by_length,
     blame_share,
+    blame_share_before_last,
     bucket_of,
     line_start,
     mean_and_se,
@@ -38,6 +39,18 @@ def test_step_advantages_and_blame_hand_worked():
     assert blame_share([-1.0, -1.0, 0.0], 0) == 0.5 and blame_share([-1.0, -1.0, 0.0], 2) == 0.0
     with pytest.raises(ValueError, match="outside"):
         blame_share([0.0], 1)
+
+
+def test_blame_before_the_last_step_hand_worked():
+    # A value network that barely moves (0.60, 0.58, 0.62) on a wrong response: the reward of 0
+    # arrives at the last step, which takes the blame; before it, the dip after step 0 is the most
+    # negative advantage (0.58 - 0.60 = -0.02 against 0.62 - 0.58 = +0.04).
+    adv = step_advantages([0.60, 0.58, 0.62], 0.0)
+    assert adv == pytest.approx([-0.02, 0.04, -0.62])
+    assert blame_share(adv, 0) == 0.0 and blame_share_before_last(adv, 0) == 1.0
+    assert blame_share_before_last(adv, 1) == 0.0
+    assert blame_share_before_last(adv, 2) is None  # the wrong step is the last: nothing to ask
+    assert blame_share_before_last([0.0] * 4, 1) == pytest.approx(1 / 3)  # tied: chance over 3 steps
 
 
 def test_wrong_line_maps_to_its_step():
@@ -107,6 +120,25 @@ def test_blame_on_smoke_ppo_run(smoke_runs, tmp_path):
     # A share of 1 means the estimator's most negative step is the wrong one.
     hit = df["value network"] == 1.0
     assert (df.loc[hit, "value_net_most_negative_step"] == df.loc[hit, "wrong_step"]).all()
+    # Before the last step: tied advantages give chance over the other steps; none where the wrong
+    # step is the last.
+    last = df["wrong_step"] == df["steps"] - 1
+    grpo = df["GRPO (one advantage per response), before the last step"]
+    assert grpo[last].isna().all() and (grpo[~last] == 1 / (df["steps"][~last] - 1)).all()
     summary = pd.read_csv(out / "blame_summary.csv")
     assert set(summary["kind"]) >= {"all"} and (summary["se"] >= 0).all()
+    # Two runs pooled: a copy of the same run (same seed) doubles the responses and leaves every
+    # share as it was, with no spread between the runs.
+    import shutil
+
+    twin = tmp_path / "ppo-arith-s1"
+    shutil.copytree(smoke_runs / "ppo-arith-s0", twin)
+    out2 = tmp_path / "blame2"
+    assert credit_script.main(["blame", str(smoke_runs / "ppo-arith-s0"), str(twin), "--problems", "6",
+                               "--k", "2", "--out", str(out2)]) == 0
+    pooled = pd.read_csv(out2 / "blame_summary.csv")
+    assert (pooled["responses"] == 2 * summary["responses"]).all() and (pooled["runs"] == 2).all()
+    assert pooled["blame_share"].tolist() == pytest.approx(summary["blame_share"].tolist(), nan_ok=True)
+    assert (pooled["run_std"].dropna() == 0).all()
+    assert sorted(pd.read_csv(out2 / "blame.csv")["run"].unique()) == ["ppo-arith-s0", "ppo-arith-s1"]
     assert credit_script.main(["blame", str(smoke_runs / "vineppo-arith-s0"), "--out", str(out)]) == 2

@@ -7,6 +7,7 @@ is the step that deserves the blame (`tasks.arith.first_error`). Two measures bu
   advantage (step advantage A_t = V(s_{t+1}) - V(s_t), the value after the last step being the
   reward). GRPO's and RLOO's advantage is one number for the whole response, so every step ties
   and the share is 1 / (number of steps): chance.
+  `blame_share_before_last` asks the same over the steps before the answer line.
 - the credit-assignment dial: test accuracy by solution length, where longer chains leave more
   steps to share one reward.
 """
@@ -38,6 +39,17 @@ def blame_share(advantages: list[float], wrong: int) -> float:
     low = min(advantages)
     ties = [i for i, a in enumerate(advantages) if a == low]
     return 1.0 / len(ties) if wrong in ties else 0.0
+
+
+def blame_share_before_last(advantages: list[float], wrong: int) -> float | None:
+    """`blame_share` over the steps before the last one (None when the wrong step is the last).
+
+    A wrong response's reward of 0 arrives at its last step (the answer line), so an estimator whose
+    values hardly vary from state to state gives that step its most negative advantage every time;
+    leaving it out asks whether the values' variation before it points at the step that went wrong."""
+    if wrong == len(advantages) - 1:
+        return None
+    return blame_share(advantages[:-1], wrong)
 
 
 def line_start(text: str, line: int) -> int | None:
