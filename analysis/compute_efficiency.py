@@ -17,7 +17,8 @@ speed-up is claimed only where the same test passes on the wall-clock axis with 
 kept as "speedup_wall_clock_if_noise_ignored". Wall-clock leaves out the time spent on
 evaluations. VinePPO runs with different K among the folders are methods of their own,
 vineppo_k<K> (`--method vineppo_k3`), and PPO runs with a value-network learning rate of their own
-(`rl.value_learning_rate`) are ppo_vlr<rate> (`--baseline ppo_vlr0.0003`). Writes curves.csv, time_split.csv, speedup.json and
+(`rl.value_learning_rate`) are ppo_vlr<rate> (`--baseline ppo_vlr0.0003`), and without the
+value-loss clip (`rl.value_clip=null`) ppo_noclip or ppo_vlr<rate>_noclip. Writes curves.csv, time_split.csv, speedup.json and
 compute_efficiency.{png,pdf}.
 """
 
@@ -33,14 +34,30 @@ import yaml
 
 from vineppo.analysis.plotting import method_palette, pyplot, save
 from vineppo.analysis.runs import no_runs, parse_folders, run_folders
+from vineppo.config import RLConfig
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
+
+
+def ppo_label(rl: dict) -> str | None:
+    """A PPO run's method name where its value network is trained otherwise than the default:
+    ppo_vlr<rate> (`rl.value_learning_rate`), ppo_noclip / ppo_vclip<c> (`rl.value_clip`), or both
+    (ppo_vlr0.003_noclip); None for the default."""
+    parts = []
+    if rl.get("value_learning_rate") is not None:
+        parts.append(f"vlr{rl['value_learning_rate']:g}")
+    clip = rl.get("value_clip", RLConfig.value_clip)
+    if clip is None:
+        parts.append("noclip")
+    elif clip != RLConfig.value_clip:
+        parts.append(f"vclip{clip:g}")
+    return "_".join(["ppo", *parts]) if parts else None
 
 
 def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Per-evaluation curves and per-iteration time splits of every RL run under `folders`, each
     labelled with its method: the algorithm, for VinePPO runs with more than one K among
-    them vineppo_k<K>, and for PPO runs whose value network has its own learning rate ppo_vlr<rate>."""
-    curves, splits, missing, vine_k, value_lr = [], [], [], {}, {}
+    them vineppo_k<K>, and for PPO runs whose value network is trained otherwise `ppo_label`."""
+    curves, splits, missing, vine_k, ppo_labels = [], [], [], {}, {}
     runs = [d for d in run_folders(folders) if (d / "metrics.jsonl").exists()]
     for d in runs:
         if not (d / "summary.json").exists():
@@ -53,8 +70,8 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
         per_iteration = rl.get("prompts_per_iter", float("nan")) * rl.get("samples_per_prompt", float("nan"))
         if s["algo"] == "vineppo":
             vine_k[d.name] = rl.get("vine_k")
-        if s["algo"] == "ppo" and rl.get("value_learning_rate") is not None:
-            value_lr[d.name] = rl["value_learning_rate"]
+        if s["algo"] == "ppo" and (label := ppo_label(rl)):
+            ppo_labels[d.name] = label
         evals_before = 0.0  # elapsed_s counts earlier evaluations; the curves leave them out
         for r in read_jsonl(d / "metrics.jsonl"):
             splits.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],
@@ -67,7 +84,7 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
                                "test_accuracy": r["eval/greedy_accuracy"]})
             evals_before += r.get("time/eval_s", 0.0)
     curves, splits = pd.DataFrame(curves), pd.DataFrame(splits)
-    labels = {run: f"ppo_vlr{lr:g}" for run, lr in value_lr.items()}
+    labels = dict(ppo_labels)
     if len(set(vine_k.values())) > 1:  # a K ablation: each K is a method of its own
         labels.update({run: f"vineppo_k{k}" for run, k in vine_k.items()})
     for df in (curves, splits):

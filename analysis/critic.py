@@ -10,7 +10,7 @@ Reads every finished PPO and VinePPO run's metrics.jsonl: per iteration `value/e
 (1 - Var(R - V) / Var(R) over response tokens: 1 exact, 0 no better than a constant; PPO's value
 network before that iteration's update, VinePPO's MC values), `value/mean` against
 `value/mean_return`, `loss/value` (PPO), and the test accuracy where evaluated. Each run's
-estimator: "value net lr <rate>" or "MC K=<K>". Writes critic.csv (per run and iteration),
+estimator: "value net lr <rate>" (with ", no value clip" for `rl.value_clip=null`) or "MC K=<K>". Writes critic.csv (per run and iteration),
 table.csv (mean and std over seeds per estimator and iteration), provenance.json and
 critic.{png,pdf}. Runs logged before these keys existed are listed and left out.
 """
@@ -26,6 +26,7 @@ import yaml
 
 from vineppo.analysis.plotting import pyplot, save
 from vineppo.analysis.runs import parse_folders, run_folders
+from vineppo.config import RLConfig
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 KEYS = {"value/explained_variance": "explained_variance", "value/mean": "mean_value",
@@ -42,7 +43,10 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, list[str]]:
         rl = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("rl") or {}
         policy_lr = rl.get("learning_rate")
         value_lr = (rl.get("value_learning_rate") or policy_lr) if summary["algo"] == "ppo" else None
-        estimator = f"value net lr {value_lr:g}" if value_lr is not None else f"MC K={rl.get('vine_k')}"
+        clip = rl.get("value_clip", RLConfig.value_clip)
+        estimator = (f"value net lr {value_lr:g}" + (", no value clip" if clip is None else
+                                                     f", value clip {clip:g}" if clip != RLConfig.value_clip else "")
+                     if value_lr is not None else f"MC K={rl.get('vine_k')}")
         records = read_jsonl(d / "metrics.jsonl")
         if not records or "value/explained_variance" not in records[0]:
             left_out.append(d.name)

@@ -104,6 +104,9 @@ def test_unknown_algo_and_missing_init(tmp_path):
         train_rl(make_config(["rl.algo=vinepo", "rl.init=x", f"output_dir={tmp_path}"]))
     with pytest.raises(ConfigError, match="rl.init"):
         train_rl(make_config([f"output_dir={tmp_path}"]))
+    with pytest.raises(ConfigError, match=r"rl.value_clip must be > 0 \(or null: no clip\), got 0.0"):
+        train_rl(make_config(["rl.value_clip=0", "rl.init=x", f"output_dir={tmp_path}"]))
+    assert make_config(["rl.value_clip=null"]).rl.value_clip is None
 
 
 @pytest.mark.parametrize("algo", ["ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus"])

@@ -154,8 +154,10 @@ class RLConfig:
     """PPO ratio clip."""
     kl_coef: float = 1e-4
     """Weight of the k3 KL-to-reference loss term (paper: 1e-4)."""
-    value_clip: float = 0.2
-    """PPO value-loss clip."""
+    value_clip: float | None = 0.2
+    """PPO value-loss clip (paper: 0.2): within an iteration's update the loss stops pulling a
+    token's value toward its return once it has moved this far from where the iteration began, so a
+    value network starting at 0 needs several iterations to reach the returns; null: no clip."""
     value_learning_rate: float | None = None
     """PPO: Adam learning rate of the value network (null: rl.learning_rate, one rate for both as
     in the paper). Its scalar head starts at zero, so at the tiny preset's rate it still predicts

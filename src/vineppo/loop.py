@@ -148,6 +148,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     if rl.autocast not in (None, "auto") and cfg.deepspeed.enabled:
         raise ConfigError("rl.autocast with deepspeed.enabled: DeepSpeed has its own mixed precision "
                           "(deepspeed.bf16); set rl.autocast=null")
+    if rl.value_clip is not None and not rl.value_clip > 0:
+        raise ConfigError(f"rl.value_clip must be > 0 (or null: no clip), got {rl.value_clip}")
     if rl.init is None:
         raise ConfigError("rl.init: give the SFT checkpoint to start from (hub name or folder)")
     if world.world_size > 1 and not cfg.deepspeed.enabled:

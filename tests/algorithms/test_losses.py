@@ -71,6 +71,15 @@ def test_value_loss_clipping():
     # token 0: unclipped 0, clipped V=0.7 -> 0.09 -> max 0.09; token 1: 0.16 both
     loss = value_loss(values, old, returns, torch.ones(1, 2), clip=0.2)
     assert loss.item() == pytest.approx(0.5 * (0.09 + 0.16) / 2)
+    # No clip: token 0 costs nothing, token 1 0.16.
+    assert value_loss(values, old, returns, torch.ones(1, 2), clip=None).item() == pytest.approx(0.5 * 0.16 / 2)
+    # Clipped, a value that has moved past the clip toward the return gets no gradient; unclipped it does.
+    v = torch.tensor([[0.8]], requires_grad=True)
+    value_loss(v, torch.tensor([[0.5]]), torch.tensor([[1.0]]), torch.ones(1, 1), clip=0.2).backward()
+    assert v.grad.item() == 0.0
+    v.grad = None
+    value_loss(v, torch.tensor([[0.5]]), torch.tensor([[1.0]]), torch.ones(1, 1), clip=None).backward()
+    assert v.grad.item() == pytest.approx(0.8 - 1.0)
 
 
 def test_dpo_loss_hand_worked():

@@ -221,11 +221,14 @@ def test_vine_k_ablation_runs_are_methods_of_their_own(tmp_path):
 
 
 def test_ppo_runs_with_their_own_value_learning_rate_are_methods_of_their_own(tmp_path):
-    """PPO runs with rl.value_learning_rate set are ppo_vlr<rate>; those at the policy's rate stay ppo."""
+    """PPO runs with rl.value_learning_rate set are ppo_vlr<rate>, without the value clip ..._noclip,
+    with another clip ..._vclip<c>; those at the defaults stay ppo."""
     from vineppo.runio import append_jsonl
 
     ce = load_script("compute_efficiency")
-    for name, value_lr, accs in (("ppo-s0", None, (0.4, 0.5)), ("fast-s0", 0.0003, (0.45, 0.7))):
+    for name, value_lr, clip, accs in (("ppo-s0", None, 0.2, (0.4, 0.5)), ("fast-s0", 0.0003, 0.2, (0.45, 0.7)),
+                                       ("fastnoclip-s0", 0.0003, None, (0.5, 0.8)), ("noclip-s0", None, None, (0.3, 0.6)),
+                                       ("clip05-s0", None, 0.5, (0.35, 0.55))):
         d = tmp_path / name
         d.mkdir()
         for i, acc in enumerate(accs, start=1):
@@ -234,8 +237,11 @@ def test_ppo_runs_with_their_own_value_learning_rate_are_methods_of_their_own(tm
                 "eval/greedy_accuracy": acc, "time/generation_s": 1.0, "time/value_estimation_s": 1.0,
                 "time/training_s": 8.0})
         (d / "config.yaml").write_text("rl:\n  prompts_per_iter: 4\n  samples_per_prompt: 2\n"
-                                       f"  value_learning_rate: {'null' if value_lr is None else value_lr}\n")
+                                       f"  value_learning_rate: {'null' if value_lr is None else value_lr}\n"
+                                       f"  value_clip: {'null' if clip is None else clip}\n")
         (d / "summary.json").write_text(json.dumps({"algo": "ppo", "seed": 0}))
     c, splits, _ = ce.collect([tmp_path])
-    assert set(c["algo"]) == set(splits["algo"]) == {"ppo", "ppo_vlr0.0003"}
+    assert set(c["algo"]) == set(splits["algo"]) == {"ppo", "ppo_vlr0.0003", "ppo_vlr0.0003_noclip", "ppo_noclip",
+                                                     "ppo_vclip0.5"}
     assert c[c["algo"] == "ppo_vlr0.0003"]["test_accuracy"].tolist() == [0.45, 0.7]
+    assert c[c["algo"] == "ppo_vlr0.0003_noclip"]["test_accuracy"].tolist() == [0.5, 0.8]
