@@ -17,8 +17,10 @@ its most negative advantage, with its binomial standard error, overall and by ki
 controlled flaw, or any other); and the same over the steps before the last (", before the last
 step"): a wrong response's reward of 0 arrives at its last step, so an estimator whose values
 barely move from state to state is not judged by that drop alone. Several run folders (e.g. one per
-seed) are pooled, with the spread of their shares (run_std). Writes blame.csv (every response) and
-blame_summary.csv.
+seed) are pooled, with the spread of their shares (run_std). A reference that reads no values sits
+beside them: always blame the most common wrong step position (chosen in hindsight). Writes
+blame.csv (every response) and blame_summary.csv; `blame-summary <out folders>` rebuilds the latter
+from the former.
 
     python analysis/credit_assignment.py blame runs/critic_lr_hard/ppo-arith_hard-s{0,1,2} \\
         --checkpoint 4 --out results/credit_blame_hard/vlrnull
@@ -186,19 +188,38 @@ def blame_rows(checkpoint: Path, cfg, args) -> list[dict]:
     return rows
 
 
+POSITION = "most common wrong step (hindsight)"
+"""A reference that reads no values: blame the step position that is most often the wrong one
+among the responses summarised (chosen knowing the answers), which beats uniform chance when
+errors cluster at one position."""
+
+
+def most_common_hit(wrong: pd.Series) -> pd.Series:
+    """1 where the wrong step is the most common one (the smallest of equally common), 0 elsewhere,
+    NaN where there is none."""
+    mode = wrong.mode()
+    return (wrong == mode.min()).astype(float).where(wrong.notna()) if len(mode) else wrong.astype(float)
+
+
 def blame_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Share per estimator over all responses pooled (binomial standard error), overall and by kind
-    of error; with several runs also each run's share and their spread (std over runs)."""
+    of error; with several runs also each run's share and their spread (std over runs). Beside the
+    estimators, POSITION: the share of responses whose wrong step is the most common one."""
     info = ("run", "checkpoint", "id", "kind", "steps", "wrong_step", "mc_most_negative_step",
             "value_net_most_negative_step", "mc_values", "value_net_values")
+    df = df.assign(run=df["run"] if "run" in df else "run")
     estimators = [c for c in df.columns if c not in info]
     rows = []
     for kind, g in [("all", df)] + list(df.groupby("kind")):
-        for e in estimators:  # a response whose wrong step is its last has no share before the last
+        before_last = g["wrong_step"] < g["steps"] - 1
+        g = g.assign(**{POSITION: most_common_hit(g["wrong_step"]),
+                        f"{POSITION}, before the last step": most_common_hit(g["wrong_step"].where(before_last))})
+        for e in [*estimators, POSITION, f"{POSITION}, before the last step"]:
+            # a response whose wrong step is its last has no share before the last
             p, k = g[e].mean(), int(g[e].count())
             per_run = g.groupby("run")[e].mean().dropna()
-            rows.append({"kind": kind, "estimator": e, "blame_share": p, "se": (p * (1 - p) / k) ** 0.5,
-                         "responses": k, "runs": len(per_run),
+            se = (p * (1 - p) / k) ** 0.5 if k else float("nan")
+            rows.append({"kind": kind, "estimator": e, "blame_share": p, "se": se, "responses": k, "runs": len(per_run),
                          "run_std": per_run.std() if len(per_run) > 1 else float("nan")})
     return pd.DataFrame(rows)
 
@@ -235,10 +256,24 @@ def run_blame(args) -> int:
     return 0
 
 
+def resummarize(outs: list[Path]) -> int:
+    """blame_summary.csv again from each folder's blame.csv (no models): after a change to the summary."""
+    missing = [str(o) for o in outs if not (o / "blame.csv").exists()]
+    if missing:
+        print(f"no blame.csv in {', '.join(missing)}", file=sys.stderr)
+        return 2
+    for o in outs:
+        summary = blame_summary(pd.read_csv(o / "blame.csv"))
+        atomic_write_text(o / "blame_summary.csv", summary.to_csv(index=False))
+        print(f"{o}:\n{summary[summary['kind'] == 'all'].to_string(index=False)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["dial", "blame"])
-    ap.add_argument("folders", type=Path, nargs="+", help="dial: sweep or run folders; blame: PPO run folders (e.g. one per seed), pooled")
+    ap.add_argument("mode", choices=["dial", "blame", "blame-summary"])
+    ap.add_argument("folders", type=Path, nargs="+", help="dial: sweep or run folders; blame: PPO run folders "
+                    "(e.g. one per seed), pooled; blame-summary: blame output folders (blame.csv) to summarise again")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--checkpoint", type=int, default=None, help="blame: PPO iteration (default: the last kept)")
     ap.add_argument("--problems", type=int, default=400, help="blame: held-out problems, one response each")
@@ -250,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"not a folder: {', '.join(bad)}", file=sys.stderr)
         return 2
+    if args.mode == "blame-summary":
+        return resummarize(args.folders)
     args.out = args.out or Path(f"results/credit_{args.mode}")
     return run_dial(args) if args.mode == "dial" else run_blame(args)
 

@@ -24,6 +24,7 @@ run analysis/ablations.py results/mc_samples_hard/runs results/compute_efficienc
 run analysis/ablations.py results/temperature_hard/runs results/compute_efficiency_hard/runs --at-iteration 4 --out results/temperature_hard
 run analysis/ablations.py results/ablations/runs/* --out results/ablations                 # KL, train acc., K, temperature
 run analysis/credit_assignment.py dial results/credit_dial/runs --out results/credit_dial
+run analysis/credit_assignment.py blame-summary results/credit_blame_*/it*/vlr*           # blame shares from blame.csv
 run analysis/critic.py results/critic_lr_hard/runs results/value_fit_hard/runs --out results/critic_lr_hard  # value fit: critic by lr, MC
 run analysis/compute_efficiency.py results/critic_lr_hard/runs --method ppo_vlr0.0003 --out results/critic_lr_hard/vs_ppo
 run analysis/compute_efficiency.py results/critic_lr_hard/runs results/wall_clock_hard/runs/vineppo_k9-* --baseline ppo_vlr0.0003 --out results/critic_lr_hard/vs_vineppo

@@ -142,3 +142,31 @@ def test_blame_on_smoke_ppo_run(smoke_runs, tmp_path):
     assert (pooled["run_std"].dropna() == 0).all()
     assert sorted(pd.read_csv(out2 / "blame.csv")["run"].unique()) == ["ppo-arith-s0", "ppo-arith-s1"]
     assert credit_script.main(["blame", str(smoke_runs / "vineppo-arith-s0"), "--out", str(out)]) == 2
+
+
+def test_blame_summary_pools_runs_and_adds_the_position_reference():
+    """blame_summary by hand: two runs, four wrong responses. Step 1 is the most common wrong step
+    (3 of 4), so always blaming it scores 0.75 without reading any value."""
+    import pandas as pd
+
+    df = pd.DataFrame({
+        "run": ["a", "a", "b", "b"], "kind": ["flaw", "flaw", "flaw", "other"], "steps": [4, 4, 3, 3],
+        "wrong_step": [1, 1, 0, 1], "value network": [1.0, 0.0, 0.0, 0.0],
+        "value network, before the last step": [1.0, 1.0, 0.5, None]})
+    s = credit_script.blame_summary(df).set_index(["kind", "estimator"])
+    assert s.loc[("all", "value network"), "blame_share"] == 0.25
+    assert s.loc[("all", "value network"), "se"] == pytest.approx((0.25 * 0.75 / 4) ** 0.5)
+    # run a: 0.5, run b: 0.0 -> std over runs 0.5 / sqrt(2)
+    assert s.loc[("all", "value network"), "run_std"] == pytest.approx(0.5 / 2 ** 0.5)
+    assert s.loc[("all", "value network"), "runs"] == 2
+    # Before the last step: the response without a share is left out (3 counted).
+    assert s.loc[("all", "value network, before the last step"), "blame_share"] == pytest.approx(2.5 / 3)
+    assert s.loc[("all", "value network, before the last step"), "responses"] == 3
+    pos = credit_script.POSITION
+    assert s.loc[("all", pos), "blame_share"] == 0.75 and s.loc[("all", pos), "responses"] == 4
+    # Within the flaw responses steps 1 (twice) and 0 (once): step 1 again, 2 of 3.
+    assert s.loc[("flaw", pos), "blame_share"] == pytest.approx(2 / 3)
+    # A tie (kind "other" has one response) picks the smallest step: hit.
+    assert s.loc[("other", pos), "blame_share"] == 1.0
+    hit = credit_script.most_common_hit(pd.Series([2, 0, 0, 2, None])).tolist()  # 0 and 2 tie: 0
+    assert hit[:4] == [0.0, 1.0, 1.0, 0.0] and hit[4] != hit[4]  # NaN where there is no wrong step

@@ -108,3 +108,25 @@ def test_every_kept_run_records_its_config_and_commit():
     ignored = subprocess.run(["git", "check-ignore", *map(str, summaries)], cwd=ROOT, capture_output=True,
                              text=True).stdout.split()
     assert not ignored, f"ignored by git, so missing from a clone: {ignored[:3]}"
+
+
+BLAME = sorted(p.parent.relative_to(RESULTS) for p in RESULTS.glob("credit_blame_*/it*/*/blame.csv"))
+
+
+def test_blame_outputs_are_kept():
+    assert len(BLAME) >= 9  # credit_blame_hard (2 checkpoints x 3 critics) and credit_blame_vlr (3 critics)
+
+
+@pytest.mark.parametrize("folder", BLAME, ids=[str(b) for b in BLAME])
+def test_blame_summaries_rebuild(folder, tmp_path):
+    """Each blame_summary.csv comes out again from its blame.csv (`credit_assignment.py blame-summary`,
+    as scripts/figures.sh runs it), and its provenance records the runs' configs and a commit."""
+    import shutil
+
+    shutil.copy(RESULTS / folder / "blame.csv", tmp_path / "blame.csv")
+    assert load_script("credit_assignment").main(["blame-summary", str(tmp_path)]) == 0
+    same_table(pd.read_csv(tmp_path / "blame_summary.csv"), pd.read_csv(RESULTS / folder / "blame_summary.csv"),
+               f"{folder}/blame_summary.csv")
+    prov = json.loads((RESULTS / folder / "provenance.json").read_text())
+    assert prov["commit"] and all("run_config" in r for r in prov["runs"].values())
+    assert (RESULTS / folder).parent.parent.joinpath("run.sh").is_file()
