@@ -28,5 +28,8 @@ def test_value_estimates_notebook_runs(smoke_runs, monkeypatch):
     assert "ranking accuracy" in text and "value network" in text
     # The run's own critic log, and the committed reference numbers beside it.
     assert "value/explained_variance" in text and "MC K=9" in text
+    # Which step each estimate blames on the followed solution, and the committed blame shares.
+    assert "most negative advantage at step: {'VinePPO (MC)': " in text
+    assert "results/credit_blame_hard" in text and "value network, before the last step" in text
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 2
