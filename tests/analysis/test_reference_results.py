@@ -38,6 +38,11 @@ JOBS = [
                             "--baseline", "ppo_vlr0.0003"], "critic_lr_hard/vs_vineppo"),
     ("compute_efficiency", ["results/critic_lr_hard/runs", "results/wall_clock_hard/runs/vineppo_k9-*",
                             "--baseline", "ppo_vlr0.003"], "critic_lr_hard/vs_vineppo_vlr0.003"),
+    ("critic", ["results/value_clip_hard/runs", "results/critic_lr_hard/runs"], "value_clip_hard"),
+    ("compute_efficiency", ["results/value_clip_hard/runs", "results/wall_clock_hard/runs/vineppo_k9-*",
+                            "--baseline", "ppo_vlr0.0003_noclip"], "value_clip_hard/vs_vineppo_vlr0.0003"),
+    ("compute_efficiency", ["results/value_clip_hard/runs", "results/wall_clock_hard/runs/vineppo_k9-*",
+                            "--baseline", "ppo_vlr0.003_noclip"], "value_clip_hard/vs_vineppo_vlr0.003"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
 
