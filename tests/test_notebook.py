@@ -33,3 +33,13 @@ def test_value_estimates_notebook_runs(smoke_runs, monkeypatch):
     assert "results/credit_blame_hard" in text and "value network, before the last step" in text
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 2
+
+
+def test_notebook_cells_have_ids():
+    """nbformat 4.5 wants an id on every cell (a missing one is a warning now, an error later)."""
+    import json
+
+    nb = json.loads((ROOT / "notebooks" / "value_estimates.ipynb").read_text())
+    assert (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5)
+    ids = [c.get("id") for c in nb["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), ids
