@@ -43,6 +43,8 @@ JOBS = [
                             "--baseline", "ppo_vlr0.0003_noclip"], "value_clip_hard/vs_vineppo_vlr0.0003"),
     ("compute_efficiency", ["results/value_clip_hard/runs", "results/wall_clock_hard/runs/vineppo_k9-*",
                             "--baseline", "ppo_vlr0.003_noclip"], "value_clip_hard/vs_vineppo_vlr0.003"),
+    ("compute_efficiency", ["results/grpo_rloo_hard/runs", "--baseline", "grpo"], "grpo_rloo_hard"),
+    ("compute_efficiency", ["results/grpo_rloo_hard/runs", "--baseline", "rloo"], "grpo_rloo_hard/rloo"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
 
