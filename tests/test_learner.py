@@ -123,3 +123,54 @@ def test_bad_value_learning_rate_is_named(tiny_model_and_tokenizer, tmp_path):
     learner, _ = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
     with pytest.raises(ConfigError, match="rl.value_learning_rate must be > 0"):
         Updater(learner, make_config(["rl.value_learning_rate=0"]), World(), CPU, micro_batch=8)
+
+
+@pytest.mark.parametrize("scope", ["per_model", "joint"])
+def test_grad_clip_scope(tiny_model_and_tokenizer, tmp_path, scope):
+    """A value loss whose gradient is far larger than the policy's: clipped per model (separate
+    actor and critic optimizers, the paper's code) the policy's gradient is left as it is and the
+    value network's is cut to the clip; clipped jointly both shrink by clip / joint norm (the policy
+    included). The returned norms are the pre-clip ones."""
+    from vineppo.config import make_config
+    from vineppo.distributed import World
+    from vineppo.learner import Updater
+
+    def grads(learner):
+        flat = {name: torch.cat([p.grad.flatten() for n, p in learner.named_parameters() if n.startswith(name)])
+                for name in ("policy.", "value_model.")}
+        return {k: v.norm().item() for k, v in flat.items()}
+
+    def loss_of(learner, tok):
+        batch = batch_of(tok, TEXTS)
+        logp, values = learner(batch, 1.0)
+        return -(logp * batch["mask"]).sum() + 1e3 * ((values - 1.0) ** 2 * batch["mask"]).sum()
+
+    learner, tok = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
+    reference = copy.deepcopy(learner)
+    loss_of(reference, tok).backward()
+    raw = grads(reference)  # the unclipped norms
+    assert raw["value_model."] > 100 * raw["policy."]
+    clip = 2 * raw["policy."]
+    updater = Updater(learner, make_config([f"rl.grad_clip={clip}", f"rl.grad_clip_scope={scope}"]), World(), CPU,
+                      micro_batch=8)
+    norms = updater.step(loss_of(learner, tok))
+    after = grads(learner)  # the gradients the optimizer stepped with
+    joint = (raw["policy."] ** 2 + raw["value_model."] ** 2) ** 0.5
+    if scope == "per_model":
+        assert norms["train/grad_norm"] == pytest.approx(raw["policy."], rel=1e-4)
+        assert norms["train/grad_norm_value"] == pytest.approx(raw["value_model."], rel=1e-4)
+        assert after["policy."] == pytest.approx(raw["policy."], rel=1e-4)  # under the clip: untouched
+        assert after["value_model."] == pytest.approx(clip, rel=1e-4)
+    else:
+        assert list(norms) == ["train/grad_norm"] and norms["train/grad_norm"] == pytest.approx(joint, rel=1e-4)
+        assert after["policy."] == pytest.approx(raw["policy."] * clip / joint, rel=1e-3)
+
+
+def test_bad_grad_clip_scope_is_named(tiny_model_and_tokenizer, tmp_path):
+    from vineppo.config import make_config
+    from vineppo.distributed import World
+    from vineppo.learner import Updater
+
+    learner, _ = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
+    with pytest.raises(ConfigError, match="rl.grad_clip_scope must be one of per_model, joint, got 'both'"):
+        Updater(learner, make_config(["rl.grad_clip_scope=both"]), World(), CPU, micro_batch=8)

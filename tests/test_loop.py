@@ -43,6 +43,9 @@ def test_two_iterations(tmp_path, easy_sft_checkpoint, algo):
             assert math.isfinite(r[key]), key
         assert all(math.isfinite(r[k]) for k in ("loss/policy", "loss/kl") if k in r)
     assert 0.0 <= records[-1]["eval/greedy_accuracy"] <= 1.0
+    # The policy's pre-clip gradient norm, and PPO's value network's apart (rl.grad_clip_scope=per_model).
+    assert all(r["train/grad_norm"] > 0 for r in records)
+    assert all(("train/grad_norm_value" in r) == (algo == "ppo") for r in records)
     if algo == "ppo":
         assert all(math.isfinite(r["loss/value"]) for r in records)
         # The value head starts at zero: before the first update V = 0 on every token, which

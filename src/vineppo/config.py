@@ -144,6 +144,12 @@ class RLConfig:
     """Adam learning rate (paper: 1e-6 for 1B-7B models; the 1M-parameter tiny model needs more)."""
     grad_clip: float = 1.0
     """Gradient-norm clip."""
+    grad_clip_scope: str = "per_model"
+    """PPO: 'per_model' clips the policy's and the value network's gradients each to rl.grad_clip,
+    as separate actor and critic optimizers do (the paper's reference code); 'joint' clips their
+    concatenation, so a large value-loss gradient shrinks the policy's step (TRL's PPO, and every
+    PPO run in results/ made before grad_clip_hard/). Under DeepSpeed one engine updates both, so
+    the clip is joint there."""
     temperature: float = 0.6
     """Sampling temperature of rollouts and MC continuations (paper: 0.6)."""
     top_p: float = 0.9

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from vineppo import checkpoint as ckpt
-from vineppo.config import Config
+from vineppo.config import Config, ConfigError
 from vineppo.distributed import World, deepspeed_config, full_parameters, join_single_process_group
 from vineppo.rollout import token_logprobs
 
@@ -86,6 +86,23 @@ def param_groups(learner: Learner, value_learning_rate: float | None) -> list[di
     return [{"params": policy}] + ([{"params": value, "lr": value_learning_rate}] if value else [])
 
 
+CLIP_SCOPES = ("per_model", "joint")
+
+
+def clip_groups(learner: Learner, scope: str) -> list[tuple[str, list[nn.Parameter]]]:
+    """The parameter sets whose gradient norms are clipped each on its own, named by the metric that
+    logs their norm: the policy and PPO's value network apart ('per_model', as separate actor and
+    critic optimizers), or all together ('joint')."""
+    if scope not in CLIP_SCOPES:
+        raise ConfigError(f"rl.grad_clip_scope must be one of {', '.join(CLIP_SCOPES)}, got '{scope}'")
+    trainable = [p for p in learner.parameters() if p.requires_grad]
+    if scope == "joint" or learner.value_model is None:
+        return [("train/grad_norm", trainable)]
+    value = {id(p) for p in learner.value_model.parameters()}
+    return [("train/grad_norm", [p for p in trainable if id(p) not in value]),
+            ("train/grad_norm_value", [p for p in trainable if id(p) in value])]
+
+
 class Updater:
     """Adam over the learner's parameters, with gradient-norm clipping; through DeepSpeed when
     `deepspeed.enabled` (which averages gradients over processes and shards optimizer state)."""
@@ -93,6 +110,7 @@ class Updater:
     def __init__(self, learner: Learner, cfg: Config, world: World, device: torch.device, micro_batch: int):
         self.learner, self.world, self.grad_clip = learner, world, cfg.rl.grad_clip
         self.params = [p for p in learner.parameters() if p.requires_grad]
+        self.clip_groups = clip_groups(learner, cfg.rl.grad_clip_scope)
         groups = param_groups(learner, cfg.rl.value_learning_rate)
         self.zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
         self.ds = None
@@ -111,15 +129,17 @@ class Updater:
     def __call__(self, mb: dict[str, torch.Tensor], temperature: float):
         return (self.ds or self.learner)(mb, temperature)
 
-    def step(self, loss: torch.Tensor) -> None:
+    def step(self, loss: torch.Tensor) -> dict[str, float]:
+        """One optimizer step; the gradient norms before clipping, by clip group (none under DeepSpeed)."""
         if self.ds is not None:
             self.ds.backward(loss)
             self.ds.step()
-            return
+            return {}
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        norms = {name: torch.nn.utils.clip_grad_norm_(params, self.grad_clip) for name, params in self.clip_groups}
         self.optimizer.step()
+        return {name: float(n) for name, n in norms.items()}
 
     def save(self, directory: Path, step: int, tokenizer, state: dict[str, Any], keep: int) -> None:
         """Checkpoint `directory/step-N`: the policy in HF format, `state.pt`, and the optimizer

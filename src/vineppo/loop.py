@@ -276,7 +276,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             units = [(i,) for i in range(len(episodes))]
         per_step = max(rl.minibatch_size // len(units[0]), 1) if units else 1
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
-        sums: dict[str, float] = dict.fromkeys(("loss/policy", "loss/kl", "loss/value", "loss/clip_fraction"), 0.0)
+        norms = [name for name, _ in updater.clip_groups] if updater.ds is None else []  # pre-clip gradient norms
+        sums: dict[str, float] = dict.fromkeys(("loss/policy", "loss/kl", "loss/value", "loss/clip_fraction", *norms), 0.0)
         steps = 0
         seq_len = batch["attention_mask"].sum(1).tolist()
         for _ in range(rl.epochs if units else 0):
@@ -295,7 +296,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 logp, values = updater(mb, rl.temperature)
                 loss, step_logs = minibatch_loss(rl, logp, values, mb, mb_old, mb_ref)
                 check_finite("loss", loss, it + 1, run)
-                updater.step(loss * (share * world.world_size))
+                step_logs.update(updater.step(loss * (share * world.world_size)))
                 grad_steps += 1
                 steps += 1
                 for k, v in step_logs.items():
