@@ -45,6 +45,7 @@ JOBS = [
                             "--baseline", "ppo_vlr0.003_noclip"], "value_clip_hard/vs_vineppo_vlr0.003"),
     ("compute_efficiency", ["results/grpo_rloo_hard/runs", "--baseline", "grpo"], "grpo_rloo_hard"),
     ("compute_efficiency", ["results/grpo_rloo_hard/runs", "--baseline", "rloo"], "grpo_rloo_hard/rloo"),
+    ("compute_efficiency", ["results/grad_clip_hard/runs", "results/wall_clock_hard/runs/vineppo_k9-*"], "grad_clip_hard"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
 
