@@ -46,6 +46,7 @@ JOBS = [
     ("compute_efficiency", ["results/grpo_rloo_hard/runs", "--baseline", "grpo"], "grpo_rloo_hard"),
     ("compute_efficiency", ["results/grpo_rloo_hard/runs", "--baseline", "rloo"], "grpo_rloo_hard/rloo"),
     ("compute_efficiency", ["results/grad_clip_hard/runs", "results/wall_clock_hard/runs/vineppo_k9-*"], "grad_clip_hard"),
+    ("rl_table", ["results/table1_ppo_per_model/runs"], "table1_ppo_per_model"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
 
