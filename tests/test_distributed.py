@@ -90,7 +90,8 @@ def test_two_process_deepspeed_matches_one_process(tmp_path, easy_sft_checkpoint
     against plain Adam in one process on the same episodes (rollout_shards=2 in both), 3 iterations."""
     args = EASY + RL + [f"rl.init={easy_sft_checkpoint}", f"rl.algo={algo}", "rl.iterations=3",
                         "rl.eval_every=3", "rl.rollout_shards=2", "num_threads=1", "device=cpu",
-                        "rl.autocast=null"]  # the same fp32 math on both sides (DeepSpeed has its own bf16)
+                        "rl.autocast=null",  # the same fp32 math on both sides (DeepSpeed has its own bf16)
+                        "rl.grad_clip_scope=joint"]  # one DeepSpeed engine clips policy and value network together
     single = train_rl(make_config(args + [f"output_dir={tmp_path / 'one'}"]))
     torchrun(args + [f"output_dir={tmp_path / 'two'}", "deepspeed.enabled=true", f"deepspeed.zero_stage={stage}"],
              2, tmp_path)

@@ -174,3 +174,15 @@ def test_bad_grad_clip_scope_is_named(tiny_model_and_tokenizer, tmp_path):
     learner, _ = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
     with pytest.raises(ConfigError, match="rl.grad_clip_scope must be one of per_model, joint, got 'both'"):
         Updater(learner, make_config(["rl.grad_clip_scope=both"]), World(), CPU, micro_batch=8)
+
+
+def test_deepspeed_says_its_clip_is_joint(tiny_model_and_tokenizer, tmp_path, caplog):
+    from vineppo.config import make_config
+    from vineppo.distributed import World
+    from vineppo.learner import Updater
+
+    learner, _ = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
+    cfg = make_config(["deepspeed.enabled=true", "deepspeed.zero_stage=2", "deepspeed.bf16=false"])
+    with caplog.at_level("WARNING", logger="vineppo.learner"):
+        Updater(learner, cfg, World(), CPU, micro_batch=8)
+    assert "clipped jointly" in caplog.text

@@ -5,6 +5,7 @@ processes. The loop calls the same three methods either way: forward, step, save
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,10 @@ class Updater:
         self.zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
         self.ds = None
         if cfg.deepspeed.enabled:
+            if learner.value_model is not None and cfg.rl.grad_clip_scope == "per_model":
+                logging.getLogger(__name__).warning(
+                    "rl.grad_clip_scope=per_model: under DeepSpeed one engine updates the policy and the value "
+                    "network, so their gradients are clipped jointly (set rl.grad_clip_scope=joint to say so)")
             if world.world_size == 1:
                 join_single_process_group()
             import deepspeed
