@@ -110,7 +110,6 @@ class Updater:
 
     def __init__(self, learner: Learner, cfg: Config, world: World, device: torch.device, micro_batch: int):
         self.learner, self.world, self.grad_clip = learner, world, cfg.rl.grad_clip
-        self.params = [p for p in learner.parameters() if p.requires_grad]
         self.clip_groups = clip_groups(learner, cfg.rl.grad_clip_scope)
         groups = param_groups(learner, cfg.rl.value_learning_rate)
         self.zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
