@@ -85,6 +85,8 @@ def one_batch(policy, tokenizer, engine, task, cfg, ks: list[int], truth_k: int,
     def rollout_reward(items):
         return rewards([(replace(c, text=prefix + c.text), ex["answer"]) for prefix, c, ex in items], name)
 
+    # The episodes as an iteration samples them ("grpo": no MC rollouts here); each estimate below
+    # sets its own advantages on copies of them.
     episodes, _, _ = generate_shard(engine, tokenizer, examples, 0, replace(rl, algo="grpo"), name, seed, rollout_reward)
 
     def mc(k: int, draw: int):
