@@ -86,12 +86,12 @@ gradients summed in another order (gloo's all-reduce), so fp32 rounding differs 
 @pytest.mark.slow
 @pytest.mark.parametrize("algo,stage", [("ppo", 2), ("vineppo", 3)])
 def test_two_process_deepspeed_matches_one_process(tmp_path, easy_sft_checkpoint, algo, stage):
-    """PPO (policy and value network) under ZeRO-2, VinePPO under ZeRO-3: 2 processes with gloo
-    against plain Adam in one process on the same episodes (rollout_shards=2 in both), 3 iterations."""
+    """PPO (policy and value network, an engine each, clipped each on its own) under ZeRO-2, VinePPO
+    under ZeRO-3: 2 processes with gloo against plain Adam in one process on the same episodes
+    (rollout_shards=2 in both), 3 iterations; the same losses and pre-clip gradient norms."""
     args = EASY + RL + [f"rl.init={easy_sft_checkpoint}", f"rl.algo={algo}", "rl.iterations=3",
                         "rl.eval_every=3", "rl.rollout_shards=2", "num_threads=1", "device=cpu",
-                        "rl.autocast=null",  # the same fp32 math on both sides (DeepSpeed has its own bf16)
-                        "rl.grad_clip_scope=joint"]  # one DeepSpeed engine clips policy and value network together
+                        "rl.autocast=null"]  # the same fp32 math on both sides (DeepSpeed has its own bf16)
     single = train_rl(make_config(args + [f"output_dir={tmp_path / 'one'}"]))
     torchrun(args + [f"output_dir={tmp_path / 'two'}", "deepspeed.enabled=true", f"deepspeed.zero_stage={stage}"],
              2, tmp_path)
@@ -99,6 +99,7 @@ def test_two_process_deepspeed_matches_one_process(tmp_path, easy_sft_checkpoint
     two = read_jsonl(tmp_path / "two" / f"{algo}-arith-s0" / "metrics.jsonl")
     assert [r["iteration"] for r in two] == [1, 2, 3]
     keys = ["loss/policy", "loss/kl", "loss/clip_fraction"] + (["loss/value"] if algo == "ppo" else [])
+    norms = ["train/grad_norm"] + (["train/grad_norm_value"] if algo == "ppo" else [])
     for a, b in zip(one, two, strict=True):
         # Same episodes: same rewards, token counts and (VinePPO) MC states.
         assert a["train/reward"] == b["train/reward"]
@@ -107,24 +108,30 @@ def test_two_process_deepspeed_matches_one_process(tmp_path, easy_sft_checkpoint
         assert a.get("vine/num_states") == b.get("vine/num_states")
         for k in keys:
             assert abs(a[k] - b[k]) <= LOSS_TOLERANCE, (a["iteration"], k, a[k], b[k])
+        for k in norms:
+            assert b[k] == pytest.approx(a[k], rel=1e-3), (a["iteration"], k, a[k], b[k])
     assert one[-1]["eval/greedy_accuracy"] == two[-1]["eval/greedy_accuracy"]
     assert single["test_greedy_accuracy"] == two[-1]["eval/greedy_accuracy"]
     # The checkpoint holds the policy (HF format) and DeepSpeed's optimizer shards of both processes.
     ckpt = tmp_path / "two" / f"{algo}-arith-s0" / "checkpoints" / "step-3"
     assert (ckpt / "config.json").exists() and (ckpt / "state.pt").exists()
     assert len(list((ckpt / "deepspeed" / "state").glob("*optim_states.pt"))) == 2
+    assert (ckpt / "deepspeed_value").is_dir() == (algo == "ppo")  # the value network's own engine
 
 
 @pytest.mark.slow
 def test_deepspeed_run_resumes_from_its_checkpoint(tmp_path, easy_sft_checkpoint):
     """One process through DeepSpeed (its own private process group): stopped after 2 iterations and
     resumed to 3 from the checkpoint (policy + DeepSpeed's optimizer state), it logs exactly what an
-    uninterrupted 3-iteration run logs."""
+    uninterrupted 3-iteration run logs. Resuming with the other engine layout is refused by name."""
     base = EASY + RL + [f"rl.init={easy_sft_checkpoint}", "rl.algo=ppo", "deepspeed.enabled=true", "rl.eval_every=10"]
     train_rl(make_config(base + ["rl.iterations=3", f"output_dir={tmp_path / 'ref'}"]))
     train_rl(make_config(base + ["rl.iterations=2", f"output_dir={tmp_path / 'cut'}"]))
     (tmp_path / "cut" / "ppo-arith-s0" / "summary.json").unlink()  # as if stopped after iteration 2
-    assert (tmp_path / "cut" / "ppo-arith-s0" / "checkpoints" / "step-2" / "deepspeed").is_dir()
+    step2 = tmp_path / "cut" / "ppo-arith-s0" / "checkpoints" / "step-2"
+    assert (step2 / "deepspeed").is_dir() and (step2 / "deepspeed_value").is_dir()  # policy and value engines
+    with pytest.raises(ConfigError, match="separate policy and value engines; resume it with rl.grad_clip_scope=per_model"):
+        train_rl(make_config(base + ["rl.iterations=3", "rl.grad_clip_scope=joint", f"output_dir={tmp_path / 'cut'}"]))
     train_rl(make_config(base + ["rl.iterations=3", f"output_dir={tmp_path / 'cut'}"]))
 
     def strip(path):

@@ -84,12 +84,24 @@ def _ppo_learner(tiny_model_and_tokenizer, tmp_path):
     return Learner(copy.deepcopy(model).train(), ValueModel(str(tmp_path / "m"))), tok
 
 
+def _moves(learner, before):
+    """The largest change of any parameter, of the policy and of the value network."""
+    moved = {n: (p.detach() - before[n]).abs().max().item() for n, p in learner.named_parameters()}
+    return (max(v for n, v in moved.items() if n.startswith("policy_forward.")),
+            max(v for n, v in moved.items() if n.startswith("value_forward.")), moved)
+
+
+def _ppo_losses(updater, batch, value_scale=1.0):
+    logp, values = updater(batch, 1.0)
+    return {"policy": -(logp * batch["mask"]).sum(), "value": value_scale * ((values - 1.0) ** 2 * batch["mask"]).sum()}
+
+
 @pytest.mark.parametrize("value_lr,stage", [(None, None), (1e-2, None), (1e-2, 2), (1e-2, 3)])
 def test_value_network_steps_at_its_own_learning_rate(tiny_model_and_tokenizer, tmp_path, value_lr, stage):
     """Adam's first step moves each parameter by lr * g / (|g| + eps), about lr: with
     rl.value_learning_rate the value network's parameters move by that rate, the policy's by
     rl.learning_rate; without it both by rl.learning_rate (the paper's one rate). The same through
-    DeepSpeed (one process, ZeRO-2 and ZeRO-3), whose optimizer keeps the groups' rates."""
+    DeepSpeed (one process, ZeRO-2 and ZeRO-3), where policy and value network have an engine each."""
     from vineppo.config import make_config
     from vineppo.distributed import World
     from vineppo.learner import Updater
@@ -100,19 +112,16 @@ def test_value_network_steps_at_its_own_learning_rate(tiny_model_and_tokenizer, 
                       + (["deepspeed.enabled=true", f"deepspeed.zero_stage={stage}", "deepspeed.bf16=false"]
                          if stage else []))
     updater = Updater(learner, cfg, World(), CPU, micro_batch=8)
-    if stage == 3:  # parameters are sharded: check the optimizer's groups
-        assert [g["lr"] for g in updater.ds.optimizer.param_groups] == [1e-4, value_lr]
+    if stage == 3:  # parameters are sharded: check the optimizers' groups
+        assert [[g["lr"] for g in updater.engines[part].optimizer.param_groups]
+                for part in ("policy", "value")] == [[1e-4], [value_lr]]
         return
     before = {n: p.detach().clone() for n, p in learner.named_parameters()}
-    batch = batch_of(tok, TEXTS)
-    logp, values = updater(batch, 1.0)
-    updater.step(-(logp * batch["mask"]).sum() + ((values - 1.0) ** 2 * batch["mask"]).sum())
-    moved = {n: (p.detach() - before[n]).abs().max().item() for n, p in learner.named_parameters()}
-    policy_move = max(v for n, v in moved.items() if n.startswith("policy."))
-    value_move = max(v for n, v in moved.items() if n.startswith("value_model."))
+    updater.step(_ppo_losses(updater, batch_of(tok, TEXTS)))
+    policy_move, value_move, moved = _moves(learner, before)
     assert policy_move == pytest.approx(1e-4, rel=1e-3)
     assert value_move == pytest.approx(value_lr or 1e-4, rel=1e-3)
-    assert moved["value_model.head.bias"] == pytest.approx(value_lr or 1e-4, rel=1e-3)
+    assert moved["value_forward.value_model.head.bias"] == pytest.approx(value_lr or 1e-4, rel=1e-3)
 
 
 def test_bad_value_learning_rate_is_named(tiny_model_and_tokenizer, tmp_path):
@@ -125,6 +134,12 @@ def test_bad_value_learning_rate_is_named(tiny_model_and_tokenizer, tmp_path):
         Updater(learner, make_config(["rl.value_learning_rate=0"]), World(), CPU, micro_batch=8)
 
 
+def _grad_norms(learner):
+    flat = {name: torch.cat([p.grad.flatten() for n, p in learner.named_parameters() if n.startswith(name)])
+            for name in ("policy_forward.", "value_forward.")}
+    return {k.split("_")[0]: v.norm().item() for k, v in flat.items()}
+
+
 @pytest.mark.parametrize("scope", ["per_model", "joint"])
 def test_grad_clip_scope(tiny_model_and_tokenizer, tmp_path, scope):
     """A value loss whose gradient is far larger than the policy's: clipped per model (separate
@@ -135,35 +150,62 @@ def test_grad_clip_scope(tiny_model_and_tokenizer, tmp_path, scope):
     from vineppo.distributed import World
     from vineppo.learner import Updater
 
-    def grads(learner):
-        flat = {name: torch.cat([p.grad.flatten() for n, p in learner.named_parameters() if n.startswith(name)])
-                for name in ("policy.", "value_model.")}
-        return {k: v.norm().item() for k, v in flat.items()}
-
-    def loss_of(learner, tok):
-        batch = batch_of(tok, TEXTS)
-        logp, values = learner(batch, 1.0)
-        return -(logp * batch["mask"]).sum() + 1e3 * ((values - 1.0) ** 2 * batch["mask"]).sum()
-
     learner, tok = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
+    batch = batch_of(tok, TEXTS)
     reference = copy.deepcopy(learner)
-    loss_of(reference, tok).backward()
-    raw = grads(reference)  # the unclipped norms
-    assert raw["value_model."] > 100 * raw["policy."]
-    clip = 2 * raw["policy."]
+    sum(_ppo_losses(reference, batch, 1e3).values()).backward()
+    raw = _grad_norms(reference)  # the unclipped norms
+    assert raw["value"] > 100 * raw["policy"]
+    clip = 2 * raw["policy"]
     updater = Updater(learner, make_config([f"rl.grad_clip={clip}", f"rl.grad_clip_scope={scope}"]), World(), CPU,
                       micro_batch=8)
-    norms = updater.step(loss_of(learner, tok))
-    after = grads(learner)  # the gradients the optimizer stepped with
-    joint = (raw["policy."] ** 2 + raw["value_model."] ** 2) ** 0.5
+    norms = updater.step(_ppo_losses(updater, batch, 1e3))
+    after = _grad_norms(learner)  # the gradients the optimizer stepped with
+    joint = (raw["policy"] ** 2 + raw["value"] ** 2) ** 0.5
     if scope == "per_model":
-        assert norms["train/grad_norm"] == pytest.approx(raw["policy."], rel=1e-4)
-        assert norms["train/grad_norm_value"] == pytest.approx(raw["value_model."], rel=1e-4)
-        assert after["policy."] == pytest.approx(raw["policy."], rel=1e-4)  # under the clip: untouched
-        assert after["value_model."] == pytest.approx(clip, rel=1e-4)
+        assert norms["train/grad_norm"] == pytest.approx(raw["policy"], rel=1e-4)
+        assert norms["train/grad_norm_value"] == pytest.approx(raw["value"], rel=1e-4)
+        assert after["policy"] == pytest.approx(raw["policy"], rel=1e-4)  # under the clip: untouched
+        assert after["value"] == pytest.approx(clip, rel=1e-4)
     else:
         assert list(norms) == ["train/grad_norm"] and norms["train/grad_norm"] == pytest.approx(joint, rel=1e-4)
-        assert after["policy."] == pytest.approx(raw["policy."] * clip / joint, rel=1e-3)
+        assert after["policy"] == pytest.approx(raw["policy"] * clip / joint, rel=1e-3)
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_clips_like_plain_adam(tiny_model_and_tokenizer, tmp_path, stage):
+    """Through DeepSpeed (one process, fp32) three steps of each clip scope end at the weights plain
+    Adam with that scope reaches, and report the same pre-clip norms; the two scopes end apart (the
+    value loss's gradient is 1000x the policy's, so a joint clip shrinks the policy's steps). Per
+    model, DeepSpeed has an engine for each model, as the paper's actor and critic."""
+    from vineppo.config import make_config
+    from vineppo.distributed import World
+    from vineppo.learner import Updater
+
+    learner, tok = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
+    batch = batch_of(tok, TEXTS)
+    finals, reported = {}, {}
+    for scope in ("per_model", "joint"):
+        for ds in (False, True):
+            run = copy.deepcopy(learner)
+            flags = [f"rl.grad_clip_scope={scope}", "rl.grad_clip=0.5", "rl.learning_rate=1e-3"]
+            if ds:
+                flags += ["deepspeed.enabled=true", f"deepspeed.zero_stage={stage}", "deepspeed.bf16=false"]
+            updater = Updater(run, make_config(flags), World(), CPU, micro_batch=8)
+            assert sorted(updater.engines) == ([] if not ds else ["policy", "value"] if scope == "per_model" else ["all"])
+            reported[scope, ds] = [updater.step(_ppo_losses(updater, batch, 1e3)) for _ in range(3)]
+            with torch.no_grad():
+                _, values = updater(batch, 1.0)  # the value network's output: gathered weights under ZeRO-3
+                logp, _ = updater(batch, 1.0)
+            finals[scope, ds] = (logp.detach(), values.detach())
+    for scope in ("per_model", "joint"):
+        (lp, v), (lp_ds, v_ds) = finals[scope, False], finals[scope, True]
+        assert (lp - lp_ds).abs().max() < 1e-4 and (v - v_ds).abs().max() < 1e-4, scope
+        for plain, ds in zip(reported[scope, False], reported[scope, True], strict=True):
+            assert plain.keys() == ds.keys()
+            assert all(ds[k] == pytest.approx(plain[k], rel=1e-4) for k in plain), (plain, ds)
+    moved = (finals["per_model", False][0] - finals["joint", False][0]).abs().max()
+    assert moved > 100 * 1e-4  # the comparison above can tell the scopes apart
 
 
 def test_bad_grad_clip_scope_is_named(tiny_model_and_tokenizer, tmp_path):
@@ -174,15 +216,3 @@ def test_bad_grad_clip_scope_is_named(tiny_model_and_tokenizer, tmp_path):
     learner, _ = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
     with pytest.raises(ConfigError, match="rl.grad_clip_scope must be one of per_model, joint, got 'both'"):
         Updater(learner, make_config(["rl.grad_clip_scope=both"]), World(), CPU, micro_batch=8)
-
-
-def test_deepspeed_says_its_clip_is_joint(tiny_model_and_tokenizer, tmp_path, caplog):
-    from vineppo.config import make_config
-    from vineppo.distributed import World
-    from vineppo.learner import Updater
-
-    learner, _ = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
-    cfg = make_config(["deepspeed.enabled=true", "deepspeed.zero_stage=2", "deepspeed.bf16=false"])
-    with caplog.at_level("WARNING", logger="vineppo.learner"):
-        Updater(learner, cfg, World(), CPU, micro_batch=8)
-    assert "clipped jointly" in caplog.text

@@ -153,9 +153,10 @@ def test_update_moves_policy_toward_reward(tmp_path, tiny_model_and_tokenizer, a
     with torch.no_grad():
         old = token_logprobs(policy, mb, 1.0)
     logp, values = Learner(policy, value_model)(mb, 1.0)
-    loss, _ = minibatch_loss(rl, logp, values, mb, old, old)
+    losses, _ = minibatch_loss(rl, logp, values, mb, old, old)
+    assert sorted(losses) == (["policy", "value"] if algo == "ppo" else ["policy"])
     opt.zero_grad()
-    loss.backward()
+    sum(losses.values()).backward()
     opt.step()
     with torch.no_grad():
         after = (token_logprobs(policy, batch, 1.0) * batch["mask"]).sum(-1)

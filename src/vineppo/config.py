@@ -148,8 +148,8 @@ class RLConfig:
     """PPO: 'per_model' clips the policy's and the value network's gradients each to rl.grad_clip,
     as separate actor and critic optimizers do (the paper's reference code); 'joint' clips their
     concatenation, so a large value-loss gradient shrinks the policy's step (TRL's PPO, and every
-    PPO run in results/ made before grad_clip_hard/). Under DeepSpeed one engine updates both, so
-    the clip is joint there."""
+    PPO run in results/ made before grad_clip_hard/). Under DeepSpeed, per model gives each its own
+    engine; joint, one engine for both."""
     temperature: float = 0.6
     """Sampling temperature of rollouts and MC continuations (paper: 0.6)."""
     top_p: float = 0.9

@@ -5,7 +5,6 @@ processes. The loop calls the same three methods either way: forward, step, save
 from __future__ import annotations
 
 import contextlib
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -54,21 +53,52 @@ def use_eager_attention(*models: nn.Module | None) -> None:
             model.set_attn_implementation("eager")
 
 
+class PolicyForward(nn.Module):
+    """The policy's training forward: log pi of each target token, in fp32."""
+
+    def __init__(self, policy: nn.Module, autocast_dtype: str | None = None, shared_prefix: bool = True):
+        super().__init__()
+        self.policy, self.autocast_dtype, self.shared_prefix = policy, autocast_dtype, shared_prefix
+
+    def forward(self, mb: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
+        with autocast(mb["input_ids"].device, self.autocast_dtype):
+            return token_logprobs(self.policy, mb, temperature, self.shared_prefix)
+
+
+class ValueForward(nn.Module):
+    """PPO's value network's training forward: V of each state, in fp32."""
+
+    def __init__(self, value_model: nn.Module, autocast_dtype: str | None = None):
+        super().__init__()
+        self.value_model, self.autocast_dtype = value_model, autocast_dtype
+
+    def forward(self, mb: dict[str, torch.Tensor]) -> torch.Tensor:
+        with autocast(mb["input_ids"].device, self.autocast_dtype):
+            return self.value_model(mb).float()
+
+
 class Learner(nn.Module):
-    """The trained modules in one, so that one optimizer (or one DeepSpeed engine) updates both."""
+    """The trained modules in one: the policy's forward and PPO's value network's, which one
+    optimizer updates together or two DeepSpeed engines apart (`Updater`)."""
 
     def __init__(self, policy: nn.Module, value_model: nn.Module | None, autocast_dtype: str | None = None,
                  shared_prefix: bool = True):
         super().__init__()
-        self.policy, self.value_model, self.autocast_dtype = policy, value_model, autocast_dtype
-        self.shared_prefix = shared_prefix
+        self.policy_forward = PolicyForward(policy, autocast_dtype, shared_prefix)
+        self.value_forward = ValueForward(value_model, autocast_dtype) if value_model is not None else None
+
+    @property
+    def policy(self) -> nn.Module:
+        return self.policy_forward.policy
+
+    @property
+    def value_model(self) -> nn.Module | None:
+        return self.value_forward.value_model if self.value_forward is not None else None
 
     def forward(self, mb: dict[str, torch.Tensor], temperature: float) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(log pi of each target token, V of each state or None), in fp32 either way."""
-        with autocast(mb["input_ids"].device, self.autocast_dtype):
-            logp = token_logprobs(self.policy, mb, temperature, self.shared_prefix)
-            values = self.value_model(mb).float() if self.value_model is not None else None
-        return logp, values
+        logp = self.policy_forward(mb, temperature)
+        return logp, (self.value_forward(mb) if self.value_forward is not None else None)
 
 
 def param_groups(learner: Learner, value_learning_rate: float | None) -> list[dict[str, Any]]:
@@ -105,61 +135,91 @@ def clip_groups(learner: Learner, scope: str) -> list[tuple[str, list[nn.Paramet
 
 
 class Updater:
-    """Adam over the learner's parameters, with gradient-norm clipping; through DeepSpeed when
-    `deepspeed.enabled` (which averages gradients over processes and shards optimizer state)."""
+    """Adam over the learner's parameters, with gradient-norm clipping by `clip_groups`; through
+    DeepSpeed when `deepspeed.enabled` (which averages gradients over processes and shards optimizer
+    state). There PPO's policy and value network get an engine each when they are clipped per
+    model, as the paper's actor and critic do; otherwise one engine updates the whole learner."""
 
     def __init__(self, learner: Learner, cfg: Config, world: World, device: torch.device, micro_batch: int):
         self.learner, self.world, self.grad_clip = learner, world, cfg.rl.grad_clip
         self.clip_groups = clip_groups(learner, cfg.rl.grad_clip_scope)
         groups = param_groups(learner, cfg.rl.value_learning_rate)
         self.zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
-        self.ds = None
+        self.engines: dict[str, Any] = {}  # by the loss each one backpropagates: 'policy', 'value' or 'all'
         if cfg.deepspeed.enabled:
-            if learner.value_model is not None and cfg.rl.grad_clip_scope == "per_model":
-                logging.getLogger(__name__).warning(
-                    "rl.grad_clip_scope=per_model: under DeepSpeed one engine updates the policy and the value "
-                    "network, so their gradients are clipped jointly (set rl.grad_clip_scope=joint to say so)")
             if world.world_size == 1:
                 join_single_process_group()
             import deepspeed
 
-            conf = deepspeed_config(cfg.deepspeed, cfg.rl.grad_clip, cfg.rl.learning_rate, micro_batch,
-                                    world.world_size, device.type == "cuda")
-            self.ds, *_ = deepspeed.initialize(model=learner, model_parameters=groups, config=conf)
+            def engine(module: nn.Module, params: list[dict[str, Any]], lr: float):
+                conf = deepspeed_config(cfg.deepspeed, cfg.rl.grad_clip, lr, micro_batch, world.world_size,
+                                        device.type == "cuda")
+                return deepspeed.initialize(model=module, model_parameters=params, config=conf)[0]
+
+            if len(self.clip_groups) == 2:
+                (_, policy_params), (_, value_params) = self.clip_groups
+                self.engines = {"policy": engine(learner.policy_forward, [{"params": policy_params}],
+                                                 cfg.rl.learning_rate),
+                                "value": engine(learner.value_forward, [{"params": value_params}],
+                                                cfg.rl.value_learning_rate or cfg.rl.learning_rate)}
+            else:
+                self.engines = {"all": engine(learner, groups, cfg.rl.learning_rate)}
         else:
             # One fused kernel over all parameters instead of a Python loop over them.
             self.optimizer = torch.optim.Adam(groups, lr=cfg.rl.learning_rate, fused=True)
 
-    def __call__(self, mb: dict[str, torch.Tensor], temperature: float):
-        return (self.ds or self.learner)(mb, temperature)
+    @property
+    def norm_names(self) -> list[str]:
+        """The metrics `step` returns: each clip group's gradient norm before clipping (DeepSpeed's
+        plain fp32 optimizer, without ZeRO or bf16, does not report it)."""
+        if not self.engines:
+            return [name for name, _ in self.clip_groups]
+        return [name for (name, _), e in zip(self.clip_groups, self.engines.values(), strict=True)
+                if hasattr(e.optimizer, "_global_grad_norm")]
 
-    def step(self, loss: torch.Tensor) -> dict[str, float]:
-        """One optimizer step; the gradient norms before clipping, by clip group (none under DeepSpeed)."""
-        if self.ds is not None:
-            self.ds.backward(loss)
-            self.ds.step()
-            return {}
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norms = {name: torch.nn.utils.clip_grad_norm_(params, self.grad_clip) for name, params in self.clip_groups}
-        self.optimizer.step()
-        return {name: float(n) for name, n in norms.items()}
+    def __call__(self, mb: dict[str, torch.Tensor], temperature: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if "policy" in self.engines:
+            return self.engines["policy"](mb, temperature), self.engines["value"](mb)
+        return self.engines.get("all", self.learner)(mb, temperature)
+
+    def step(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One optimizer step on the sum of `losses` ('policy', and 'value' for PPO, whose
+        gradients reach disjoint parameters); the gradient norms before clipping (`norm_names`)."""
+        if not self.engines:
+            self.optimizer.zero_grad(set_to_none=True)
+            sum(losses.values()).backward()
+            norms = {name: torch.nn.utils.clip_grad_norm_(params, self.grad_clip) for name, params in self.clip_groups}
+            self.optimizer.step()
+            return {name: float(n) for name, n in norms.items()}
+        if "all" in self.engines:
+            self.engines["all"].backward(sum(losses.values()))
+        else:
+            for part, e in self.engines.items():
+                e.backward(losses[part])
+        for e in self.engines.values():
+            e.step()
+        reported = {name: e.get_global_grad_norm() for (name, _), e in zip(self.clip_groups, self.engines.values(),
+                                                                           strict=True)}
+        return {name: float(reported[name]) for name in self.norm_names}
+
+    ENGINE_DIRS = {"all": "deepspeed", "policy": "deepspeed", "value": "deepspeed_value"}
+    """Where each DeepSpeed engine keeps its per-process shards inside a checkpoint."""
 
     def save(self, directory: Path, step: int, tokenizer, state: dict[str, Any], keep: int) -> None:
         """Checkpoint `directory/step-N`: the policy in HF format, `state.pt`, and the optimizer
-        (in `state.pt`, or DeepSpeed's per-process shards in `deepspeed/`); committed atomically
-        once every process has written its part."""
+        (in `state.pt`, or each DeepSpeed engine's per-process shards in `ENGINE_DIRS`); committed
+        atomically once every process has written its part."""
         world = self.world
         if world.is_main:
             ckpt.staging_dir(directory, step)
         world.barrier()
         tmp = ckpt.staging_path(directory, step)
-        if self.ds is not None:
-            self.ds.save_checkpoint(str(tmp / "deepspeed"), tag="state")
-        else:
+        for part, e in self.engines.items():
+            e.save_checkpoint(str(tmp / self.ENGINE_DIRS[part]), tag="state")
+        if not self.engines:
             state = {**state, "optimizer": self.optimizer.state_dict()}
-        if self.learner.value_model is not None and self.ds is None:
-            state["value_model"] = self.learner.value_model.state_dict()
+            if self.learner.value_model is not None:
+                state["value_model"] = self.learner.value_model.state_dict()
         with full_parameters(self.learner.policy, self.zero_stage):
             if world.is_main:
                 ckpt.write_model_and_state(tmp, step, self.learner.policy, tokenizer, state)
@@ -170,12 +230,20 @@ class Updater:
 
     def load(self, checkpoint: Path, state: dict[str, Any]) -> None:
         """Restore the optimizer (and value network) saved by `save`; the policy's weights were
-        loaded from the checkpoint's HF folder already (DeepSpeed reloads its fp32 master copy)."""
-        if self.ds is not None:
+        loaded from the checkpoint's HF folder already (DeepSpeed reloads its fp32 master copy).
+        A checkpoint written with another engine layout is refused by name, before DeepSpeed reads it."""
+        if self.engines:
             if not (checkpoint / "deepspeed").exists():
                 raise FileNotFoundError(f"{checkpoint} has no deepspeed/ folder: it was written by a run "
                                         "without DeepSpeed; resume it with deepspeed.enabled=false")
-            self.ds.load_checkpoint(str(checkpoint / "deepspeed"), tag="state")
+            split = (checkpoint / self.ENGINE_DIRS["value"]).exists()
+            if split != ("value" in self.engines):
+                written, scope = (("separate policy and value engines", "per_model") if split
+                                  else ("one DeepSpeed engine for policy and value network", "joint"))
+                raise ConfigError(f"{checkpoint} was written with {written}; resume it with "
+                                  f"rl.grad_clip_scope={scope}")
+            for part, e in self.engines.items():
+                e.load_checkpoint(str(checkpoint / self.ENGINE_DIRS[part]), tag="state")
             return
         if "optimizer" not in state:
             raise FileNotFoundError(f"{checkpoint}/state.pt has no optimizer state: it was written by a "

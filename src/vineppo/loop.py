@@ -46,9 +46,10 @@ def check_finite(name: str, x: torch.Tensor, iteration: int, run: RunDir) -> Non
 
 
 def minibatch_loss(rl: RLConfig, logp: torch.Tensor, values: torch.Tensor | None, mb: dict[str, torch.Tensor],
-                   old_logp: torch.Tensor, ref_logp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
-    """The method's loss on one mini-batch, from the learner's log-probs (and values). `ref_logp`
-    is None for the methods without a KL penalty (RestEM, DPO+)."""
+                   old_logp: torch.Tensor, ref_logp: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """The method's loss on one mini-batch, from the learner's log-probs (and values), by the model
+    it trains: 'policy', and PPO's 'value' (the updater steps on their sum). `ref_logp` is None for
+    the methods without a KL penalty (RestEM, DPO+)."""
     logs: dict[str, float] = {}
     if ref_logp is not None:
         kl = masked_mean(k3_kl(logp, ref_logp), mb["mask"])
@@ -63,11 +64,11 @@ def minibatch_loss(rl: RLConfig, logp: torch.Tensor, values: torch.Tensor | None
     logs["loss/policy"] = loss.item()
     if rl.algo in PPO_FAMILY:
         loss = loss + rl.kl_coef * kl
+    losses = {"policy": loss}
     if values is not None:
-        v_loss = value_loss(values, mb["old_values"], mb["returns"], mb["mask"], rl.value_clip)
-        logs["loss/value"] = v_loss.item()
-        loss = loss + v_loss
-    return loss, logs
+        losses["value"] = value_loss(values, mb["old_values"], mb["returns"], mb["mask"], rl.value_clip)
+        logs["loss/value"] = losses["value"].item()
+    return losses, logs
 
 
 def minibatches(units: list[tuple[int, ...]], per_step: int, gen: torch.Generator,
@@ -276,8 +277,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             units = [(i,) for i in range(len(episodes))]
         per_step = max(rl.minibatch_size // len(units[0]), 1) if units else 1
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
-        norms = [name for name, _ in updater.clip_groups] if updater.ds is None else []  # pre-clip gradient norms
-        sums: dict[str, float] = dict.fromkeys(("loss/policy", "loss/kl", "loss/value", "loss/clip_fraction", *norms), 0.0)
+        sums: dict[str, float] = dict.fromkeys(("loss/policy", "loss/kl", "loss/value", "loss/clip_fraction",
+                                                *updater.norm_names), 0.0)  # and the pre-clip gradient norms
         steps = 0
         seq_len = batch["attention_mask"].sum(1).tolist()
         for _ in range(rl.epochs if units else 0):
@@ -294,9 +295,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 share = (loss_items(rl.algo, mb["mask"]) / loss_items(rl.algo, batch["mask"][all_rows])
                          if mine_units else 0.0)
                 logp, values = updater(mb, rl.temperature)
-                loss, step_logs = minibatch_loss(rl, logp, values, mb, mb_old, mb_ref)
-                check_finite("loss", loss, it + 1, run)
-                step_logs.update(updater.step(loss * (share * world.world_size)))
+                losses, step_logs = minibatch_loss(rl, logp, values, mb, mb_old, mb_ref)
+                for part, loss in losses.items():
+                    check_finite(f"loss ({part})", loss, it + 1, run)
+                step_logs.update(updater.step({part: loss * (share * world.world_size) for part, loss in losses.items()}))
                 grad_steps += 1
                 steps += 1
                 for k, v in step_logs.items():
