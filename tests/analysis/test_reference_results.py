@@ -46,6 +46,8 @@ JOBS = [
     ("compute_efficiency", ["results/grpo_rloo_hard/runs", "--baseline", "grpo"], "grpo_rloo_hard"),
     ("compute_efficiency", ["results/grpo_rloo_hard/runs", "--baseline", "rloo"], "grpo_rloo_hard/rloo"),
     ("compute_efficiency", ["results/grad_clip_hard/runs", "results/wall_clock_hard/runs/vineppo_k9-*"], "grad_clip_hard"),
+    ("compute_efficiency", ["results/wall_clock_per_model/runs", "--method", "vineppo_k9"], "wall_clock_per_model"),
+    ("compute_efficiency", ["results/wall_clock_per_model/runs", "--method", "vineppo_k3"], "wall_clock_per_model/k3"),
     ("rl_table", ["results/table1_ppo_per_model/runs"], "table1_ppo_per_model"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
@@ -139,3 +141,20 @@ def test_blame_summaries_rebuild(folder, tmp_path):
     prov = json.loads((RESULTS / folder / "provenance.json").read_text())
     assert prov["commit"] and all("run_config" in r for r in prov["runs"].values())
     assert (RESULTS / folder).parent.parent.joinpath("run.sh").is_file()
+
+
+@pytest.mark.parametrize(("method", "earlier"), [("vineppo_k9", "wall_clock_hard"), ("vineppo_k3", "wall_clock_hard"),
+                                                 ("ppo", "grad_clip_hard")])
+def test_reruns_reproduce_their_accuracies(method, earlier):
+    """wall_clock_per_model/ reran, in another session, runs whose code path had not changed (VinePPO
+    from wall_clock_hard/, PPO clipped per model from grad_clip_hard/): every seed's test accuracy
+    at every evaluation is the same number (same seed and config give the same numbers on CPU)."""
+    def accuracies(folder):
+        rows = {}
+        for path in sorted((RESULTS / folder / "runs").glob(f"{method}-*/metrics.jsonl")):
+            records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            rows[path.parent.name] = [(r["iteration"], r["eval/greedy_accuracy"]) for r in records]
+        return rows
+
+    now, before = accuracies("wall_clock_per_model"), accuracies(earlier)
+    assert len(now) == 6 and now == before
