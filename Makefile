@@ -7,7 +7,7 @@ env:
 	@bash scripts/ensure_env.sh
 
 # Main job on the embedded tiny preset: the paper's Table 1 (SFT, then every RL method, 3 seeds,
-# on arith and arith_hard; 50 minutes on 2 cores), written to results/table1.md. Rerunning it resumes what is unfinished.
+# on arith and arith_hard; 40 minutes on 2 cores), written to results/table1.md. Rerunning it resumes what is unfinished.
 tiny: env
 	$(PY) experiments/launch.py sweep=table1 $(ARGS)
 

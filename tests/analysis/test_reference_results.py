@@ -158,3 +158,24 @@ def test_reruns_reproduce_their_accuracies(method, earlier):
 
     now, before = accuracies("wall_clock_per_model"), accuracies(earlier)
     assert len(now) == 6 and now == before
+
+
+def test_main_table_runs_reproduce_earlier_runs():
+    """The main table's runs (table1_runs/, a fresh-clone `make tiny`) against earlier sessions' runs
+    of the same code path: every RestEM, DPO+, VinePPO, GRPO and RLOO run has the test accuracy of
+    its seed in table1_rerun_7be5850/, every PPO run (clipped per model since) that of
+    table1_ppo_per_model/, and the SFT runs log the same losses and evaluations."""
+    def final(folder, name):
+        return json.loads((RESULTS / folder / name / "summary.json").read_text())["test_greedy_accuracy"]
+
+    runs = sorted(p.parent.name for p in (RESULTS / "table1_runs").glob("*-s*/summary.json"))
+    assert len(runs) == 36
+    for name in runs:
+        earlier = "table1_ppo_per_model/runs" if name.startswith("ppo-") else "table1_rerun_7be5850/runs"
+        assert final("table1_runs", name) == final(earlier, name), name
+    def losses(folder, name):
+        lines = (RESULTS / folder / name / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in lines]
+
+    for task in ("arith", "arith_hard"):
+        assert losses("table1_runs", f"sft-{task}") == losses("table1_rerun_7be5850/runs", f"sft-{task}")
