@@ -37,6 +37,10 @@ run analysis/compute_efficiency.py results/grpo_rloo_hard/runs --baseline rloo -
 run analysis/compute_efficiency.py results/grad_clip_hard/runs results/wall_clock_hard/runs/vineppo_k9-* --out results/grad_clip_hard  # PPO clipped per model
 run analysis/compute_efficiency.py results/wall_clock_per_model/runs --method vineppo_k9 --out results/wall_clock_per_model  # timed in one session
 run analysis/compute_efficiency.py results/wall_clock_per_model/runs --method vineppo_k3 --out results/wall_clock_per_model/k3
+run analysis/critic.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs --out results/critic_lr_per_model  # faster critics, PPO clipped per model
+run analysis/compute_efficiency.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs/ppo-* --method ppo_vlr0.0003 --out results/critic_lr_per_model/vs_ppo
+run analysis/compute_efficiency.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs/vineppo_k9-* --baseline ppo_vlr0.0003 --out results/critic_lr_per_model/vs_vineppo_vlr0.0003
+run analysis/compute_efficiency.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs/vineppo_k9-* --baseline ppo_vlr0.003 --out results/critic_lr_per_model/vs_vineppo_vlr0.003
 run analysis/rl_table.py results/table1_ppo_per_model/runs --out results/table1_ppo_per_model   # the table's PPO rows, clipped per model
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality

@@ -7,9 +7,11 @@
 # as in the table; the shared-rate control and VinePPO are wall_clock_per_model/'s runs (same
 # seeds, prompts and SFT model). From the repository root (`make tiny` first):
 #   bash results/critic_lr_per_model/run.sh
-#   python analysis/critic.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs/ppo-* --out results/critic_lr_per_model
+#   python analysis/critic.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs --out results/critic_lr_per_model
+#   python analysis/compute_efficiency.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs/ppo-* \
+#     --method ppo_vlr0.0003 --out results/critic_lr_per_model/vs_ppo
 #   python analysis/compute_efficiency.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs/vineppo_k9-* \
-#     --baseline ppo_vlr0.0003 --out results/critic_lr_per_model/vs_vineppo   (and ppo_vlr0.003 --out .../vs_vineppo_vlr0.003)
+#     --baseline ppo_vlr0.0003 --out results/critic_lr_per_model/vs_vineppo_vlr0.0003   (and 0.003)
 set -euo pipefail
 export PYTHONPATH="$PWD/src" OMP_NUM_THREADS=1
 init=runs/table1/sft-arith_hard/final

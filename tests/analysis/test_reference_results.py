@@ -48,6 +48,13 @@ JOBS = [
     ("compute_efficiency", ["results/grad_clip_hard/runs", "results/wall_clock_hard/runs/vineppo_k9-*"], "grad_clip_hard"),
     ("compute_efficiency", ["results/wall_clock_per_model/runs", "--method", "vineppo_k9"], "wall_clock_per_model"),
     ("compute_efficiency", ["results/wall_clock_per_model/runs", "--method", "vineppo_k3"], "wall_clock_per_model/k3"),
+    ("critic", ["results/critic_lr_per_model/runs", "results/wall_clock_per_model/runs"], "critic_lr_per_model"),
+    ("compute_efficiency", ["results/critic_lr_per_model/runs", "results/wall_clock_per_model/runs/ppo-*",
+                            "--method", "ppo_vlr0.0003"], "critic_lr_per_model/vs_ppo"),
+    ("compute_efficiency", ["results/critic_lr_per_model/runs", "results/wall_clock_per_model/runs/vineppo_k9-*",
+                            "--baseline", "ppo_vlr0.0003"], "critic_lr_per_model/vs_vineppo_vlr0.0003"),
+    ("compute_efficiency", ["results/critic_lr_per_model/runs", "results/wall_clock_per_model/runs/vineppo_k9-*",
+                            "--baseline", "ppo_vlr0.003"], "critic_lr_per_model/vs_vineppo_vlr0.003"),
     ("rl_table", ["results/table1_ppo_per_model/runs"], "table1_ppo_per_model"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
