@@ -87,3 +87,22 @@ def test_whiten():
     # All-equal values: zeros, not NaN.
     w = whiten(torch.full((2, 3), 0.7), torch.ones(2, 3))
     assert torch.all(torch.isfinite(w)) and torch.allclose(w, torch.zeros(2, 3))
+
+
+def test_a_constant_critic_cancels_in_whitened_advantages():
+    """gamma = lambda = 1 (the paper's PPO): A_t = R - V(s_t), so a value network that has learned
+    only a level c (V = c everywhere) gives, once whitened, exactly the whitened returns of a critic
+    predicting 0; a state-dependent V does not (results/critic_lr_per_model/ leans on this)."""
+    torch.manual_seed(0)
+    rewards = torch.zeros(6, 5)
+    lengths = [5, 3, 4, 2, 5, 1]
+    mask = torch.zeros(6, 5)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1.0
+        rewards[i, n - 1] = float(i % 2)  # 0/1 outcome at the last token
+    zero, _ = gae(rewards, torch.zeros(6, 5) * mask, mask, 1.0, 1.0)
+    level, _ = gae(rewards, torch.full((6, 5), 0.57) * mask, mask, 1.0, 1.0)
+    varied, _ = gae(rewards, torch.rand(6, 5) * mask, mask, 1.0, 1.0)
+    assert torch.allclose(whiten(level, mask), whiten(zero, mask), atol=1e-5)
+    assert not torch.allclose(level, zero)  # before whitening the level does shift them
+    assert (whiten(varied, mask) - whiten(zero, mask)).abs().max() > 0.1
