@@ -80,13 +80,16 @@ def at_iteration(points: pd.DataFrame, final: pd.DataFrame, n: int) -> tuple[pd.
 
 
 def kl_at(points: pd.DataFrame, accuracy: float) -> pd.DataFrame:
-    """By method: KL to the reference at each run's first evaluation with test accuracy >= `accuracy`
-    (mean, std over the runs that reach it, how many do) and at its last evaluation."""
+    """By method (VinePPO by K) and temperature: KL to the reference at each run's first evaluation
+    with test accuracy >= `accuracy` (mean, std over the runs that reach it, how many do) and at
+    its last evaluation."""
     rows = []
-    for algo, runs in points.sort_values("iteration").groupby("algo"):
+    method = points["algo"].where(points["algo"] != "vineppo", "vineppo_k" + points["k"].astype(str))
+    for (algo, temperature), runs in points.assign(method=method).sort_values("iteration").groupby(
+            ["method", "temperature"]):
         reached = runs[runs["test_accuracy"] >= accuracy].groupby("run")[["iteration", "kl_ref"]].first()
         last = runs.groupby("run")["kl_ref"].last()
-        rows.append({"algo": algo, "accuracy": accuracy, "runs": len(last), "runs_reaching": len(reached),
+        rows.append({"method": algo, "temperature": temperature, "accuracy": accuracy, "runs": len(last), "runs_reaching": len(reached),
                      "first_iteration_mean": reached["iteration"].mean(), "kl_at_accuracy_mean": reached["kl_ref"].mean(),
                      "kl_at_accuracy_std": reached["kl_ref"].std(), "kl_last_mean": last.mean(),
                      "kl_last_std": last.std()})

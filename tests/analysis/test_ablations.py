@@ -95,15 +95,16 @@ def test_kl_at_an_accuracy_hand_worked(tmp_path):
     fake_run(tmp_path / "runs", "ppo-c", "ppo", 9, 0.6, [0.2] * 2, {1: 0.2, 2: 0.3})
     fake_run(tmp_path / "runs", "vineppo-a", "vineppo", 9, 0.6, [0.2] * 3, {1: 0.55, 3: 0.6})
     points, _, _ = ab.collect([tmp_path / "runs"])
-    table = ab.kl_at(points, 0.5).set_index("algo")
+    table = ab.kl_at(points, 0.5).set_index("method")
+    assert sorted(table.index) == ["ppo", "vineppo_k9"] and (table["temperature"] == 0.6).all()
     assert table.loc["ppo", "runs"] == 3 and table.loc["ppo", "runs_reaching"] == 2
     assert table.loc["ppo", "kl_at_accuracy_mean"] == pytest.approx(0.025)
     assert table.loc["ppo", "kl_at_accuracy_std"] == pytest.approx((2 * 0.005**2) ** 0.5)  # sample std
     assert table.loc["ppo", "first_iteration_mean"] == pytest.approx(2.5)
     assert table.loc["ppo", "kl_last_mean"] == pytest.approx((0.04 + 0.04 + 0.02) / 3)  # last evaluations
-    assert table.loc["vineppo", "kl_at_accuracy_mean"] == pytest.approx(0.01)
-    assert table.loc["vineppo", "kl_last_mean"] == pytest.approx(0.03)
+    assert table.loc["vineppo_k9", "kl_at_accuracy_mean"] == pytest.approx(0.01)
+    assert table.loc["vineppo_k9", "kl_last_mean"] == pytest.approx(0.03)
     assert ab.main([str(tmp_path / "runs"), "--kl-at", "0.5", "--out", str(tmp_path / "out")]) == 0
-    written = pd.read_csv(tmp_path / "out" / "kl_at.csv").set_index("algo")
+    written = pd.read_csv(tmp_path / "out" / "kl_at.csv").set_index("method")
     assert written.loc["ppo", "kl_at_accuracy_mean"] == pytest.approx(0.025)
     assert json.loads((tmp_path / "out" / "provenance.json").read_text())["kl_at"] == 0.5
