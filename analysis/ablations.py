@@ -13,9 +13,12 @@ Reads every finished RL run under the given folders (config.yaml, metrics.jsonl,
   are left out of them (and named). `--at-iteration N` compares the accuracy at evaluation N
   instead of the final one (where runs that end on a common plateau still differ; runs without an
   evaluation at N are named and left out).
+- KL at an accuracy (`--kl-at ACC`): each run's KL at its first evaluation at or above ACC, and at
+  its last, with the mean, std and count by method; runs that never reach ACC are counted, not
+  averaged (kl_at.csv). The paper's "better accuracy at equal KL" read from the other side.
 A panel whose setting takes a single value in the runs given is left out and named in the output.
 Writes points.csv (every evaluation), final.csv (one row per run), provenance.json and
-ablations.{png,pdf}. Unfinished runs are listed, not dropped silently.
+ablations.{png,pdf}; kl_at.csv with `--kl-at`. Unfinished runs are listed, not dropped silently.
 """
 
 from __future__ import annotations
@@ -76,6 +79,23 @@ def at_iteration(points: pd.DataFrame, final: pd.DataFrame, n: int) -> tuple[pd.
                   for r in sorted(set(final["run"]) - set(at["run"]))]
 
 
+def kl_at(points: pd.DataFrame, accuracy: float) -> pd.DataFrame:
+    """By method (VinePPO by K) and temperature: KL to the reference at each run's first evaluation
+    with test accuracy >= `accuracy` (mean, std over the runs that reach it, how many do) and at
+    its last evaluation."""
+    rows = []
+    method = points["algo"].where(points["algo"] != "vineppo", "vineppo_k" + points["k"].astype(str))
+    for (algo, temperature), runs in points.assign(method=method).sort_values("iteration").groupby(
+            ["method", "temperature"]):
+        reached = runs[runs["test_accuracy"] >= accuracy].groupby("run")[["iteration", "kl_ref"]].first()
+        last = runs.groupby("run")["kl_ref"].last()
+        rows.append({"method": algo, "temperature": temperature, "accuracy": accuracy, "runs": len(last), "runs_reaching": len(reached),
+                     "first_iteration_mean": reached["iteration"].mean(), "kl_at_accuracy_mean": reached["kl_ref"].mean(),
+                     "kl_at_accuracy_std": reached["kl_ref"].std(), "kl_last_mean": last.mean(),
+                     "kl_last_std": last.std()})
+    return pd.DataFrame(rows)
+
+
 def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path, which: str = "final") -> list[str]:
     """Draw the panels the data supports; return the names of those left out, and of runs left
     out of the K and temperature panels for a different budget, and why."""
@@ -128,8 +148,13 @@ def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path, which: str = "fin
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_folders(argv, __doc__, "results/ablations", lambda ap: ap.add_argument(
-        "--at-iteration", type=int, default=None, help="compare K and temperature at this evaluation, not the last"))
+    def options(ap) -> None:
+        ap.add_argument("--at-iteration", type=int, default=None,
+                        help="compare K and temperature at this evaluation, not the last")
+        ap.add_argument("--kl-at", type=float, default=None, metavar="ACC",
+                        help="KL to the reference where each run first reaches test accuracy ACC (kl_at.csv)")
+
+    args = parse_folders(argv, __doc__, "results/ablations", options)
     if args is None:
         return 2
     points, final, missing = collect(args.folders)
@@ -148,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     skipped += plot(points, final, args.out, which)
     atomic_write_text(args.out / "provenance.json", json.dumps(
         {"folders": [str(f) for f in args.folders], "commit": git_commit(), "missing_runs": missing,
-         "at_iteration": args.at_iteration, "panels_left_out": skipped}, indent=2))
+         "at_iteration": args.at_iteration, "kl_at": args.kl_at, "panels_left_out": skipped}, indent=2))
     print(final.drop(columns=["commit"]).to_string(index=False))
+    if args.kl_at is not None:
+        table = kl_at(points, args.kl_at)
+        atomic_write_text(args.out / "kl_at.csv", table.to_csv(index=False))
+        print(table.to_string(index=False))
     for s in skipped:
         print(f"left out: {s}")
     if missing:

@@ -18,8 +18,9 @@ kept as "speedup_wall_clock_if_noise_ignored". Wall-clock leaves out the time sp
 evaluations. VinePPO runs with different K among the folders are methods of their own,
 vineppo_k<K> (`--method vineppo_k3`), and PPO runs with a value-network learning rate of their own
 (`rl.value_learning_rate`) are ppo_vlr<rate> (`--baseline ppo_vlr0.0003`), and without the
-value-loss clip (`rl.value_clip=null`) ppo_noclip or ppo_vlr<rate>_noclip. Writes curves.csv, time_split.csv, speedup.json and
-compute_efficiency.{png,pdf}.
+value-loss clip (`rl.value_clip=null`) ppo_noclip or ppo_vlr<rate>_noclip. Runs without whitened
+advantages (`rl.whiten_advantages=false`) add _nowhiten to their method's name (ppo_nowhiten,
+vineppo_nowhiten). Writes curves.csv, time_split.csv, speedup.json and compute_efficiency.{png,pdf}.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
     """Per-evaluation curves and per-iteration time splits of every RL run under `folders`, each
     labelled with its method: the algorithm, for VinePPO runs with more than one K among
     them vineppo_k<K>, and for PPO runs whose value network is trained otherwise `ppo_label`."""
-    curves, splits, missing, vine_k, ppo_labels = [], [], [], {}, {}
+    curves, splits, missing, vine_k, ppo_labels, unwhitened = [], [], [], {}, {}, set()
     runs = [d for d in run_folders(folders) if (d / "metrics.jsonl").exists()]
     for d in runs:
         if not (d / "summary.json").exists():
@@ -72,6 +73,8 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
             vine_k[d.name] = rl.get("vine_k")
         if s["algo"] == "ppo" and (label := ppo_label(rl)):
             ppo_labels[d.name] = label
+        if rl.get("whiten_advantages", True) is False:
+            unwhitened.add(d.name)
         evals_before = 0.0  # elapsed_s counts earlier evaluations; the curves leave them out
         for r in read_jsonl(d / "metrics.jsonl"):
             splits.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],
@@ -89,7 +92,8 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
         labels.update({run: f"vineppo_k{k}" for run, k in vine_k.items()})
     for df in (curves, splits):
         if len(df):
-            df["algo"] = [labels.get(run, a) for a, run in zip(df["algo"], df["run"], strict=True)]
+            df["algo"] = [labels.get(run, a) + ("_nowhiten" if run in unwhitened else "")
+                          for a, run in zip(df["algo"], df["run"], strict=True)]
     return curves, splits.drop(columns="run", errors="ignore"), missing
 
 

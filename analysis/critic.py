@@ -47,6 +47,8 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, list[str]]:
         estimator = (f"value net lr {value_lr:g}" + (", no value clip" if clip is None else
                                                      f", value clip {clip:g}" if clip != RLConfig.value_clip else "")
                      if value_lr is not None else f"MC K={rl.get('vine_k')}")
+        if rl.get("whiten_advantages", True) is False:
+            estimator += ", advantages not whitened"
         records = read_jsonl(d / "metrics.jsonl")
         if not records or "value/explained_variance" not in records[0]:
             left_out.append(d.name)

@@ -104,7 +104,7 @@ def run_method(algo: str, init: Path, out: Path, args) -> list[dict]:
         f"rl.vine_k={args.k}", f"rl.vine_max_steps={args.vine_max_steps}", f"rl.rollout_batch_size={args.rollout_batch}",
         f"model.dtype={args.dtype}", f"model.max_length={args.max_new_tokens + 256}", "rl.save_every=1000000",
         f"output_dir={out}", f"run_name={algo}", f"device={args.device}", "eval.max_new_tokens=16",
-        "eval.batch_size=64",
+        "eval.batch_size=64", *args.set,
     ])
     train_rl(cfg)
     return read_jsonl(out / algo / "metrics.jsonl")
@@ -151,7 +151,15 @@ def main() -> int:
     ap.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
     ap.add_argument("--peak-tflops", type=float, default=None)
     ap.add_argument("--methods", nargs="+", default=["ppo", "vineppo"])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for every run (repeatable), e.g. rl.shared_prefix=false")
     args = ap.parse_args()
+    from vineppo.config import ConfigError, make_config
+
+    try:  # a bad --set stops here, before minutes of building and loading
+        make_config(["preset=tiny", *args.set])
+    except ConfigError as e:
+        ap.error(f"--set: {e}")
 
     import torch
 
@@ -174,7 +182,7 @@ def main() -> int:
         print(f"{r['method']:<9} {r['s_per_iteration']:>7} {r['generation_tokens_per_s']:>10.0f} {mc:>10} "
               f"{r['training_tokens_per_s']:>12.0f} {r['model_tflops_per_s']:>8} {mfu:>6}")
     print(json.dumps({"device": device_name, "scale": args.scale, "parameters": num_params, "dtype": args.dtype,
-                      "torch": torch.__version__, "results": results}))
+                      "torch": torch.__version__, "overrides": args.set, "results": results}))
     return 0
 
 

@@ -94,3 +94,80 @@ def test_install_wheels_stops_with_the_folder_named_on_a_broken_wheel(tmp_path, 
     (tmp_path / "wheels" / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip file")
     with pytest.raises(SystemExit, match="wheels"):
         gpu_check.install_wheels(tmp_path / "wheels", tmp_path / "site", tmp_path / "w.log")
+
+
+def fake_runs(work: Path, fails: dict[str, int], calls: list[list[str]]):
+    """A stand-in for gpu_check.run: the command's run writes a summary (accuracy by method), except
+    methods in `fails`, which exit with that code unless run with rl.shared_prefix=false and code 1."""
+    accuracy = {"sft": 0.25, "restem": 0.5, "dpo_plus": 0.5625, "ppo": 0.75, "vineppo": 0.8125, "grpo": 0.6875,
+                "rloo": 0.625}
+
+    def run(cmd, log, limit, env=None):
+        calls.append(cmd)
+        name = next(a.split("=", 1)[1] for a in cmd if a.startswith("run_name="))
+        algo = next((a.split("=", 1)[1] for a in cmd if a.startswith("rl.algo=")), "sft")
+        code = fails.get(algo, 0)
+        if code == 2 or (code == 1 and "rl.shared_prefix=false" not in cmd):
+            return code, ""
+        (work / name).mkdir(parents=True)
+        (work / name / "summary.json").write_text(json.dumps({"test_greedy_accuracy": accuracy[algo],
+                                                              "seconds_per_iteration": 1.5}))
+        return 0, ""
+    return run, accuracy
+
+
+def test_tiny_check_retries_a_failing_method_without_shared_prefix_and_runs_the_rest(tmp_path, monkeypatch):
+    gpu_check = load_script("gpu_check")
+    calls: list[list[str]] = []
+    run, accuracy = fake_runs(tmp_path / "runs", {"vineppo": 1, "grpo": 2}, calls)
+    monkeypatch.setattr(gpu_check, "run", run)
+    result = gpu_check.check_tiny(tmp_path, gpu_check.SCALES["tiny"], tmp_path / "runs")
+    assert result["status"] == "failed"
+    assert result["reason"] == "grpo exit 2; vineppo passed only with rl.shared_prefix=false"
+    assert result["accuracy"] == {k: v for k, v in accuracy.items() if k != "grpo"}  # rloo still ran after grpo
+    assert result["passed_only_with"] == {"rl.shared_prefix=false": ["vineppo"]}
+    names = [next(a for a in c if a.startswith("run_name=")) for c in calls]
+    assert names == ["run_name=sft", "run_name=restem", "run_name=dpo_plus", "run_name=ppo", "run_name=vineppo",
+                     "run_name=vineppo_no_shared_prefix", "run_name=grpo", "run_name=grpo_no_shared_prefix",
+                     "run_name=rloo"]
+
+
+def test_tiny_check_is_ok_when_every_method_passes_first_time(tmp_path, monkeypatch):
+    gpu_check = load_script("gpu_check")
+    calls: list[list[str]] = []
+    run, accuracy = fake_runs(tmp_path / "runs", {}, calls)
+    monkeypatch.setattr(gpu_check, "run", run)
+    result = gpu_check.check_tiny(tmp_path, gpu_check.SCALES["tiny"], tmp_path / "runs")
+    assert result["status"] == "ok" and "reason" not in result and "passed_only_with" not in result
+    assert result["accuracy"] == accuracy and len(calls) == 7
+    assert not any("rl.shared_prefix=false" in c for c in calls)
+
+
+@pytest.mark.parametrize("second", [0, 1])
+def test_throughput_check_runs_again_without_shared_prefix(tmp_path, monkeypatch, second):
+    gpu_check = load_script("gpu_check")
+    calls: list[list[str]] = []
+    line = json.dumps({"device": "x", "results": [{"method": "ppo"}]})
+
+    def run(cmd, log, limit, env=None):
+        calls.append(cmd)
+        return (1, "Traceback ...") if len(calls) == 1 else (second, line if second == 0 else "still broken")
+    monkeypatch.setattr(gpu_check, "run", run)
+    result = gpu_check.check_throughput(tmp_path, gpu_check.SCALES["tiny"])
+    assert calls[1][-2:] == ["--set", "rl.shared_prefix=false"] and "--set" not in calls[0]
+    assert result["status"] == "failed"
+    if second == 0:  # the numbers are kept, and the cause named
+        assert result["reason"] == "exit 1; passed only with rl.shared_prefix=false"
+        assert result["results"] == [{"method": "ppo"}]
+    else:
+        assert result["reason"] == "exit 1; with rl.shared_prefix=false: exit 1" and "results" not in result
+
+
+def test_gpu_throughput_passes_set_overrides_to_the_config(tmp_path):
+    """--set reaches the run's config: a misspelt key stops with the closest valid one named."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_throughput.py"), "--scale", "tiny",
+                           "--device", "cpu", "--set", "rl.shared_prefx=false"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "rl.shared_prefx" in proc.stderr and "rl.shared_prefix" in proc.stderr.replace("rl.shared_prefx", "")

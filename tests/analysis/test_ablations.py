@@ -84,3 +84,27 @@ def test_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert len(prov["panels_left_out"]) == 2 and prov["missing_runs"] == []
     assert (tmp_path / "ablations.png").stat().st_size > 0 and (tmp_path / "ablations.pdf").exists()
     assert ab.main([str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+
+
+def test_kl_at_an_accuracy_hand_worked(tmp_path):
+    """KL in the fake runs is 0.01 x iteration. PPO run a first reaches 0.5 at iteration 3 (0.03), run b
+    at iteration 2 (0.02), run c never; VinePPO's one run at iteration 1 (0.01)."""
+    ab = load_script("ablations")
+    fake_run(tmp_path / "runs", "ppo-a", "ppo", 9, 0.6, [0.2] * 4, {1: 0.1, 2: 0.4, 3: 0.5, 4: 0.7})
+    fake_run(tmp_path / "runs", "ppo-b", "ppo", 9, 0.6, [0.2] * 4, {2: 0.6, 4: 0.45})
+    fake_run(tmp_path / "runs", "ppo-c", "ppo", 9, 0.6, [0.2] * 2, {1: 0.2, 2: 0.3})
+    fake_run(tmp_path / "runs", "vineppo-a", "vineppo", 9, 0.6, [0.2] * 3, {1: 0.55, 3: 0.6})
+    points, _, _ = ab.collect([tmp_path / "runs"])
+    table = ab.kl_at(points, 0.5).set_index("method")
+    assert sorted(table.index) == ["ppo", "vineppo_k9"] and (table["temperature"] == 0.6).all()
+    assert table.loc["ppo", "runs"] == 3 and table.loc["ppo", "runs_reaching"] == 2
+    assert table.loc["ppo", "kl_at_accuracy_mean"] == pytest.approx(0.025)
+    assert table.loc["ppo", "kl_at_accuracy_std"] == pytest.approx((2 * 0.005**2) ** 0.5)  # sample std
+    assert table.loc["ppo", "first_iteration_mean"] == pytest.approx(2.5)
+    assert table.loc["ppo", "kl_last_mean"] == pytest.approx((0.04 + 0.04 + 0.02) / 3)  # last evaluations
+    assert table.loc["vineppo_k9", "kl_at_accuracy_mean"] == pytest.approx(0.01)
+    assert table.loc["vineppo_k9", "kl_last_mean"] == pytest.approx(0.03)
+    assert ab.main([str(tmp_path / "runs"), "--kl-at", "0.5", "--out", str(tmp_path / "out")]) == 0
+    written = pd.read_csv(tmp_path / "out" / "kl_at.csv").set_index("method")
+    assert written.loc["ppo", "kl_at_accuracy_mean"] == pytest.approx(0.025)
+    assert json.loads((tmp_path / "out" / "provenance.json").read_text())["kl_at"] == 0.5

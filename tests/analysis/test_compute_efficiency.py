@@ -245,3 +245,31 @@ def test_ppo_runs_with_their_own_value_learning_rate_are_methods_of_their_own(tm
                                                      "ppo_vclip0.5"}
     assert c[c["algo"] == "ppo_vlr0.0003"]["test_accuracy"].tolist() == [0.45, 0.7]
     assert c[c["algo"] == "ppo_vlr0.0003_noclip"]["test_accuracy"].tolist() == [0.5, 0.8]
+
+
+def test_runs_without_whitening_are_methods_of_their_own(tmp_path):
+    """rl.whiten_advantages=false adds _nowhiten to any method's name (after vineppo_k<K> and
+    ppo_vlr<rate>), so such runs are never averaged with the whitened ones."""
+    from vineppo.runio import append_jsonl
+
+    ce = load_script("compute_efficiency")
+    for name, algo, extra, accs in (("ppo-s0", "ppo", "", (0.4, 0.5)),
+                                    ("ppo_nw-s0", "ppo", "  whiten_advantages: false\n", (0.45, 0.6)),
+                                    ("fast_nw-s0", "ppo", "  whiten_advantages: false\n  value_learning_rate: 0.003\n",
+                                     (0.5, 0.65)),
+                                    ("k9-s0", "vineppo", "  vine_k: 9\n", (0.5, 0.7)),
+                                    ("k3_nw-s0", "vineppo", "  vine_k: 3\n  whiten_advantages: false\n", (0.55, 0.75))):
+        d = tmp_path / name
+        d.mkdir()
+        for i, acc in enumerate(accs, start=1):
+            append_jsonl(d / "metrics.jsonl", {
+                "iteration": i, "train/grad_steps": 8 * i, "time/elapsed_s": 10.0 * i, "time/eval_s": 0.0,
+                "eval/greedy_accuracy": acc, "time/generation_s": 1.0, "time/value_estimation_s": 1.0,
+                "time/training_s": 8.0})
+        (d / "config.yaml").write_text("rl:\n  prompts_per_iter: 4\n  samples_per_prompt: 2\n" + extra)
+        (d / "summary.json").write_text(json.dumps({"algo": algo, "seed": 0}))
+    c, splits, _ = ce.collect([tmp_path])
+    assert set(c["algo"]) == set(splits["algo"]) == {"ppo", "ppo_nowhiten", "ppo_vlr0.003_nowhiten", "vineppo_k9",
+                                                     "vineppo_k3_nowhiten"}
+    assert c[c["algo"] == "ppo_nowhiten"]["test_accuracy"].tolist() == [0.45, 0.6]
+    assert c[c["algo"] == "vineppo_k3_nowhiten"]["test_accuracy"].tolist() == [0.55, 0.75]
