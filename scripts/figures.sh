@@ -42,9 +42,16 @@ run analysis/compute_efficiency.py results/critic_lr_per_model/runs results/wall
 run analysis/compute_efficiency.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs/vineppo_k9-* --baseline ppo_vlr0.0003 --out results/critic_lr_per_model/vs_vineppo_vlr0.0003
 run analysis/compute_efficiency.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs/vineppo_k9-* --baseline ppo_vlr0.003 --out results/critic_lr_per_model/vs_vineppo_vlr0.003
 run analysis/rl_table.py results/table1_ppo_per_model/runs --out results/table1_ppo_per_model   # the table's PPO rows, clipped per model
+run analysis/ablations.py results/wall_clock_per_model/runs --at-iteration 4 --kl-at 0.85 --out results/kl_per_model  # KL at 0.85, PPO per model
+run analysis/ablations.py results/temperature_per_model/runs results/temperature_hard/runs/vineppo_* results/wall_clock_per_model/runs/ppo-* results/wall_clock_per_model/runs/vineppo_k9-* --at-iteration 4 --out results/temperature_per_model
+run analysis/compute_efficiency.py results/whiten_hard/runs --method vineppo_nowhiten --baseline ppo_nowhiten --out results/whiten_hard  # advantages not whitened
+run analysis/compute_efficiency.py results/whiten_hard/runs --method ppo_vlr0.003_nowhiten --baseline ppo_nowhiten --out results/whiten_hard/critic_vlr0.003
+run analysis/compute_efficiency.py results/whiten_hard/runs results/wall_clock_per_model/runs/ppo-* --method ppo_nowhiten --baseline ppo --out results/whiten_hard/ppo_vs_whitened
+run analysis/critic.py results/whiten_hard/runs results/wall_clock_per_model/runs results/critic_lr_per_model/runs --out results/whiten_hard/critic
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
-for d in results/value_quality_vlr/vlr*/ results/value_quality_vlr/vlr*/step4/; do  # the same with PPO's value lr
+for d in results/value_quality_vlr/vlr*/ results/value_quality_vlr/vlr*/step4/ results/value_quality_per_model/vlr*/ \
+         results/value_quality_per_model/vlr*/step4/; do  # the same with PPO's value lr (joint clip, then per model)
   run analysis/value_quality.py --replot --out "${d%/}"
 done
 echo "rebuilt results/ figures and tables; the main table per run: python analysis/rl_table.py results/table1_runs --out results/rl_table"

@@ -56,6 +56,18 @@ JOBS = [
     ("compute_efficiency", ["results/critic_lr_per_model/runs", "results/wall_clock_per_model/runs/vineppo_k9-*",
                             "--baseline", "ppo_vlr0.003"], "critic_lr_per_model/vs_vineppo_vlr0.003"),
     ("rl_table", ["results/table1_ppo_per_model/runs"], "table1_ppo_per_model"),
+    ("ablations", ["results/wall_clock_per_model/runs", "--at-iteration", "4", "--kl-at", "0.85"], "kl_per_model"),
+    ("ablations", ["results/temperature_per_model/runs", "results/temperature_hard/runs/vineppo_*",
+                   "results/wall_clock_per_model/runs/ppo-*", "results/wall_clock_per_model/runs/vineppo_k9-*",
+                   "--at-iteration", "4"], "temperature_per_model"),
+    ("compute_efficiency", ["results/whiten_hard/runs", "--method", "vineppo_nowhiten", "--baseline", "ppo_nowhiten"],
+     "whiten_hard"),
+    ("compute_efficiency", ["results/whiten_hard/runs", "--method", "ppo_vlr0.003_nowhiten", "--baseline",
+                            "ppo_nowhiten"], "whiten_hard/critic_vlr0.003"),
+    ("compute_efficiency", ["results/whiten_hard/runs", "results/wall_clock_per_model/runs/ppo-*", "--method",
+                            "ppo_nowhiten", "--baseline", "ppo"], "whiten_hard/ppo_vs_whitened"),
+    ("critic", ["results/whiten_hard/runs", "results/wall_clock_per_model/runs", "results/critic_lr_per_model/runs"],
+     "whiten_hard/critic"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
 
