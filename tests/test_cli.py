@@ -28,3 +28,11 @@ def test_bad_key_exits_2_naming_closest(capsys):
 def test_unknown_command(capsys):
     assert main(["trian"]) == 2
     assert "unknown command 'trian'" in capsys.readouterr().err
+
+
+def test_usage_names_every_rl_algorithm():
+    from vineppo.cli import USAGE
+    from vineppo.loop import ALGOS
+
+    line = next(x for x in USAGE.splitlines() if x.strip().startswith("rl "))
+    assert set(line.split("rl.algo=")[1].split()[0].split("|")) == set(ALGOS)

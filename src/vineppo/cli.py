@@ -13,7 +13,7 @@ USAGE = """usage: vineppo COMMAND [key=value ...]
 
 commands:
   sft    train (or resume) an SFT run: tokenizer, model, evaluation; e.g. task.name=arith_hard
-  rl     train (or resume) rl.algo=ppo|vineppo|grpo|rloo from rl.init=<SFT checkpoint>
+  rl     train (or resume) rl.algo=ppo|vineppo|grpo|rloo|restem|dpo_plus from rl.init=<SFT checkpoint>
   eval   evaluate model.name_or_path on task.name's eval.split (test|train), writes <output_dir>/<run_name>.json
   tiny   the tiny preset's main job: SFT + evaluation on arith and arith_hard, then a summary table
   keys   list every config key

@@ -162,12 +162,16 @@ def test_blame_summaries_rebuild(folder, tmp_path):
     assert (RESULTS / folder).parent.parent.joinpath("run.sh").is_file()
 
 
-@pytest.mark.parametrize(("method", "earlier"), [("vineppo_k9", "wall_clock_hard"), ("vineppo_k3", "wall_clock_hard"),
-                                                 ("ppo", "grad_clip_hard")])
-def test_reruns_reproduce_their_accuracies(method, earlier):
-    """wall_clock_per_model/ reran, in another session, runs whose code path had not changed (VinePPO
-    from wall_clock_hard/, PPO clipped per model from grad_clip_hard/): every seed's test accuracy
-    at every evaluation is the same number (same seed and config give the same numbers on CPU)."""
+@pytest.mark.parametrize(("method", "now", "earlier"), [
+    ("vineppo_k9", "wall_clock_per_model", "wall_clock_hard"), ("vineppo_k3", "wall_clock_per_model", "wall_clock_hard"),
+    ("ppo", "wall_clock_per_model", "grad_clip_hard"), ("ppo", "credit_blame_per_model", "wall_clock_per_model"),
+    ("ppo_vlr3e-4", "credit_blame_per_model", "critic_lr_per_model"),
+    ("ppo_vlr3e-3", "credit_blame_per_model", "critic_lr_per_model")])
+def test_reruns_reproduce_their_accuracies(method, now, earlier):
+    """Runs made again, in another session, whose code path had not changed (wall_clock_per_model/:
+    VinePPO from wall_clock_hard/, PPO clipped per model from grad_clip_hard/; credit_blame_per_model/:
+    PPO with checkpoints kept, from wall_clock_per_model/ and critic_lr_per_model/): every seed's test
+    accuracy at every evaluation is the same number (same seed and config give the same numbers on CPU)."""
     def accuracies(folder):
         rows = {}
         for path in sorted((RESULTS / folder / "runs").glob(f"{method}-*/metrics.jsonl")):
@@ -175,8 +179,7 @@ def test_reruns_reproduce_their_accuracies(method, earlier):
             rows[path.parent.name] = [(r["iteration"], r["eval/greedy_accuracy"]) for r in records]
         return rows
 
-    now, before = accuracies("wall_clock_per_model"), accuracies(earlier)
-    assert len(now) == 6 and now == before
+    assert len(accuracies(now)) == 6 and accuracies(now) == accuracies(earlier)
 
 
 def test_main_table_runs_reproduce_earlier_runs():
