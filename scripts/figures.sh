@@ -48,6 +48,11 @@ run analysis/compute_efficiency.py results/whiten_hard/runs --method vineppo_now
 run analysis/compute_efficiency.py results/whiten_hard/runs --method ppo_vlr0.003_nowhiten --baseline ppo_nowhiten --out results/whiten_hard/critic_vlr0.003
 run analysis/compute_efficiency.py results/whiten_hard/runs results/wall_clock_per_model/runs/ppo-* --method ppo_nowhiten --baseline ppo --out results/whiten_hard/ppo_vs_whitened
 run analysis/critic.py results/whiten_hard/runs results/wall_clock_per_model/runs results/critic_lr_per_model/runs --out results/whiten_hard/critic
+run analysis/critic.py results/value_clip_per_model/runs results/critic_lr_per_model/runs --out results/value_clip_per_model  # no value clip, per model
+run analysis/compute_efficiency.py results/value_clip_per_model/runs results/wall_clock_per_model/runs/vineppo_k9-* --baseline ppo_vlr0.0003_noclip --out results/value_clip_per_model/vs_vineppo_vlr0.0003
+run analysis/compute_efficiency.py results/value_clip_per_model/runs results/wall_clock_per_model/runs/vineppo_k9-* --baseline ppo_vlr0.003_noclip --out results/value_clip_per_model/vs_vineppo_vlr0.003
+run analysis/credit_assignment.py dial results/credit_dial_per_model/runs --out results/credit_dial_per_model  # chain length, PPO per model
+run analysis/credit_assignment.py dial results/credit_dial_per_model/joint_runs results/credit_dial_per_model/runs/sft-arith results/credit_dial_per_model/runs/vineppo-* --out results/credit_dial_per_model/joint_clip
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 for d in results/value_quality_vlr/vlr*/ results/value_quality_vlr/vlr*/step4/ results/value_quality_per_model/vlr*/ \

@@ -68,6 +68,14 @@ JOBS = [
                             "ppo_nowhiten", "--baseline", "ppo"], "whiten_hard/ppo_vs_whitened"),
     ("critic", ["results/whiten_hard/runs", "results/wall_clock_per_model/runs", "results/critic_lr_per_model/runs"],
      "whiten_hard/critic"),
+    ("critic", ["results/value_clip_per_model/runs", "results/critic_lr_per_model/runs"], "value_clip_per_model"),
+    ("compute_efficiency", ["results/value_clip_per_model/runs", "results/wall_clock_per_model/runs/vineppo_k9-*",
+                            "--baseline", "ppo_vlr0.0003_noclip"], "value_clip_per_model/vs_vineppo_vlr0.0003"),
+    ("compute_efficiency", ["results/value_clip_per_model/runs", "results/wall_clock_per_model/runs/vineppo_k9-*",
+                            "--baseline", "ppo_vlr0.003_noclip"], "value_clip_per_model/vs_vineppo_vlr0.003"),
+    ("credit_assignment", ["dial", "results/credit_dial_per_model/runs"], "credit_dial_per_model"),
+    ("credit_assignment", ["dial", "results/credit_dial_per_model/joint_runs", "results/credit_dial_per_model/runs/sft-arith",
+                           "results/credit_dial_per_model/runs/vineppo-*"], "credit_dial_per_model/joint_clip"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
 
