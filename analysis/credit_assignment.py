@@ -6,8 +6,8 @@
 
 dial: the `credit_dial` sweep trains PPO and VinePPO (3 seeds) on problems of 2-9 steps from one
 SFT start; test accuracy is split by chain length (2-3, 4-6, 7-9 steps), and the VinePPO - PPO gap
-per length, mean ± standard error over seeds. Writes dial.csv (every run x length), gap.csv and
-dial.{png,pdf}.
+per length, mean ± standard error over seeds (`--baseline grpo`: VinePPO against another method's
+runs among the folders). Writes dial.csv (every run x length), gap.csv and dial.{png,pdf}.
 
 blame: at a PPO checkpoint (policy + value network), one sampled response per held-out problem; for
 each wrong response whose first wrong step is located (`tasks.arith.first_error`), the step
@@ -80,21 +80,21 @@ def dial_rows(folders: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def dial_gap(df: pd.DataFrame) -> pd.DataFrame:
-    """VinePPO - PPO per length bucket: difference of means, standard error from both methods' seeds."""
+def dial_gap(df: pd.DataFrame, baseline: str = "ppo") -> pd.DataFrame:
+    """VinePPO - `baseline` per length bucket: difference of means, standard error from both methods' seeds."""
     rows = []
     for bucket, g in df.groupby("bucket"):
         out = {"bucket": bucket}
-        for m in ("sft", "ppo", "vineppo"):
+        for m in ("sft", baseline, "vineppo"):
             out[f"{m}_mean"], out[f"{m}_se"] = mean_and_se(g[g["method"] == m]["accuracy"].tolist() or [float("nan")])
-        out["gap"] = out["vineppo_mean"] - out["ppo_mean"]
-        out["gap_se"] = (out["vineppo_se"] ** 2 + out["ppo_se"] ** 2) ** 0.5
+        out["gap"] = out["vineppo_mean"] - out[f"{baseline}_mean"]
+        out["gap_se"] = (out["vineppo_se"] ** 2 + out[f"{baseline}_se"] ** 2) ** 0.5
         out["problems"] = int(g["problems"].iloc[0])
         rows.append(out)
     return pd.DataFrame(rows)
 
 
-def plot_dial(df: pd.DataFrame, gap: pd.DataFrame, out: Path) -> None:
+def plot_dial(df: pd.DataFrame, gap: pd.DataFrame, out: Path, baseline: str = "ppo") -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     order = sorted(df["bucket"].unique(), key=lambda b: int(b.split("-")[0]))
@@ -109,7 +109,7 @@ def plot_dial(df: pd.DataFrame, gap: pd.DataFrame, out: Path) -> None:
     g = gap.set_index("bucket").loc[order]
     axes[1].errorbar(order, g["gap"], yerr=g["gap_se"], marker="o", capsize=3, color=colours.get("vineppo"))
     axes[1].axhline(0, color="k", ls="--", lw=1)
-    axes[1].set(xlabel="solution length (steps)", ylabel="VinePPO - PPO test accuracy",
+    axes[1].set(xlabel="solution length (steps)", ylabel=f"VinePPO - {baseline.upper()} test accuracy",
                 title="the credit-assignment dial")
     fig.tight_layout()
     save(fig, out, "dial")
@@ -117,14 +117,14 @@ def plot_dial(df: pd.DataFrame, gap: pd.DataFrame, out: Path) -> None:
 
 def run_dial(args) -> int:
     df = dial_rows(args.folders)
-    if df.empty or not {"ppo", "vineppo"} <= set(df["method"]):
-        print(f"no PPO and VinePPO runs with eval/test.json under {', '.join(map(str, args.folders))}",
+    if df.empty or not {args.baseline, "vineppo"} <= set(df["method"]):
+        print(f"no {args.baseline} and vineppo runs with eval/test.json under {', '.join(map(str, args.folders))}",
               file=sys.stderr)
         return 2
-    gap = dial_gap(df)
+    gap = dial_gap(df, args.baseline)
     write_outputs(args.out, {"dial": df, "gap": gap}, {
         "folders": [str(f) for f in args.folders], "runs": sorted(df["run"].unique().tolist())})
-    plot_dial(df, gap, args.out)
+    plot_dial(df, gap, args.out, args.baseline)
     print(gap.to_string(index=False))
     print(f"wrote {args.out}/dial.csv, gap.csv, dial.png/pdf")
     return 0
@@ -280,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=9, help="blame: VinePPO's MC continuations per state")
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--baseline", default="ppo", help="dial: the method VinePPO is compared with (rl.algo)")
     args = ap.parse_args(argv)
     bad = [str(f) for f in args.folders if not f.is_dir()]
     if bad:

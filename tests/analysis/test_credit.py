@@ -102,6 +102,14 @@ def test_dial_on_fabricated_runs(tmp_path):
     assert gap["7-9"]["gap_se"] == pytest.approx(1 / 3)
     assert (out / "dial.png").exists()
     assert credit_script.main(["dial", str(tmp_path / "sft-arith"), "--out", str(out)]) == 2
+    # Against GRPO runs that solve everything on every seed: VinePPO behind on long chains by 1/3.
+    for s in range(3):
+        fake(f"grpo-arith-s{s}", "grpo", s, lambda i: True)
+    assert credit_script.main(["dial", str(tmp_path), "--baseline", "grpo", "--out", str(out / "grpo")]) == 0
+    gap = credit_script.pd.read_csv(out / "grpo" / "gap.csv").set_index("bucket").to_dict("index")
+    assert gap["7-9"]["grpo_mean"] == 1.0 and gap["7-9"]["gap"] == pytest.approx(-1 / 3)
+    assert gap["7-9"]["gap_se"] == pytest.approx(1 / 3) and "ppo_mean" not in gap["7-9"]
+    assert credit_script.main(["dial", str(tmp_path), "--baseline", "rloo", "--out", str(out / "rloo")]) == 2
 
 
 @pytest.mark.slow
