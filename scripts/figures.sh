@@ -53,6 +53,8 @@ run analysis/compute_efficiency.py results/value_clip_per_model/runs results/wal
 run analysis/compute_efficiency.py results/value_clip_per_model/runs results/wall_clock_per_model/runs/vineppo_k9-* --baseline ppo_vlr0.003_noclip --out results/value_clip_per_model/vs_vineppo_vlr0.003
 run analysis/credit_assignment.py dial results/credit_dial_per_model/runs --out results/credit_dial_per_model  # chain length, PPO per model
 run analysis/credit_assignment.py dial results/credit_dial_per_model/joint_runs results/credit_dial_per_model/runs/sft-arith results/credit_dial_per_model/runs/vineppo-* --out results/credit_dial_per_model/joint_clip
+run analysis/credit_assignment.py dial results/credit_dial_grpo_rloo/runs/grpo-* results/credit_dial_per_model/runs/sft-arith results/credit_dial_per_model/runs/vineppo-* --baseline grpo --out results/credit_dial_grpo_rloo
+run analysis/credit_assignment.py dial results/credit_dial_grpo_rloo/runs/rloo-* results/credit_dial_per_model/runs/sft-arith results/credit_dial_per_model/runs/vineppo-* --baseline rloo --out results/credit_dial_grpo_rloo/rloo
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 for d in results/value_quality_vlr/vlr*/ results/value_quality_vlr/vlr*/step4/ results/value_quality_per_model/vlr*/ \

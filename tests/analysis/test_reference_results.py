@@ -76,6 +76,11 @@ JOBS = [
     ("credit_assignment", ["dial", "results/credit_dial_per_model/runs"], "credit_dial_per_model"),
     ("credit_assignment", ["dial", "results/credit_dial_per_model/joint_runs", "results/credit_dial_per_model/runs/sft-arith",
                            "results/credit_dial_per_model/runs/vineppo-*"], "credit_dial_per_model/joint_clip"),
+    ("credit_assignment", ["dial", "results/credit_dial_grpo_rloo/runs/grpo-*", "results/credit_dial_per_model/runs/sft-arith",
+                           "results/credit_dial_per_model/runs/vineppo-*", "--baseline", "grpo"], "credit_dial_grpo_rloo"),
+    ("credit_assignment", ["dial", "results/credit_dial_grpo_rloo/runs/rloo-*", "results/credit_dial_per_model/runs/sft-arith",
+                           "results/credit_dial_per_model/runs/vineppo-*", "--baseline", "rloo"],
+     "credit_dial_grpo_rloo/rloo"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
 
