@@ -220,26 +220,31 @@ def test_vine_k_ablation_runs_are_methods_of_their_own(tmp_path):
     assert json.loads((tmp_path / "out" / "speedup.json").read_text())["speedup_if_noise_ignored"]["method"] == "vineppo_k3"
 
 
+def labelled_run(root, name: str, algo: str, rl_yaml: str, accs) -> None:
+    """A finished run folder with evaluations `accs`, 10 s and 8 gradient steps per iteration, and
+    `rl_yaml` (indented `rl:` keys) in its config."""
+    from vineppo.runio import append_jsonl
+
+    d = root / name
+    d.mkdir()
+    for i, acc in enumerate(accs, start=1):
+        append_jsonl(d / "metrics.jsonl", {
+            "iteration": i, "train/grad_steps": 8 * i, "time/elapsed_s": 10.0 * i, "time/eval_s": 0.0,
+            "eval/greedy_accuracy": acc, "time/generation_s": 1.0, "time/value_estimation_s": 1.0,
+            "time/training_s": 8.0})
+    (d / "config.yaml").write_text("rl:\n  prompts_per_iter: 4\n  samples_per_prompt: 2\n" + rl_yaml)
+    (d / "summary.json").write_text(json.dumps({"algo": algo, "seed": 0}))
+
+
 def test_ppo_runs_with_their_own_value_learning_rate_are_methods_of_their_own(tmp_path):
     """PPO runs with rl.value_learning_rate set are ppo_vlr<rate>, without the value clip ..._noclip,
     with another clip ..._vclip<c>; those at the defaults stay ppo."""
-    from vineppo.runio import append_jsonl
-
     ce = load_script("compute_efficiency")
     for name, value_lr, clip, accs in (("ppo-s0", None, 0.2, (0.4, 0.5)), ("fast-s0", 0.0003, 0.2, (0.45, 0.7)),
                                        ("fastnoclip-s0", 0.0003, None, (0.5, 0.8)), ("noclip-s0", None, None, (0.3, 0.6)),
                                        ("clip05-s0", None, 0.5, (0.35, 0.55))):
-        d = tmp_path / name
-        d.mkdir()
-        for i, acc in enumerate(accs, start=1):
-            append_jsonl(d / "metrics.jsonl", {
-                "iteration": i, "train/grad_steps": 8 * i, "time/elapsed_s": 10.0 * i, "time/eval_s": 0.0,
-                "eval/greedy_accuracy": acc, "time/generation_s": 1.0, "time/value_estimation_s": 1.0,
-                "time/training_s": 8.0})
-        (d / "config.yaml").write_text("rl:\n  prompts_per_iter: 4\n  samples_per_prompt: 2\n"
-                                       f"  value_learning_rate: {'null' if value_lr is None else value_lr}\n"
-                                       f"  value_clip: {'null' if clip is None else clip}\n")
-        (d / "summary.json").write_text(json.dumps({"algo": "ppo", "seed": 0}))
+        labelled_run(tmp_path, name, "ppo", f"  value_learning_rate: {'null' if value_lr is None else value_lr}\n"
+                                            f"  value_clip: {'null' if clip is None else clip}\n", accs)
     c, splits, _ = ce.collect([tmp_path])
     assert set(c["algo"]) == set(splits["algo"]) == {"ppo", "ppo_vlr0.0003", "ppo_vlr0.0003_noclip", "ppo_noclip",
                                                      "ppo_vclip0.5"}
@@ -250,8 +255,6 @@ def test_ppo_runs_with_their_own_value_learning_rate_are_methods_of_their_own(tm
 def test_runs_without_whitening_are_methods_of_their_own(tmp_path):
     """rl.whiten_advantages=false adds _nowhiten to any method's name (after vineppo_k<K> and
     ppo_vlr<rate>), so such runs are never averaged with the whitened ones."""
-    from vineppo.runio import append_jsonl
-
     ce = load_script("compute_efficiency")
     for name, algo, extra, accs in (("ppo-s0", "ppo", "", (0.4, 0.5)),
                                     ("ppo_nw-s0", "ppo", "  whiten_advantages: false\n", (0.45, 0.6)),
@@ -259,15 +262,7 @@ def test_runs_without_whitening_are_methods_of_their_own(tmp_path):
                                      (0.5, 0.65)),
                                     ("k9-s0", "vineppo", "  vine_k: 9\n", (0.5, 0.7)),
                                     ("k3_nw-s0", "vineppo", "  vine_k: 3\n  whiten_advantages: false\n", (0.55, 0.75))):
-        d = tmp_path / name
-        d.mkdir()
-        for i, acc in enumerate(accs, start=1):
-            append_jsonl(d / "metrics.jsonl", {
-                "iteration": i, "train/grad_steps": 8 * i, "time/elapsed_s": 10.0 * i, "time/eval_s": 0.0,
-                "eval/greedy_accuracy": acc, "time/generation_s": 1.0, "time/value_estimation_s": 1.0,
-                "time/training_s": 8.0})
-        (d / "config.yaml").write_text("rl:\n  prompts_per_iter: 4\n  samples_per_prompt: 2\n" + extra)
-        (d / "summary.json").write_text(json.dumps({"algo": algo, "seed": 0}))
+        labelled_run(tmp_path, name, algo, extra, accs)
     c, splits, _ = ce.collect([tmp_path])
     assert set(c["algo"]) == set(splits["algo"]) == {"ppo", "ppo_nowhiten", "ppo_vlr0.003_nowhiten", "vineppo_k9",
                                                      "vineppo_k3_nowhiten"}
