@@ -18,6 +18,8 @@ entry in `summary.json` (status ok | failed | skipped, the reason, seconds, its 
    installed (else skipped, and why).
 A failed check does not stop the others; the exit status is 1 if any failed.
 
+The output folder gets summary.json and at most six logs (a device tool that returns only a few
+files takes them all when the run folders are elsewhere: GPU_CHECK_RUNS=/tmp/gpu_runs).
 On a machine without a package index, first run `scripts/gpu_wheels.py` where PyPI is reachable and
 bring its `.whl/` along: the wheels there (or in $GPU_CHECK_WHEELS) are installed into a folder of
 their own, ahead of the machine's packages, before the checks. Run folders (checkpoints) go to
@@ -134,8 +136,10 @@ def check_env(out: Path, scale: dict) -> dict:
 
 # The one code path that has never run on CUDA: decoding many responses over one cached prompt
 # (shared_prefix.py). A method that fails is run again without it, so that one call on a lent
-# machine still yields every number and says whether that path is what broke.
+# machine still yields every number and says whether that path is what broke. One stopped at its
+# time limit (exit 124) is not: it is slow, not broken, and a second try would eat the call's time.
 FALLBACK = "rl.shared_prefix=false"
+TIMED_OUT = 124
 
 
 def check_tiny(out: Path, scale: dict, work: Path) -> dict:
@@ -164,6 +168,7 @@ def check_tiny(out: Path, scale: dict, work: Path) -> dict:
                 summary = json.loads((work / name / "summary.json").read_text())
                 results[algo], per_iter[algo] = summary["test_greedy_accuracy"], summary["seconds_per_iteration"]
                 fallback += [algo] if extra else []
+            if code in (0, TIMED_OUT):
                 break
         if code != 0:
             failures.append(f"{algo} {'exit ' + str(code) if isinstance(code, int) else code}")
@@ -182,6 +187,8 @@ def check_throughput(out: Path, scale: dict) -> dict:
     if code == 0 and "results" in result:
         return {"status": "ok", **result}
     first = f"exit {code}"
+    if code == TIMED_OUT:
+        return {"status": "failed", "reason": f"{first}: stopped at its time limit"}
     code, text = run([*cmd, "--set", FALLBACK], out / "throughput.log", scale["limits"]["throughput"])
     result = last_json(text)
     if code != 0 or "results" not in result:

@@ -42,6 +42,7 @@ def test_gpu_check_runs_every_check_at_tiny_scale(tmp_path):
     assert proc.returncode == (1 if failed else 0) and not failed, proc.stdout[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["ok"] is True
     assert {p.name for p in out.iterdir()} >= {"summary.json", "env.log", "tiny.log", "throughput.log"}
+    assert len([p for p in out.iterdir() if p.is_file()]) <= 8  # what a device tool's $OUT returns
 
 
 def load_script(name: str):
@@ -98,7 +99,7 @@ def test_install_wheels_stops_with_the_folder_named_on_a_broken_wheel(tmp_path, 
 
 def fake_runs(work: Path, fails: dict[str, int], calls: list[list[str]]):
     """A stand-in for gpu_check.run: the command's run writes a summary (accuracy by method), except
-    methods in `fails`, which exit with that code unless run with rl.shared_prefix=false and code 1."""
+    methods in `fails`, which exit with that code (code 1: only without rl.shared_prefix=false)."""
     accuracy = {"sft": 0.25, "restem": 0.5, "dpo_plus": 0.5625, "ppo": 0.75, "vineppo": 0.8125, "grpo": 0.6875,
                 "rloo": 0.625}
 
@@ -107,7 +108,7 @@ def fake_runs(work: Path, fails: dict[str, int], calls: list[list[str]]):
         name = next(a.split("=", 1)[1] for a in cmd if a.startswith("run_name="))
         algo = next((a.split("=", 1)[1] for a in cmd if a.startswith("rl.algo=")), "sft")
         code = fails.get(algo, 0)
-        if code == 2 or (code == 1 and "rl.shared_prefix=false" not in cmd):
+        if code not in (0, 1) or (code == 1 and "rl.shared_prefix=false" not in cmd):
             return code, ""
         (work / name).mkdir(parents=True)
         (work / name / "summary.json").write_text(json.dumps({"test_greedy_accuracy": accuracy[algo],
@@ -119,17 +120,17 @@ def fake_runs(work: Path, fails: dict[str, int], calls: list[list[str]]):
 def test_tiny_check_retries_a_failing_method_without_shared_prefix_and_runs_the_rest(tmp_path, monkeypatch):
     gpu_check = load_script("gpu_check")
     calls: list[list[str]] = []
-    run, accuracy = fake_runs(tmp_path / "runs", {"vineppo": 1, "grpo": 2}, calls)
+    run, accuracy = fake_runs(tmp_path / "runs", {"vineppo": 1, "grpo": 2, "rloo": 124}, calls)
     monkeypatch.setattr(gpu_check, "run", run)
     result = gpu_check.check_tiny(tmp_path, gpu_check.SCALES["tiny"], tmp_path / "runs")
     assert result["status"] == "failed"
-    assert result["reason"] == "grpo exit 2; vineppo passed only with rl.shared_prefix=false"
-    assert result["accuracy"] == {k: v for k, v in accuracy.items() if k != "grpo"}  # rloo still ran after grpo
+    assert result["reason"] == "grpo exit 2; rloo exit 124; vineppo passed only with rl.shared_prefix=false"
+    assert result["accuracy"] == {k: v for k, v in accuracy.items() if k not in ("grpo", "rloo")}
     assert result["passed_only_with"] == {"rl.shared_prefix=false": ["vineppo"]}
     names = [next(a for a in c if a.startswith("run_name=")) for c in calls]
     assert names == ["run_name=sft", "run_name=restem", "run_name=dpo_plus", "run_name=ppo", "run_name=vineppo",
                      "run_name=vineppo_no_shared_prefix", "run_name=grpo", "run_name=grpo_no_shared_prefix",
-                     "run_name=rloo"]
+                     "run_name=rloo"]  # rloo ran after grpo failed; stopped at its time limit, it is not retried
 
 
 def test_tiny_check_is_ok_when_every_method_passes_first_time(tmp_path, monkeypatch):
@@ -141,6 +142,14 @@ def test_tiny_check_is_ok_when_every_method_passes_first_time(tmp_path, monkeypa
     assert result["status"] == "ok" and "reason" not in result and "passed_only_with" not in result
     assert result["accuracy"] == accuracy and len(calls) == 7
     assert not any("rl.shared_prefix=false" in c for c in calls)
+
+
+def test_throughput_check_does_not_retry_a_run_stopped_at_its_time_limit(tmp_path, monkeypatch):
+    gpu_check = load_script("gpu_check")
+    calls: list[list[str]] = []
+    monkeypatch.setattr(gpu_check, "run", lambda cmd, log, limit, env=None: (calls.append(cmd), (124, ""))[1])
+    result = gpu_check.check_throughput(tmp_path, gpu_check.SCALES["tiny"])
+    assert len(calls) == 1 and result == {"status": "failed", "reason": "exit 124: stopped at its time limit"}
 
 
 @pytest.mark.parametrize("second", [0, 1])
