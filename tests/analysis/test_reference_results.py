@@ -214,3 +214,14 @@ def test_main_table_runs_reproduce_earlier_runs():
 
     for task in ("arith", "arith_hard"):
         assert losses("table1_runs", f"sft-{task}") == losses("table1_rerun_7be5850/runs", f"sft-{task}")
+
+
+def test_dial_sft_reproduces_across_code_versions():
+    """credit_dial_per_model/'s SFT (today's code) logs every loss and evaluation of credit_dial/'s
+    (commit 1843b51): its RL numbers moved with later RL changes, its starting point did not."""
+    def losses(folder):
+        lines = (RESULTS / folder / "runs" / "sft-arith" / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in lines]
+
+    now = losses("credit_dial_per_model")
+    assert len(now) > 50 and now == losses("credit_dial")
