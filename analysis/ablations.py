@@ -85,11 +85,11 @@ def kl_at(points: pd.DataFrame, accuracy: float) -> pd.DataFrame:
     its last evaluation."""
     rows = []
     method = points["algo"].where(points["algo"] != "vineppo", "vineppo_k" + points["k"].astype(str))
-    for (algo, temperature), runs in points.assign(method=method).sort_values("iteration").groupby(
+    for (name, temperature), runs in points.assign(method=method).sort_values("iteration").groupby(
             ["method", "temperature"]):
         reached = runs[runs["test_accuracy"] >= accuracy].groupby("run")[["iteration", "kl_ref"]].first()
         last = runs.groupby("run")["kl_ref"].last()
-        rows.append({"method": algo, "temperature": temperature, "accuracy": accuracy, "runs": len(last), "runs_reaching": len(reached),
+        rows.append({"method": name, "temperature": temperature, "accuracy": accuracy, "runs": len(last), "runs_reaching": len(reached),
                      "first_iteration_mean": reached["iteration"].mean(), "kl_at_accuracy_mean": reached["kl_ref"].mean(),
                      "kl_at_accuracy_std": reached["kl_ref"].std(), "kl_last_mean": last.mean(),
                      "kl_last_std": last.std()})
