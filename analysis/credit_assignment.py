@@ -161,7 +161,7 @@ def blame_rows(checkpoint: Path, cfg, args) -> list[dict]:
     for ex, prompt, comps in zip(examples, prompts, responses, strict=True):
         c = comps[0]
         r = reward(c, ex["answer"], task)
-        line, kind = first_error(c.text, ex["solution"])
+        line, kind = first_error(c.text, ex["solution"], tuple(cfg.task.flaw_ops))
         start = line_start(c.text, line) if line is not None else None
         if r == 0.0 and start is not None:
             bounds = step_boundaries(c.text, task) or [0]

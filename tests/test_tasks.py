@@ -219,11 +219,58 @@ def test_sft_pool_is_disjoint_and_flawed_at_the_rate_asked(name):
     assert 0.40 < flawed / drawn <= 0.55
 
 
+PATTERN_OPS = ["add", "sub", "mul", "mul", "mul", "div"]  # the operation each of PATTERNS reads
+OP_SYMBOLS = {"add": {"+"}, "sub": {"-"}, "mul": {"*", "\\times"}, "div": {"/", "\\div"}}
+
+
+def question_ops(question: str) -> list[tuple[str, int]]:
+    """(operation, operand) of each sentence after the first, read independently of the generator."""
+    out = []
+    for s in re.split(r"(?<=\.) ", question.rsplit(" How many", 1)[0])[1:]:
+        for (pattern, _), op in zip(PATTERNS, PATTERN_OPS, strict=True):
+            m = pattern.match(s)
+            if m:
+                k = int(m.group(1)) if m.group(1).isdigit() else {"doubles": 2, "triples": 3}[m.group(1)]
+                out.append((op, k))
+                break
+    return out
+
+
+@pytest.mark.parametrize("name", ["arith", "arith_hard"])
+def test_flaw_on_every_operation(name):
+    # task.flaw_ops names the operations that can be flawed; a flawed line writes the question's
+    # operation as its wrong one (sub -> +, add -> -, mul -> +, div -> -) with the same operand.
+    wrong = {"sub": "add", "add": "sub", "mul": "add", "div": "sub"}  # written out here, not imported
+    task = load_task(TaskConfig(name=name, num_train=300, num_test=100, num_sft=2000, flaw_rate=0.5, seed=3,
+                                flaw_ops=["add", "sub", "mul", "div"]), with_sft=True)
+    flawed_kinds: dict[str, int] = {}
+    drawn = 0
+    for e in task.sft:
+        ops, steps = question_ops(e["question"]), written_steps(e["solution"])
+        assert len(ops) == len(steps)
+        for i, ((op, k), (sym, written_k, _, _)) in enumerate(zip(ops, steps, strict=True)):
+            assert written_k == k
+            assert sym in OP_SYMBOLS[wrong[op] if i in e["flawed_steps"] else op], (e, i)
+            if i in e["flawed_steps"]:
+                flawed_kinds[op] = flawed_kinds.get(op, 0) + 1
+        drawn += len(ops)
+        assert grade(e["solution"], e["answer"], name) == (0.0 if e["flawed_steps"] else 1.0)
+    assert set(flawed_kinds) == {"add", "sub", "mul", "div"}
+    # Drawn at 0.5 per step, dropped where the written chain would leave positive (whole) numbers.
+    assert 0.25 < sum(flawed_kinds.values()) / drawn <= 0.55
+    # The default flaws subtractions only, and the pool is the one made before flaw_ops existed.
+    only_sub = load_task(TaskConfig(name=name, num_train=300, num_test=100, num_sft=300, flaw_rate=0.5, seed=3),
+                         with_sft=True)
+    assert all(question_ops(e["question"])[i][0] == "sub" for e in only_sub.sft for i in e["flawed_steps"])
+
+
 def test_flaw_needs_a_pool_and_a_valid_rate():
     with pytest.raises(ValueError, match="task.num_sft"):
         load_task(TaskConfig(name="arith", num_train=10, num_test=5, flaw_rate=0.3))
     with pytest.raises(ValueError, match="task.flaw_rate"):
         load_task(TaskConfig(name="arith", num_train=10, num_test=5, num_sft=10, flaw_rate=1.5), with_sft=True)
+    with pytest.raises(ValueError, match="task.flaw_ops.*'pow'"):
+        load_task(TaskConfig(name="arith", num_train=10, num_test=5, num_sft=10, flaw_rate=0.5, flaw_ops=["pow"]))
 
 
 def test_first_error_locates_the_wrong_step():
@@ -241,3 +288,13 @@ def test_first_error_locates_the_wrong_step():
     assert first_error("$15 + 8 = 23$ grams.\n$23 \\times 4 = 92$ grams.\nThe answer is $\\boxed{92}$.",
                        hard) == (0, "flaw")
     assert first_error(hard, hard) == (None, "none")
+    # Other operations' flaws, counted only where task.flaw_ops names them.
+    assert first_error("19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n3 + 3 = 6 rocks.", ref) == (2, "other")
+    assert first_error("19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n3 + 3 = 6 rocks.", ref, ("mul",)) == (2, "flaw")
+    assert first_error("19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n3 - 3 = 0 rocks.", ref, ("mul",)) == (2, "other")
+    assert first_error("19 + 6 = 25 rocks.", ref, ("add", "mul")) == (0, "other")  # sub not named
+    div = "$\\frac{7}{2} \\div 2 = \\frac{7}{4}$ cups.\nThe answer is $\\boxed{\\frac{7}{4}}$."
+    assert first_error("$\\frac{7}{2} - 2 = \\frac{3}{2}$ cups.", div, ("div",)) == (0, "flaw")
+    assert first_error("$\\frac{7}{2} \\times 2 = 7$ cups.", div, ("div",)) == (0, "other")
+    add = "5 + 4 = 9 eggs.\n#### 9"
+    assert first_error("5 - 4 = 1 eggs.\n#### 1", add, ("add", "sub")) == (0, "flaw")

@@ -60,7 +60,8 @@ def cmd_eval(args: list[str]) -> dict:
     examples = {"test": task.test, "train": task.train, "sft": task.sft_data[:len(task.test)]}[cfg.eval.split]
     result = evaluate(engine, examples, cfg.task.name, batch_size=cfg.eval.batch_size,
                       max_new_tokens=cfg.eval.max_new_tokens, num_samples=cfg.eval.num_samples,
-                      temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, seed=cfg.seed)
+                      temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, seed=cfg.seed,
+                      flaw_ops=tuple(cfg.task.flaw_ops))
     out = Path(cfg.output_dir) / f"{cfg.run_name or f'eval-{cfg.task.name}-{cfg.eval.split}'}.json"
     atomic_write_json(out, {"model": cfg.model.name_or_path, "commit": git_commit(), **result})
     print(json.dumps({k: v for k, v in result.items() if k != "problems"}, indent=2))

@@ -34,6 +34,9 @@ class TaskConfig:
     flaw_rate: float = 0.0
     """Generated tasks: chance that a subtraction step of an SFT solution is written as an addition
     (the wrong value carried through): the controlled, step-local flaw RL has to find and fix."""
+    flaw_ops: list[str] = field(default_factory=lambda: ["sub"])
+    """Generated tasks: the operations whose SFT solution steps can be flawed, each written with
+    its wrong operation (sub -> +, add -> -, mul -> +, div -> -; tasks/arith.py FLAW_OF)."""
     seed: int = 1234
     """Generated tasks: seed of the problem generator (independent of the training seed)."""
     min_steps: int | None = None

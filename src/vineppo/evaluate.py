@@ -31,8 +31,10 @@ def rewards(pairs: list[tuple[Completion, str]], task: str) -> list[float]:
 
 def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch_size: int = 64,
              max_new_tokens: int = 256, num_samples: int = 0, temperature: float = 0.6,
-             top_p: float = 0.9, seed: int = 0, desc: str = "eval", progress: bool = True) -> dict[str, Any]:
-    """Greedy accuracy, and sampled accuracy over `num_samples` samples per problem when > 0."""
+             top_p: float = 0.9, seed: int = 0, desc: str = "eval", progress: bool = True,
+             flaw_ops: tuple[str, ...] = ("sub",)) -> dict[str, Any]:
+    """Greedy accuracy, and sampled accuracy over `num_samples` samples per problem when > 0;
+    on generated tasks also where each greedy answer first goes wrong (`flaw_ops`: task.flaw_ops)."""
     rows: list[dict[str, Any]] = []
     batches = range(0, len(examples), batch_size)
     for b in tqdm(batches, desc=desc, disable=not progress, leave=False):
@@ -55,7 +57,7 @@ def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch
             }
             if task in GENERATED and not e.get("flawed_steps"):  # where the greedy answer first goes
                 # wrong, against a correct reference solution (see tasks/arith.py)
-                row["first_error_step"], row["first_error_kind"] = first_error(g[0].text, e["solution"])
+                row["first_error_step"], row["first_error_kind"] = first_error(g[0].text, e["solution"], flaw_ops)
             rows.append(row)
     n = max(len(rows), 1)
     result: dict[str, Any] = {"task": task, **summarise(rows)}

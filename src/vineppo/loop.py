@@ -324,7 +324,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             policy.eval()
             result = evaluate(engine, task.test[world.rank::world.world_size], cfg.task.name,
                               batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
-                              progress=progress and world.is_main)
+                              progress=progress and world.is_main, flaw_ops=tuple(cfg.task.flaw_ops))
             problems = [p for part in world.gather(result["problems"]) for p in part]
             whole = {**result, **summarise(problems), "problems": problems}  # every process's share
             record.update(log_fields(whole))

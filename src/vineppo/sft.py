@@ -134,7 +134,7 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         result = evaluate(engine, task.test[:limit] if limit else task.test, cfg.task.name,
                           batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                           num_samples=num_samples, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
-                          seed=cfg.seed, progress=progress)
+                          seed=cfg.seed, progress=progress, flaw_ops=tuple(cfg.task.flaw_ops))
         model.train()
         return result
 

@@ -78,10 +78,14 @@ def load_task(cfg: TaskConfig, with_sft: bool = False) -> Task:
             raise ValueError(f"task.flaw_rate must be in [0, 1], got {cfg.flaw_rate}")
         if cfg.num_sft < 0:
             raise ValueError(f"task.num_sft must be >= 0, got {cfg.num_sft}")
+        if not cfg.flaw_ops or set(cfg.flaw_ops) - set(_arith.FLAW_OF):
+            raise ValueError(f"task.flaw_ops must be a non-empty list of {', '.join(_arith.FLAW_OF)}, "
+                             f"got {cfg.flaw_ops}")
         if cfg.flaw_rate > 0 and cfg.num_sft == 0:
             raise ValueError("task.flaw_rate applies to the SFT pool only: set task.num_sft > 0")
         sft = (_arith.generate_sft_pool(spec, cfg.num_sft, cfg.seed, {e["question"] for e in train},
-                                        cfg.flaw_rate, prefix=cfg.name) if cfg.num_sft and with_sft else None)
+                                        cfg.flaw_rate, prefix=cfg.name, flaw_ops=tuple(cfg.flaw_ops))
+               if cfg.num_sft and with_sft else None)
     else:
         def split(name: str, path: str | None) -> list[dict[str, str]]:
             if path:

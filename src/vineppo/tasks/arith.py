@@ -29,6 +29,10 @@ MATERIALS = [
 UNITS = ["kilograms", "liters", "cups", "grams"]
 
 OPS = ("add", "sub", "mul", "div")
+FLAW_OF = {"sub": "add", "add": "sub", "mul": "add", "div": "sub"}
+"""The controlled flaw of each operation: the solution line written with this operation instead
+("gives away 4" -> `12 + 4`, "gets 4 more" -> `12 - 4`, "triples" -> `12 + 3`, "splits into 2" ->
+`12 - 2`). `task.flaw_ops` says which operations' steps can be flawed (default: subtraction only)."""
 FACTOR_WORDS = {2: "doubles", 3: "triples"}
 
 
@@ -124,12 +128,14 @@ def _line(op: str, before: Fraction, k: int, after: Fraction, thing: str, spec: 
     return f"{a} {SYMBOL[op]} {k} = {b} {thing}."
 
 
-def generate_problem(rng: random.Random, spec: ArithSpec, flaw_rate: float = 0.0) -> dict:
+def generate_problem(rng: random.Random, spec: ArithSpec, flaw_rate: float = 0.0,
+                     flaw_ops: tuple[str, ...] = ("sub",)) -> dict:
     """One problem: {question, solution, answer}, plus `flawed_steps` when `flaw_rate` > 0.
 
-    With probability `flaw_rate` a subtraction step of the *solution* is written as an addition
-    ("gives away 4" -> `12 + 4 = 16`) and the wrong value is carried through the later steps, so
-    the solution ends at a wrong answer. The question and `answer` stay correct. This is the
+    With probability `flaw_rate` a step of the *solution* whose operation is in `flaw_ops` is
+    written with its flawed operation (`FLAW_OF`; a subtraction as an addition: "gives away 4" ->
+    `12 + 4 = 16`) and the wrong value is carried through the later steps, so the solution ends at
+    a wrong answer. The question and `answer` stay correct. This is the
     miniature's controlled, step-local flaw: SFT data made with it teaches the model a wrong
     habit beside the right one, and `flawed_steps` (0-based solution lines) says which step
     deserves the blame. A step is flawed only where the later steps stay whole numbers (`arith`).
@@ -155,7 +161,7 @@ def generate_problem(rng: random.Random, spec: ArithSpec, flaw_rate: float = 0.0
         value = apply(op, value, k)
     # The solution: each step applied to the value written so far (the flawed value after a flaw).
     flaw_draws = [rng.random() < flaw_rate for _ in chain] if flaw_rate > 0 else [False] * len(chain)
-    lines, flawed, written = _solution_lines(start, chain, flaw_draws, unit, spec)
+    lines, flawed, written = _solution_lines(start, chain, flaw_draws, unit, spec, flaw_ops)
     question = " ".join(sentences) + f" How many {thing} does {name} have now?"
     if spec.boxed:
         answer = latex(value)
@@ -170,27 +176,31 @@ def generate_problem(rng: random.Random, spec: ArithSpec, flaw_rate: float = 0.0
 
 
 def _written_values(start: Fraction, chain: list[tuple[str, int]], flawed: list[int]) -> list[Fraction]:
-    """The value after each step as the solution writes it: a flawed step adds instead."""
+    """The value after each step as the solution writes it: a flawed step applies `FLAW_OF[op]`."""
     values, value = [], start
     for i, (op, k) in enumerate(chain):
-        value = apply("add" if i in flawed else op, value, k)
+        value = apply(FLAW_OF[op] if i in flawed else op, value, k)
         values.append(value)
     return values
 
 
 def _solution_lines(start: Fraction, chain: list[tuple[str, int]], flaw_draws: list[bool], unit: str,
-                    spec: ArithSpec) -> tuple[list[str], list[int], Fraction]:
+                    spec: ArithSpec, flaw_ops: tuple[str, ...] = ("sub",)) -> tuple[list[str], list[int], Fraction]:
     """Solution lines, the indices of the flawed ones and the final written value. A drawn flaw is
     kept only where the chain written after it stays valid (positive, and whole numbers for
-    `arith`), so every line is well formed."""
+    `arith`), so every line is well formed, and where it changes the answer (`4 / 2` written as
+    `4 - 2` is still 2): a flawed solution always ends wrong."""
     flawed: list[int] = []
+    true_final = _written_values(start, chain, [])[-1] if chain else start
     for i, (op, _) in enumerate(chain):
-        if op == "sub" and flaw_draws[i] and all(
-                v > 0 and (spec.fractions or v.denominator == 1) for v in _written_values(start, chain, flawed + [i])):
+        if not (op in flaw_ops and flaw_draws[i]):
+            continue
+        written = _written_values(start, chain, flawed + [i])
+        if all(v > 0 and (spec.fractions or v.denominator == 1) for v in written) and written[-1] != true_final:
             flawed.append(i)
     values = _written_values(start, chain, flawed)
     befores = [start] + values[:-1]
-    lines = [_line("add" if i in flawed else op, before, k, after, unit, spec)
+    lines = [_line(FLAW_OF[op] if i in flawed else op, before, k, after, unit, spec)
              for i, ((op, k), before, after) in enumerate(zip(chain, befores, values, strict=True))]
     return lines, flawed, values[-1] if values else start
 
@@ -226,7 +236,7 @@ def generate_splits(spec: ArithSpec, num_train: int, num_test: int, seed: int,
 
 
 def generate_sft_pool(spec: ArithSpec, num: int, seed: int, exclude: set[str], flaw_rate: float,
-                      prefix: str = "arith") -> list[dict]:
+                      prefix: str = "arith", flaw_ops: tuple[str, ...] = ("sub",)) -> list[dict]:
     """Fresh problems for SFT, disjoint from the RL prompts (`exclude`) and from every problem the
     test split could hold (hash-routed), with the controlled flaw at `flaw_rate` in their solutions.
     A stream of its own (seed + 1), so the train and test splits do not depend on the pool's size."""
@@ -239,7 +249,7 @@ def generate_sft_pool(spec: ArithSpec, num: int, seed: int, exclude: set[str], f
         if attempts > 50 * num + 1000:
             raise RuntimeError(f"could not generate {num} distinct SFT problems for {prefix}; widen the "
                                "operand range or the number of steps, or lower task.num_sft")
-        p = generate_problem(rng, spec, flaw_rate)
+        p = generate_problem(rng, spec, flaw_rate, flaw_ops)
         if p["question"] in seen or _is_test(p["question"], 0.2):
             continue
         seen.add(p["question"])
@@ -253,21 +263,30 @@ def _step_lines(solution: str) -> list[str]:
     return [line for line in lines if line and not line.startswith("####") and "\\boxed" not in line]
 
 
-def first_error(response: str, reference: str) -> tuple[int | None, str]:
+SYMBOLS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "\\times": "mul", "\\div": "div"}
+
+
+def first_error(response: str, reference: str, flaw_ops: tuple[str, ...] = ("sub",)) -> tuple[int | None, str]:
     """Where a response to a generated problem first goes wrong, against its reference solution.
 
     Returns (index of the first computation line that differs from the reference's, kind), kind
-    being "none" (every line right), "flaw" (that line is the reference's subtraction written as an
-    addition: the controlled flaw) or "other". A generated problem's correct solution is unique,
-    so the first differing line is the first wrong step.
+    being "none" (every line right), "flaw" (that line is the reference's step, its operation in
+    `flaw_ops`, written with the flawed operation `FLAW_OF[op]`: the controlled flaw) or "other".
+    A generated problem's correct solution is unique, so the first differing line is the first
+    wrong step.
     """
     got, want = _step_lines(response), _step_lines(reference)
     for i, ref in enumerate(want):
         line = got[i] if i < len(got) else ""
         if line == ref:
             continue
-        sub = re.match(r"^(\$?\S+) - (\d+) = ", ref)
-        if sub and line.startswith(f"{sub.group(1)} + {sub.group(2)} = "):
-            return i, "flaw"
+        step = re.match(r"^(\$?\S+) (\S+) (\d+) = ", ref)
+        op = SYMBOLS.get(step.group(2)) if step else None
+        if op in flaw_ops:
+            boxed = ref.startswith("$")
+            sym = {"add": "+", "sub": "-", "mul": "\\times" if boxed else "*",
+                   "div": "\\div" if boxed else "/"}[FLAW_OF[op]]
+            if line.startswith(f"{step.group(1)} {sym} {step.group(3)} = "):
+                return i, "flaw"
         return i, "other"
     return None, "none"
