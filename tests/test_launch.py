@@ -103,6 +103,22 @@ def test_grid_sweeps_name_every_point(tmp_path):
     assert [j.overrides.get("rl.vine_k") for j in jobs[1:]] == [1, 3, 9]
 
 
+def test_flaw_ops_sweep_flaws_every_kind_of_step_unless_told(tmp_path):
+    """flaw_ops: every job (SFT and RL) gets the four-operation flaw; `task.flaw_ops=[sub]` on the
+    command line is the table's arith again (the control arm of results/flaw_ops/run.sh)."""
+    from vineppo.config import make_config
+
+    jobs = expand(load_sweep("flaw_ops"), "flaw_ops", "tiny", 1, {"output_dir": str(tmp_path)})
+    assert [j.name for j in jobs] == ["sft-arith", "ppo-arith-s0", "vineppo-arith-s0", "grpo-arith-s0"]
+    cfgs = [make_config(j.overrides) for j in jobs]
+    assert all(c.task.flaw_ops == ["add", "sub", "mul", "div"] for c in cfgs)
+    assert cfgs[0].task.flaw_rate == 0.6 and cfgs[0].task.num_sft > 0  # the tiny preset's pool
+    assert all(c.rl.iterations == 8 and c.rl.eval_every == 1 for c in cfgs[1:])
+    control = expand(load_sweep("flaw_ops"), "flaw_ops", "tiny", 1,
+                     {"output_dir": str(tmp_path), "task.flaw_ops": ["sub"]})
+    assert all(make_config(j.overrides).task.flaw_ops == ["sub"] for j in control)
+
+
 def test_a_list_of_grids_adds_up_their_jobs(tmp_path):
     """critic_lr: PPO at three value-network rates (null: the policy's, named plain "ppo") and VinePPO."""
     jobs = expand(load_sweep("critic_lr"), "critic_lr", "tiny", 2, {"output_dir": str(tmp_path)})
