@@ -20,7 +20,9 @@ vineppo_k<K> (`--method vineppo_k3`), and PPO runs with a value-network learning
 (`rl.value_learning_rate`) are ppo_vlr<rate> (`--baseline ppo_vlr0.0003`), and without the
 value-loss clip (`rl.value_clip=null`) ppo_noclip or ppo_vlr<rate>_noclip. Runs without whitened
 advantages (`rl.whiten_advantages=false`) add _nowhiten to their method's name (ppo_nowhiten,
-vineppo_nowhiten). Writes curves.csv, time_split.csv, speedup.json and compute_efficiency.{png,pdf}.
+vineppo_nowhiten). Writes curves.csv, time_split.csv, speedup.json and compute_efficiency.{png,pdf};
+with --paired also paired.csv, --method - --baseline seed by seed at each evaluation (runs of one
+seed share their SFT start and first episodes, so the per-seed difference is the sharper test).
 """
 
 from __future__ import annotations
@@ -124,6 +126,23 @@ def _separated(points: list[tuple[float, pd.Series, pd.Series]], key: str) -> di
     # never apart, or if they cross (apart one way, later the other): then neither is ahead.
     return {"separated": bool(runs), "ahead": runs.pop() if len(runs) == 1 else 0, "crossing": len(runs) > 1,
             "widest": widest, "points": rows}
+
+
+def paired_gaps(curves: pd.DataFrame, baseline: str = "ppo", method: str = "vineppo") -> pd.DataFrame:
+    """`method` - `baseline` per iteration over the seeds both have, each seed's difference first:
+    runs of one seed start from one SFT model and draw the same first prompts and episodes, so the
+    per-seed difference sheds the noise the two share. Columns: iteration, seeds, gap (mean),
+    se (standard error of the mean difference), ahead / behind (seeds with method above / below)."""
+    acc = curves[curves["algo"].isin([baseline, method])].pivot_table(
+        index=["iteration", "seed"], columns="algo", values="test_accuracy")
+    rows = []
+    for iteration, group in acc.groupby(level="iteration"):
+        d = (group[method] - group[baseline]).dropna() if {method, baseline} <= set(group) else pd.Series()
+        if len(d):
+            rows.append({"iteration": iteration, "seeds": len(d), "gap": float(d.mean()),
+                         "se": float(d.std(ddof=1) / len(d) ** 0.5) if len(d) > 1 else float("nan"),
+                         "ahead": int((d > 0).sum()), "behind": int((d < 0).sum())})
+    return pd.DataFrame(rows, columns=["iteration", "seeds", "gap", "se", "ahead", "behind"])
 
 
 def separation(curves: pd.DataFrame, baseline: str = "ppo", method: str = "vineppo") -> dict | None:
@@ -255,6 +274,8 @@ def options(ap) -> None:
     ap.add_argument("--method", default="vineppo", help="the method timed to reach it (default vineppo)")
     ap.add_argument("--tolerance", type=float, default=0.0, help="target = the baseline's peak less this "
                     "(accuracy as a fraction; default 0: the peak itself, as in the paper)")
+    ap.add_argument("--paired", action="store_true", help="also write paired.csv: method - baseline per "
+                    "iteration, seed by seed (mean, standard error, seeds ahead / behind)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         {"speedup": claimed, "separation": sep, "separation_wall_clock": sep_clock,
          "speedup_if_noise_ignored": None if separated else speedup, "missing_runs": missing, "commit": git_commit(),
          "folders": [str(f) for f in args.folders]}, indent=2))
+    if args.paired:
+        paired = paired_gaps(curves, **pair)
+        atomic_write_text(args.out / "paired.csv", paired.to_csv(index=False))
+        print(paired.to_string(index=False))
     plot(curves, splits, claimed or speedup, args.out, separated, sep_clock)
     print(json.dumps({"speedup": claimed, **{name: s and {k: v for k, v in s.items() if k != "points"}
                                              for name, s in (("separation", sep), ("separation_wall_clock", sep_clock))}},

@@ -61,6 +61,23 @@ def test_curves_separate_only_beyond_their_noise():
     assert ce.separation(curves(one[:1] + one[3:4])) is None  # one seed: no noise estimate
 
 
+def test_paired_gaps_hand_worked():
+    ce = load_script("compute_efficiency")
+    # Seeds 0-2 at iteration 1: differences +0.10, +0.02, -0.03 (mean 0.03, std 0.0655); at
+    # iteration 2 seed 2 has no VinePPO run, so only seeds 0-1 pair: +0.05, +0.05; GRPO is not asked.
+    c = curves([("ppo", 0, 1, 8, 1.0, 0.40), ("ppo", 1, 1, 8, 1.0, 0.50), ("ppo", 2, 1, 8, 1.0, 0.60),
+                ("vineppo", 0, 1, 8, 1.0, 0.50), ("vineppo", 1, 1, 8, 1.0, 0.52), ("vineppo", 2, 1, 8, 1.0, 0.57),
+                ("ppo", 0, 2, 16, 2.0, 0.70), ("ppo", 1, 2, 16, 2.0, 0.70), ("ppo", 2, 2, 16, 2.0, 0.90),
+                ("vineppo", 0, 2, 16, 2.0, 0.75), ("vineppo", 1, 2, 16, 2.0, 0.75), ("grpo", 2, 2, 16, 2.0, 0.0)])
+    p = ce.paired_gaps(c)
+    assert p["iteration"].tolist() == [1, 2] and p["seeds"].tolist() == [3, 2]
+    assert p["gap"].tolist() == pytest.approx([0.03, 0.05])
+    sd = ((0.07 ** 2 + 0.01 ** 2 + 0.06 ** 2) / 2) ** 0.5  # deviations from 0.03
+    assert p["se"].tolist() == pytest.approx([sd / 3 ** 0.5, 0.0], abs=1e-12)
+    assert p["ahead"].tolist() == [2, 2] and p["behind"].tolist() == [1, 0]
+    assert ce.paired_gaps(c, baseline="grpo", method="vineppo")["seeds"].tolist() == []
+
+
 def test_wall_clock_leaves_out_evaluations(tmp_path):
     from vineppo.runio import append_jsonl
 
@@ -98,6 +115,11 @@ def test_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert not (tmp_path / "x").exists()
     assert written["speedup_if_noise_ignored"]["baseline_episodes_to_peak"] == 2 * c["episodes"].iloc[0] / c[
         "iteration"].iloc[0]  # the smoke sweep's budget, from its configs
+    assert not (tmp_path / "paired.csv").exists()  # only with --paired
+    assert ce.main([str(smoke_runs), "--paired", "--out", str(tmp_path / "p")]) == 0
+    paired = pd.read_csv(tmp_path / "p" / "paired.csv")
+    by = c.set_index("algo")["test_accuracy"]
+    assert paired["seeds"].tolist() == [1] and paired["gap"].iloc[0] == pytest.approx(by["vineppo"] - by["ppo"])
 
 
 def test_wall_clock_separation_uses_each_runs_last_evaluation():
