@@ -55,6 +55,10 @@ run analysis/credit_assignment.py dial results/credit_dial_per_model/runs --out 
 run analysis/credit_assignment.py dial results/credit_dial_per_model/joint_runs results/credit_dial_per_model/runs/sft-arith results/credit_dial_per_model/runs/vineppo-* --out results/credit_dial_per_model/joint_clip
 run analysis/credit_assignment.py dial results/credit_dial_grpo_rloo/runs/grpo-* results/credit_dial_per_model/runs/sft-arith results/credit_dial_per_model/runs/vineppo-* --baseline grpo --out results/credit_dial_grpo_rloo
 run analysis/credit_assignment.py dial results/credit_dial_grpo_rloo/runs/rloo-* results/credit_dial_per_model/runs/sft-arith results/credit_dial_per_model/runs/vineppo-* --baseline rloo --out results/credit_dial_grpo_rloo/rloo
+run analysis/compute_efficiency.py results/flaw_ops/all/runs --paired --out results/flaw_ops/all  # flaws on every kind of step
+run analysis/compute_efficiency.py results/flaw_ops/all/runs --baseline grpo --paired --out results/flaw_ops/all/vs_grpo
+run analysis/compute_efficiency.py results/flaw_ops/sub/runs --paired --out results/flaw_ops/sub
+run analysis/compute_efficiency.py results/flaw_ops/sub/runs --baseline grpo --paired --out results/flaw_ops/sub/vs_grpo
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 for d in results/value_quality_vlr/vlr*/ results/value_quality_vlr/vlr*/step4/ results/value_quality_per_model/vlr*/ \

@@ -81,6 +81,10 @@ JOBS = [
     ("credit_assignment", ["dial", "results/credit_dial_grpo_rloo/runs/rloo-*", "results/credit_dial_per_model/runs/sft-arith",
                            "results/credit_dial_per_model/runs/vineppo-*", "--baseline", "rloo"],
      "credit_dial_grpo_rloo/rloo"),
+    ("compute_efficiency", ["results/flaw_ops/all/runs", "--paired"], "flaw_ops/all"),
+    ("compute_efficiency", ["results/flaw_ops/all/runs", "--baseline", "grpo", "--paired"], "flaw_ops/all/vs_grpo"),
+    ("compute_efficiency", ["results/flaw_ops/sub/runs", "--paired"], "flaw_ops/sub"),
+    ("compute_efficiency", ["results/flaw_ops/sub/runs", "--baseline", "grpo", "--paired"], "flaw_ops/sub/vs_grpo"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
 
