@@ -9,7 +9,8 @@
 #   sub: the same sweep with task.flaw_ops=[sub], the table's arith SFT model (copied from
 #        runs/table1/sft-arith when `make tiny` made it: the same config, deterministic; else trained).
 # The two sweeps run side by side, one job each at a time, one thread per job. Then the run files
-# (no checkpoints) into results/flaw_ops/{all,sub}/runs and the analyses. From the repository root:
+# (no checkpoints) into results/flaw_ops/{all,sub}/runs and the analyses (runs that are complete
+# are skipped: SEEDS=12 after a first pass adds seeds 6-11). From the repository root:
 #   bash results/flaw_ops/run.sh
 set -euo pipefail
 export PYTHONPATH="$PWD/src" OMP_NUM_THREADS=1
@@ -35,6 +36,12 @@ keep() {  # run folders -> results folder: the run files with every test answer 
 for arm in all sub; do
   out=results/flaw_ops/$arm
   keep runs/flaw_ops_$arm $out/runs
-  .venv/bin/python analysis/compute_efficiency.py $out/runs --out $out
-  .venv/bin/python analysis/compute_efficiency.py $out/runs --baseline grpo --out $out/vs_grpo
+  .venv/bin/python analysis/compute_efficiency.py $out/runs --paired --out $out
+  .venv/bin/python analysis/compute_efficiency.py $out/runs --baseline grpo --paired --out $out/vs_grpo
+done
+# The mechanism: on one iteration's episodes from each arm's SFT model, how close each method's
+# policy gradient comes to one from near-exact step credit (MC, K = 64), as gradient_alignment_hard/.
+for arm in all sub; do
+  .venv/bin/python analysis/gradient_alignment.py runs/flaw_ops_$arm/sft-arith/final --task arith \
+    --out results/flaw_ops/gradient_alignment/$arm
 done
