@@ -85,6 +85,7 @@ JOBS = [
     ("compute_efficiency", ["results/flaw_ops/all/runs", "--baseline", "grpo", "--paired"], "flaw_ops/all/vs_grpo"),
     ("compute_efficiency", ["results/flaw_ops/sub/runs", "--paired"], "flaw_ops/sub"),
     ("compute_efficiency", ["results/flaw_ops/sub/runs", "--baseline", "grpo", "--paired"], "flaw_ops/sub/vs_grpo"),
+    ("compute_efficiency", ["results/flaw_ops/long/runs", "--baseline", "grpo", "--paired"], "flaw_ops/long"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
 
