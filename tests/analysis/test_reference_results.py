@@ -230,3 +230,19 @@ def test_dial_sft_reproduces_across_code_versions():
 
     now = losses("credit_dial_per_model")
     assert len(now) > 50 and now == losses("credit_dial")
+
+
+def test_longer_runs_repeat_the_shorter_ones_where_they_overlap():
+    """flaw_ops/long/ (20 iterations) against flaw_ops/all/ (8): the same seed and config up to
+    iteration 8, so every VinePPO and GRPO run logs the same reward, losses and test accuracy there."""
+    def records(folder, run):  # long/ evaluates every 2 iterations, all/ after each
+        lines = (RESULTS / "flaw_ops" / folder / "runs" / run / "metrics.jsonl").read_text().splitlines()
+        keep = ("train/reward", "loss/policy", "eval/greedy_accuracy", "eval/greedy_flawed")
+        return [{k: r[k] for k in keep if k in r and (k.startswith(("train", "loss")) or r["iteration"] % 2 == 0)}
+                for r in map(json.loads, lines) if r["iteration"] <= 8]
+
+    runs = sorted(p.name for p in (RESULTS / "flaw_ops" / "long" / "runs").iterdir())
+    assert len(runs) == 24
+    for run in runs:
+        long, short = records("long", run), records("all", run)
+        assert len(short) == 8 and long == short, run
