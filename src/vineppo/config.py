@@ -32,8 +32,9 @@ class TaskConfig:
     """Generated tasks: fresh problems for SFT only, never RL prompts or test problems (0: SFT on
     the train split, as for hub tasks)."""
     flaw_rate: float = 0.0
-    """Generated tasks: chance that a subtraction step of an SFT solution is written as an addition
-    (the wrong value carried through): the controlled, step-local flaw RL has to find and fix."""
+    """Generated tasks: chance that a step of an SFT solution (of a kind in task.flaw_ops; default a
+    subtraction, written as an addition) is written with the wrong operation, the wrong value carried
+    through: the controlled, step-local flaw RL has to find and fix."""
     flaw_ops: list[str] = field(default_factory=lambda: ["sub"])
     """Generated tasks: the operations whose SFT solution steps can be flawed, each written with
     its wrong operation (sub -> +, add -> -, mul -> +, div -> -; tasks/arith.py FLAW_OF)."""
