@@ -127,11 +127,17 @@ def test_deepspeed_run_resumes_from_its_checkpoint(tmp_path, easy_sft_checkpoint
     base = EASY + RL + [f"rl.init={easy_sft_checkpoint}", "rl.algo=ppo", "deepspeed.enabled=true", "rl.eval_every=10"]
     train_rl(make_config(base + ["rl.iterations=3", f"output_dir={tmp_path / 'ref'}"]))
     train_rl(make_config(base + ["rl.iterations=2", f"output_dir={tmp_path / 'cut'}"]))
-    (tmp_path / "cut" / "ppo-arith-s0" / "summary.json").unlink()  # as if stopped after iteration 2
     step2 = tmp_path / "cut" / "ppo-arith-s0" / "checkpoints" / "step-2"
     assert (step2 / "deepspeed").is_dir() and (step2 / "deepspeed_value").is_dir()  # policy and value engines
+    joint = base + ["rl.iterations=3", "rl.grad_clip_scope=joint", f"output_dir={tmp_path / 'cut'}"]
+    with pytest.raises(ConfigError, match="rl.grad_clip_scope: 'per_model' there, 'joint' now"):
+        train_rl(make_config(joint))  # the run's recorded config refuses it first
+    config_yaml = tmp_path / "cut" / "ppo-arith-s0" / "config.yaml"
+    recorded = config_yaml.read_text()
+    config_yaml.unlink()  # without it, the checkpoint's own layout still refuses it
     with pytest.raises(ConfigError, match="separate policy and value engines; resume it with rl.grad_clip_scope=per_model"):
-        train_rl(make_config(base + ["rl.iterations=3", "rl.grad_clip_scope=joint", f"output_dir={tmp_path / 'cut'}"]))
+        train_rl(make_config(joint))
+    config_yaml.write_text(recorded)
     train_rl(make_config(base + ["rl.iterations=3", f"output_dir={tmp_path / 'cut'}"]))
 
     def strip(path):

@@ -100,6 +100,40 @@ def test_crash_mid_iteration_resumes_bit_exactly(tmp_path, easy_sft_checkpoint, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
+def test_finished_run_given_more_iterations_continues_exactly(tmp_path, easy_sft_checkpoint):
+    """A finished 2-iteration PPO run rerun with rl.iterations=3 continues from its last checkpoint and
+    logs what an uninterrupted 3-iteration run logs; it refuses changed settings and a shorter end."""
+    from vineppo.config import ConfigError
+
+    ref = train_rl(config(tmp_path / "ref", easy_sft_checkpoint, "ppo", ["rl.iterations=3"]))
+    first = train_rl(config(tmp_path / "ext", easy_sft_checkpoint, "ppo"))
+    assert train_rl(config(tmp_path / "ext", easy_sft_checkpoint, "ppo")) == first  # finished: returned as is
+    with pytest.raises(ConfigError, match=r"rl.learning_rate: 0.0003 there, 0.0001 now"):
+        train_rl(config(tmp_path / "ext", easy_sft_checkpoint, "ppo", ["rl.iterations=3", "rl.learning_rate=1e-4"]))
+    extended = train_rl(config(tmp_path / "ext", easy_sft_checkpoint, "ppo", ["rl.iterations=3", "num_threads=1"]))
+
+    def strip(path):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in read_jsonl(path)]
+
+    a, b = tmp_path / "ref" / "ppo-arith-s0", tmp_path / "ext" / "ppo-arith-s0"
+    assert strip(a / "metrics.jsonl") == strip(b / "metrics.jsonl") and len(strip(b / "metrics.jsonl")) == 3
+    assert extended["test_greedy_accuracy"] == ref["test_greedy_accuracy"] and extended["grad_steps"] == 12
+    assert extended["extended_from"] == [{"iterations": 2, "commit": first["commit"],
+                                          "test_greedy_accuracy": first["test_greedy_accuracy"]}]
+    (b / "summary.json").unlink()  # as if killed after iteration 3 of a longer extension
+    with pytest.raises(ConfigError, match="has reached iteration 3; rl.iterations=2 would end it before that"):
+        train_rl(config(tmp_path / "ext", easy_sft_checkpoint, "ppo"))
+    # A finished run without checkpoints cannot continue: refused rather than restarted over its metrics.
+    done = train_rl(config(tmp_path / "bare", easy_sft_checkpoint, "grpo", ["rl.iterations=1"]))
+    import shutil
+
+    shutil.rmtree(tmp_path / "bare" / "grpo-arith-s0" / "checkpoints")
+    with pytest.raises(ConfigError, match="finished at iteration 1 and keeps no checkpoint"):
+        train_rl(config(tmp_path / "bare", easy_sft_checkpoint, "grpo", ["rl.iterations=2"]))
+    assert len(read_jsonl(tmp_path / "bare" / "grpo-arith-s0" / "metrics.jsonl")) == 1 and done["iterations"] == 1
+
+
 def test_unknown_algo_and_missing_init(tmp_path):
     from vineppo.config import ConfigError
 

@@ -83,7 +83,12 @@ def list_checkpoints(directory: str | Path) -> list[Path]:
     if not directory.exists():
         return []
     found = [p for p in directory.glob("step-*") if p.is_dir() and (p / "state.pt").exists()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(checkpoint: str | Path) -> int:
+    """N of a `step-N` folder: the iterations (or SFT steps) done when it was saved."""
+    return int(Path(checkpoint).name.split("-")[1])
 
 
 def latest_checkpoint(directory: str | Path) -> Path | None:

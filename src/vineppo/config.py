@@ -356,6 +356,12 @@ def to_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
+def config_changes(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ between two configs, with (old, new) values."""
+    a, b = _flatten(to_dict(old)), _flatten(to_dict(new))
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
 def load_config(path: str | Path) -> Config:
     """The config a run folder recorded (`config.yaml`), e.g. for analyses of its checkpoints."""
     path = Path(path)

@@ -23,7 +23,7 @@ from vineppo import checkpoint as ckpt
 from vineppo.algorithms import dpo_plus, grpo, ppo, restem, rloo, vineppo
 from vineppo.algorithms.advantages import masked_mean, value_fit, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
-from vineppo.config import Config, ConfigError, RLConfig, to_yaml
+from vineppo.config import Config, ConfigError, RLConfig, config_changes, load_config, to_yaml
 from vineppo.distributed import full_parameters, init_world, shards_of
 from vineppo.evaluate import evaluate, log_fields, rewards, summarise
 from vineppo.grading import pop_timeouts, set_timeout, set_workers
@@ -37,6 +37,27 @@ from vineppo.tasks import PROMPT, load_task
 
 ALGOS = ("ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus")
 PPO_FAMILY = ("ppo", "vineppo", "grpo", "rloo")
+# What a resumed (or extended) run may change: how long it trains, how often it evaluates and
+# saves, and where and how fast it runs. Anything else would splice two different runs into one.
+RESUME_FREE = ("rl.iterations", "rl.eval_every", "rl.save_every", "rl.keep_checkpoints", "rl.rollout_batch_size",
+               "eval.batch_size", "output_dir", "run_name", "device", "num_threads", "task.grade_timeout_s",
+               "task.grade_workers")
+
+
+def check_resume(run: RunDir, cfg: Config, step: int) -> None:
+    """Refuse to continue a run under settings that would change what it computes (named, with both
+    values), or to a step count below the one it has reached."""
+    if step > cfg.rl.iterations:
+        raise ConfigError(f"{run.path} has reached iteration {step}; rl.iterations={cfg.rl.iterations} would "
+                          f"end it before that (give rl.iterations >= {step}, or a new run_name)")
+    if not run.config.exists():
+        return
+    changed = {k: v for k, v in config_changes(load_config(run.config), cfg).items()
+               if k not in RESUME_FREE and not k.startswith("sft.")}
+    if changed:
+        listed = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in changed.items())
+        raise ConfigError(f"{run.path} was started with other settings ({listed}); continuing it would mix "
+                          "two runs: give the recorded values, or a new run_name / output_dir")
 
 
 def check_finite(name: str, x: torch.Tensor, iteration: int, run: RunDir) -> None:
@@ -164,13 +185,19 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         torch.set_num_threads(cfg.num_threads)
     run = RunDir(Path(cfg.output_dir) / (cfg.run_name or f"{rl.algo}-{cfg.task.name}-s{cfg.seed}"))
     summary_path = run.path / "summary.json"
-    if summary_path.exists():
-        return json.loads(summary_path.read_text())
+    finished = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    if finished is not None and finished["iterations"] >= rl.iterations:
+        return finished  # a finished run given more iterations continues from its last checkpoint
+    resume = ckpt.latest_checkpoint(run.checkpoints)
+    if finished is not None and resume is None:
+        raise ConfigError(f"{run.path} finished at iteration {finished['iterations']} and keeps no checkpoint "
+                          f"to continue from; give rl.iterations={finished['iterations']}, or a new run_name")
+    if resume is not None:
+        check_resume(run, cfg, ckpt.checkpoint_step(resume))
     if world.is_main:
         atomic_write_text(run.config, to_yaml(cfg))
     commit = git_commit()
     task = load_task(cfg.task)
-    resume = ckpt.latest_checkpoint(run.checkpoints)
     device = world.device(cfg.device)
     # 'auto' defers to DeepSpeed's own bf16 when it is on.
     precision = resolve_autocast(None if cfg.deepspeed.enabled else rl.autocast, device)
@@ -345,6 +372,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                "test_greedy_accuracy": last_eval,
                "seconds_per_iteration": (records[-1]["time/elapsed_s"] / len(records)) if records else None,
                "commit": commit, "processes": world.world_size, "autocast": precision}
+    if finished is not None:  # extended: where the earlier part came from
+        summary["extended_from"] = [*finished.get("extended_from", []),
+                                    {k: finished.get(k) for k in ("iterations", "commit", "test_greedy_accuracy")}]
     world.barrier()
     if world.is_main:
         atomic_write_json(summary_path, summary)
