@@ -85,3 +85,18 @@ def test_per_task_bad_key_is_named(monkeypatch):
                         lambda name: {**real(name), "per_task": {"arith": {"sft": {"max_stepz": 3}}}})
     with pytest.raises(config.ConfigError, match="per_task.arith.*max_stepz|max_stepz.*per_task.arith"):
         config.make_config(["task.name=arith"])
+
+
+def test_check_unchanged_names_each_changed_key_and_allows_free_ones(tmp_path):
+    from vineppo.config import check_unchanged, to_yaml
+
+    path = tmp_path / "run" / "config.yaml"
+    check_unchanged(path, make_config([]), ())  # no recorded config: nothing to compare
+    path.parent.mkdir()
+    path.write_text(to_yaml(make_config(["rl.learning_rate=1e-4", "sft.max_steps=10"])))
+    check_unchanged(path, make_config(["rl.learning_rate=1e-4", "sft.max_steps=99", "num_threads=3"]),
+                    ("sft.", "num_threads"))
+    with pytest.raises(ConfigError, match=r"rl.clip: 0.2 there, 0.3 now; rl.learning_rate: 0.0001 there, 0.0002 now"):
+        check_unchanged(path, make_config(["rl.learning_rate=2e-4", "rl.clip=0.3", "sft.max_steps=10"]), ())
+    with pytest.raises(ConfigError, match=r"sft.max_steps: 10 there, 99 now"):  # 'sft.' frees sft.*, not 'sft'
+        check_unchanged(path, make_config(["rl.learning_rate=1e-4", "sft.max_steps=99"]), ("sft",))

@@ -95,3 +95,21 @@ def test_killed_sft_resumes_to_identical_result(tmp_path):
     a = load_file(Path(tmp_path / "ref" / "sft-arith-s0" / "final" / "model.safetensors"))
     b = load_file(Path(run_dir / "final" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resumed_sft_refuses_changed_settings(tmp_path):
+    """A stopped SFT run continues only under its recorded settings (cadence, threads may change):
+    a changed learning rate is named with both values, and nothing of the run is overwritten."""
+    from vineppo.config import ConfigError
+
+    base = EASY + [f"output_dir={tmp_path}", "sft.max_steps=20", "sft.save_every=10", "eval.num_samples=0",
+                   "task.num_test=10", "task.num_train=100"]
+    first = train_sft(make_config(base), progress=False)
+    run = tmp_path / "sft-arith-s0"
+    (run / "summary.json").unlink()  # as if stopped after its last checkpoint
+    config_before, metrics_before = (run / "config.yaml").read_text(), (run / "metrics.jsonl").read_text()
+    with pytest.raises(ConfigError, match=r"sft.learning_rate: 0.003 there, 0.001 now"):
+        train_sft(make_config(base + ["sft.learning_rate=1e-3"]), progress=False)
+    assert (run / "config.yaml").read_text() == config_before and (run / "metrics.jsonl").read_text() == metrics_before
+    summary = train_sft(make_config(base + ["sft.log_every=5", "num_threads=1"]), progress=False)
+    assert summary["train_steps"] == 20 and summary["final_train_loss"] == first["final_train_loss"]

@@ -362,6 +362,20 @@ def config_changes(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
+def check_unchanged(path: str | Path, cfg: Config, free: tuple[str, ...]) -> None:
+    """Refuse to continue the run that recorded `path` under settings that would change what it
+    computes: every differing key is named with both values. `free` lists the keys (or, ending in
+    '.', the sections) that may change."""
+    if not Path(path).exists():
+        return
+    changed = {k: v for k, v in config_changes(load_config(path), cfg).items()
+               if not any(k == f or (f.endswith(".") and k.startswith(f)) for f in free)}
+    if changed:
+        listed = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in changed.items())
+        raise ConfigError(f"{Path(path).parent} was started with other settings ({listed}); continuing it "
+                          "would mix two runs: give the recorded values, or a new run_name / output_dir")
+
+
 def load_config(path: str | Path) -> Config:
     """The config a run folder recorded (`config.yaml`), e.g. for analyses of its checkpoints."""
     path = Path(path)

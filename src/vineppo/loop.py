@@ -23,7 +23,7 @@ from vineppo import checkpoint as ckpt
 from vineppo.algorithms import dpo_plus, grpo, ppo, restem, rloo, vineppo
 from vineppo.algorithms.advantages import masked_mean, value_fit, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
-from vineppo.config import Config, ConfigError, RLConfig, config_changes, load_config, to_yaml
+from vineppo.config import Config, ConfigError, RLConfig, check_unchanged, to_yaml
 from vineppo.distributed import full_parameters, init_world, shards_of
 from vineppo.evaluate import evaluate, log_fields, rewards, summarise
 from vineppo.grading import pop_timeouts, set_timeout, set_workers
@@ -41,23 +41,16 @@ PPO_FAMILY = ("ppo", "vineppo", "grpo", "rloo")
 # saves, and where and how fast it runs. Anything else would splice two different runs into one.
 RESUME_FREE = ("rl.iterations", "rl.eval_every", "rl.save_every", "rl.keep_checkpoints", "rl.rollout_batch_size",
                "eval.batch_size", "output_dir", "run_name", "device", "num_threads", "task.grade_timeout_s",
-               "task.grade_workers")
+               "task.grade_workers", "sft.")
 
 
 def check_resume(run: RunDir, cfg: Config, step: int) -> None:
-    """Refuse to continue a run under settings that would change what it computes (named, with both
-    values), or to a step count below the one it has reached."""
+    """Refuse to continue a run to a step count below the one it has reached, or under settings
+    that would change what it computes."""
     if step > cfg.rl.iterations:
         raise ConfigError(f"{run.path} has reached iteration {step}; rl.iterations={cfg.rl.iterations} would "
                           f"end it before that (give rl.iterations >= {step}, or a new run_name)")
-    if not run.config.exists():
-        return
-    changed = {k: v for k, v in config_changes(load_config(run.config), cfg).items()
-               if k not in RESUME_FREE and not k.startswith("sft.")}
-    if changed:
-        listed = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in changed.items())
-        raise ConfigError(f"{run.path} was started with other settings ({listed}); continuing it would mix "
-                          "two runs: give the recorded values, or a new run_name / output_dir")
+    check_unchanged(run.config, cfg, RESUME_FREE)
 
 
 def check_finite(name: str, x: torch.Tensor, iteration: int, run: RunDir) -> None:

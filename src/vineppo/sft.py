@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from vineppo import checkpoint as ckpt
-from vineppo.config import Config, to_yaml
+from vineppo.config import Config, check_unchanged, to_yaml
 from vineppo.evaluate import evaluate, log_fields
 from vineppo.grading import set_timeout
 from vineppo.inference import make_engine
@@ -72,6 +72,12 @@ def lr_lambda(step: int, total: int, warmup_ratio: float) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+# What a resumed SFT run may change: its evaluation / saving / logging cadence, evaluation batch
+# size, where and how fast it runs (and the RL settings it does not read).
+RESUME_FREE = ("sft.eval_every", "sft.save_every", "sft.log_every", "eval.batch_size", "output_dir", "run_name",
+               "device", "num_threads", "task.grade_timeout_s", "task.grade_workers", "rl.", "deepspeed.", "engine")
+
+
 def run_name(cfg: Config) -> str:
     return cfg.run_name or f"sft-{cfg.task.name}-s{cfg.seed}"
 
@@ -86,6 +92,8 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         import json
 
         return json.loads(summary_path.read_text())
+    if ckpt.latest_checkpoint(run.checkpoints) is not None:
+        check_unchanged(run.config, cfg, RESUME_FREE)
     atomic_write_text(run.config, to_yaml(cfg))
     commit = git_commit()
     device = "cpu" if cfg.device == "auto" and not torch.cuda.is_available() else cfg.device
