@@ -170,6 +170,12 @@ def test_complete_sweep_submits_nothing_and_a_deleted_run_reruns_alone(tmp_path)
     third = launch(args, log=quiet)
     assert third["submitted"] == ["ppo-arith-s0"] and (tmp_path / "ppo-arith-s0" / "summary.json").exists()
     assert json.loads((tmp_path / "vineppo-arith-s0" / "summary.json").read_text()) == before
+    # More iterations asked: the RL runs continue from their checkpoints; the SFT run is not redone.
+    longer = launch(args + ["rl.iterations=3"], log=quiet)
+    assert sorted(longer["submitted"]) == ["ppo-arith-s0", "vineppo-arith-s0"]
+    after = json.loads((tmp_path / "vineppo-arith-s0" / "summary.json").read_text())
+    assert after["iterations"] == 3 and after["extended_from"][0]["iterations"] == 2
+    assert [r["iteration"] for r in read_jsonl(tmp_path / "vineppo-arith-s0" / "metrics.jsonl")] == [1, 2, 3]
 
 
 def slurm_up() -> bool:

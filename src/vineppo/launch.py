@@ -3,8 +3,9 @@
 A sweep (`experiments/sweeps/<name>.yaml`) has two stages. Stage 1 gives each task its SFT start
 point: the tiny preset trains it here, the paper preset evaluates the released SFT checkpoint.
 Stage 2 runs the RL grid (e.g. `rl.algo`) x tasks x seeds from that start point. A job is
-complete when its run folder holds `summary.json`; complete jobs are never submitted again, and
-unfinished ones resume from their last checkpoint (the training loops save one per iteration).
+complete when its run folder holds `summary.json` (for RL, of as many iterations as asked); complete
+jobs are never submitted again, and unfinished ones resume from their last checkpoint (the training
+loops save one per iteration), so a rerun with a larger rl.iterations trains each RL run longer.
 """
 
 from __future__ import annotations
@@ -54,7 +55,14 @@ class Job:
     """The Slurm profile this job's base model runs on (the command line's `profile=` wins)."""
 
     def is_complete(self) -> bool:
-        return self.marker.exists()
+        """Finished, and an RL run to as many iterations as asked (more continue it from its last
+        checkpoint: a sweep rerun with a larger rl.iterations trains its runs longer)."""
+        if not self.marker.exists():
+            return False
+        if self.command != "rl":
+            return True
+        asked = make_config(self.overrides).rl.iterations
+        return json.loads(self.marker.read_text()).get("iterations", asked) >= asked
 
 
 class JobRunner:
