@@ -60,6 +60,8 @@ run analysis/compute_efficiency.py results/flaw_ops/all/runs --baseline grpo --p
 run analysis/compute_efficiency.py results/flaw_ops/sub/runs --paired --out results/flaw_ops/sub
 run analysis/compute_efficiency.py results/flaw_ops/sub/runs --baseline grpo --paired --out results/flaw_ops/sub/vs_grpo
 run analysis/compute_efficiency.py results/flaw_ops/long/runs --baseline grpo --paired --out results/flaw_ops/long  # 20 iterations
+run analysis/compute_efficiency.py results/flaw_ops/longer/runs --paired --out results/flaw_ops/longer  # 40 iterations, with PPO
+run analysis/compute_efficiency.py results/flaw_ops/longer/runs --baseline grpo --paired --out results/flaw_ops/longer/vs_grpo
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 for d in results/value_quality_vlr/vlr*/ results/value_quality_vlr/vlr*/step4/ results/value_quality_per_model/vlr*/ \

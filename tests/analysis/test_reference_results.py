@@ -86,6 +86,8 @@ JOBS = [
     ("compute_efficiency", ["results/flaw_ops/sub/runs", "--paired"], "flaw_ops/sub"),
     ("compute_efficiency", ["results/flaw_ops/sub/runs", "--baseline", "grpo", "--paired"], "flaw_ops/sub/vs_grpo"),
     ("compute_efficiency", ["results/flaw_ops/long/runs", "--baseline", "grpo", "--paired"], "flaw_ops/long"),
+    ("compute_efficiency", ["results/flaw_ops/longer/runs", "--paired"], "flaw_ops/longer"),
+    ("compute_efficiency", ["results/flaw_ops/longer/runs", "--baseline", "grpo", "--paired"], "flaw_ops/longer/vs_grpo"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
 
@@ -233,16 +235,24 @@ def test_dial_sft_reproduces_across_code_versions():
 
 
 def test_longer_runs_repeat_the_shorter_ones_where_they_overlap():
-    """flaw_ops/long/ (20 iterations) against flaw_ops/all/ (8): the same seed and config up to
-    iteration 8, so every VinePPO and GRPO run logs the same reward, losses and test accuracy there."""
-    def records(folder, run):  # long/ evaluates every 2 iterations, all/ after each
+    """flaw_ops/long/ (20 iterations) against flaw_ops/all/ (8), and flaw_ops/longer/ (40) against
+    both: the same seed and config up to the shorter run's end, so every run logs the same reward,
+    losses and test accuracy there (longer/'s VinePPO and GRPO runs continued long/'s from their
+    checkpoints; its PPO runs started afresh)."""
+    def records(folder, run, upto):  # long/ and longer/ evaluate every 2 iterations, all/ after each
         lines = (RESULTS / "flaw_ops" / folder / "runs" / run / "metrics.jsonl").read_text().splitlines()
         keep = ("train/reward", "loss/policy", "eval/greedy_accuracy", "eval/greedy_flawed")
         return [{k: r[k] for k in keep if k in r and (k.startswith(("train", "loss")) or r["iteration"] % 2 == 0)}
-                for r in map(json.loads, lines) if r["iteration"] <= 8]
+                for r in map(json.loads, lines) if r["iteration"] <= upto]
 
     runs = sorted(p.name for p in (RESULTS / "flaw_ops" / "long" / "runs").iterdir())
     assert len(runs) == 24
     for run in runs:
-        long, short = records("long", run), records("all", run)
+        long, short = records("long", run, 8), records("all", run, 8)
         assert len(short) == 8 and long == short, run
+    longer = sorted(p.name for p in (RESULTS / "flaw_ops" / "longer" / "runs").iterdir())
+    assert len(longer) == 36 and set(runs) < set(longer)
+    for run in longer:
+        overlap = ("long", 20) if run in runs else ("all", 8)
+        assert len(records("longer", run, 40)) == 40, run
+        assert records("longer", run, overlap[1]) == records(*overlap, run, overlap[1]), run
