@@ -255,4 +255,4 @@ def test_longer_runs_repeat_the_shorter_ones_where_they_overlap():
     for run in longer:
         overlap = ("long", 20) if run in runs else ("all", 8)
         assert len(records("longer", run, 40)) == 40, run
-        assert records("longer", run, overlap[1]) == records(*overlap, run, overlap[1]), run
+        assert records("longer", run, overlap[1]) == records(overlap[0], run, overlap[1]), run
