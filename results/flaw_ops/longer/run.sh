@@ -6,6 +6,8 @@
 # 20-iteration runs (copied into runs/flaw_ops_longer, then rerun with rl.iterations=40: a finished
 # run given more iterations continues from its last checkpoint exactly as an uninterrupted run
 # would, tested in tests/test_loop.py). Then the paired comparisons against PPO and GRPO.
+# A second pass (commit in each summary.json) added the table's other methods from scratch, the
+# same way: RLOO and the RL-free RestEM and DPO+ (40 iterations each).
 # From the repository root, after results/flaw_ops/run.sh and results/flaw_ops/long/run.sh:
 #   bash results/flaw_ops/longer/run.sh
 set -euo pipefail
@@ -31,6 +33,7 @@ export -f job
 export init
 for s in $seeds; do echo "ppo $s"; done | xargs -P 2 -L 1 bash -c 'job "$@"' _
 for s in $seeds; do echo "vineppo $s"; echo "grpo $s"; done | xargs -P 2 -L 1 bash -c 'job "$@"' _
+for s in $seeds; do echo "rloo $s"; echo "restem $s"; echo "dpo_plus $s"; done | xargs -P 2 -L 1 bash -c 'job "$@"' _
 out=results/flaw_ops/longer
 for d in runs/flaw_ops_longer/*/; do  # the run files (no checkpoints)
   mkdir -p "$out/runs/$(basename "$d")"
@@ -38,3 +41,7 @@ for d in runs/flaw_ops_longer/*/; do  # the run files (no checkpoints)
 done
 .venv/bin/python analysis/compute_efficiency.py $out/runs --paired --out $out
 .venv/bin/python analysis/compute_efficiency.py $out/runs --baseline grpo --paired --out $out/vs_grpo
+.venv/bin/python analysis/compute_efficiency.py $out/runs --baseline rloo --paired --out $out/vs_rloo
+.venv/bin/python analysis/compute_efficiency.py $out/runs --baseline restem --paired --out $out/vs_restem
+.venv/bin/python analysis/compute_efficiency.py $out/runs --baseline dpo_plus --paired --out $out/vs_dpo_plus
+.venv/bin/python analysis/rl_table.py $out/runs --out $out/table
