@@ -62,6 +62,10 @@ run analysis/compute_efficiency.py results/flaw_ops/sub/runs --baseline grpo --p
 run analysis/compute_efficiency.py results/flaw_ops/long/runs --baseline grpo --paired --out results/flaw_ops/long  # 20 iterations
 run analysis/compute_efficiency.py results/flaw_ops/longer/runs --paired --out results/flaw_ops/longer  # 40 iterations, with PPO
 run analysis/compute_efficiency.py results/flaw_ops/longer/runs --baseline grpo --paired --out results/flaw_ops/longer/vs_grpo
+run analysis/compute_efficiency.py results/flaw_ops/longer/runs --baseline rloo --paired --out results/flaw_ops/longer/vs_rloo
+run analysis/compute_efficiency.py results/flaw_ops/longer/runs --baseline restem --paired --out results/flaw_ops/longer/vs_restem
+run analysis/compute_efficiency.py results/flaw_ops/longer/runs --baseline dpo_plus --paired --out results/flaw_ops/longer/vs_dpo_plus
+run analysis/rl_table.py results/flaw_ops/longer/runs --out results/flaw_ops/longer/table
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 for d in results/value_quality_vlr/vlr*/ results/value_quality_vlr/vlr*/step4/ results/value_quality_per_model/vlr*/ \
