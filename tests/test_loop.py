@@ -2,6 +2,7 @@
 updates move the policy the right way on a case with a known answer."""
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -126,8 +127,6 @@ def test_finished_run_given_more_iterations_continues_exactly(tmp_path, easy_sft
         train_rl(config(tmp_path / "ext", easy_sft_checkpoint, "ppo"))
     # A finished run without checkpoints cannot continue: refused rather than restarted over its metrics.
     done = train_rl(config(tmp_path / "bare", easy_sft_checkpoint, "grpo", ["rl.iterations=1"]))
-    import shutil
-
     shutil.rmtree(tmp_path / "bare" / "grpo-arith-s0" / "checkpoints")
     with pytest.raises(ConfigError, match="finished at iteration 1 and keeps no checkpoint"):
         train_rl(config(tmp_path / "bare", easy_sft_checkpoint, "grpo", ["rl.iterations=2"]))
