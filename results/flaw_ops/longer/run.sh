@@ -8,6 +8,9 @@
 # would, tested in tests/test_loop.py). Then the paired comparisons against PPO and GRPO.
 # A second pass (commit in each summary.json) added the table's other methods from scratch, the
 # same way: RLOO and the RL-free RestEM and DPO+ (40 iterations each).
+# A third pass added seeds 12-19 for PPO, VinePPO and GRPO (VinePPO vs GRPO was not separated at 12
+# seeds): SEEDS="12 13 14 15 16 17 18 19" METHODS="ppo vineppo grpo". Seeds flaw_ops/long/ never ran
+# train all 40 iterations from scratch (the same numbers as a continued run; checked on GRPO seed 0).
 # From the repository root, after results/flaw_ops/run.sh and results/flaw_ops/long/run.sh:
 #   bash results/flaw_ops/longer/run.sh
 set -euo pipefail
@@ -20,8 +23,10 @@ for s in $seeds; do
   for a in vineppo grpo; do
     src=runs/flaw_ops_long/$a-arith-s$s
     [ -e runs/flaw_ops_longer/$a-arith-s$s ] && continue
-    [ -f $src/summary.json ] || { echo "missing $src: run results/flaw_ops/long/run.sh first" >&2; exit 1; }
-    cp -r $src runs/flaw_ops_longer/
+    if [ "$s" -le 11 ]; then  # long/ ran seeds 0-11: continue those
+      [ -f $src/summary.json ] || { echo "missing $src: run results/flaw_ops/long/run.sh first" >&2; exit 1; }
+      cp -r $src runs/flaw_ops_longer/
+    fi
   done
 done
 job() {  # algo seed
@@ -31,9 +36,13 @@ job() {  # algo seed
 }
 export -f job
 export init
-for s in $seeds; do echo "ppo $s"; done | xargs -P 2 -L 1 bash -c 'job "$@"' _
-for s in $seeds; do echo "vineppo $s"; echo "grpo $s"; done | xargs -P 2 -L 1 bash -c 'job "$@"' _
-for s in $seeds; do echo "rloo $s"; echo "restem $s"; echo "dpo_plus $s"; done | xargs -P 2 -L 1 bash -c 'job "$@"' _
+methods=" ${METHODS:-ppo vineppo grpo rloo restem dpo_plus} "
+jobs() {  # the seeds' jobs for those of the given methods asked for, seed by seed
+  for s in $seeds; do for a in "$@"; do if [[ $methods == *" $a "* ]]; then echo "$a $s"; fi; done; done
+}
+jobs ppo | xargs -r -P 2 -L 1 bash -c 'job "$@"' _
+jobs vineppo grpo | xargs -r -P 2 -L 1 bash -c 'job "$@"' _
+jobs rloo restem dpo_plus | xargs -r -P 2 -L 1 bash -c 'job "$@"' _
 out=results/flaw_ops/longer
 for d in runs/flaw_ops_longer/*/; do  # the run files (no checkpoints)
   mkdir -p "$out/runs/$(basename "$d")"
