@@ -17,6 +17,7 @@ Reads every finished RL run under the given folders (config.yaml, metrics.jsonl,
   its last, with the mean, std and count by method; runs that never reach ACC are counted, not
   averaged (kl_at.csv). The paper's "better accuracy at equal KL" read from the other side.
 A panel whose setting takes a single value in the runs given is left out and named in the output.
+A run found twice (the same settings, seed and logged numbers in two sweeps' folders) counts once.
 Writes points.csv (every evaluation), final.csv (one row per run), provenance.json and
 ablations.{png,pdf}; kl_at.csv with `--kl-at`. Unfinished runs are listed, not dropped silently.
 """
@@ -35,10 +36,14 @@ from vineppo.config import load_config
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 
-def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """(points: one row per evaluation, final: one row per finished run, unfinished run folders)."""
+def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
+    """(points: one row per evaluation, final: one row per finished run, unfinished run folders,
+    duplicates). Two sweeps can hold the same experiment (sweep=mc_samples' K = 9 and
+    sweep=temperature's VinePPO at T = 0.6: same settings and seed, the same numbers): such a run is
+    counted once, or it would count as two seeds; the copies are named."""
     runs = run_folders(folders)
-    points, final, missing = [], [], []
+    points, final, missing, duplicates = [], [], [], []
+    seen: dict[str, str] = {}
     for d in runs:
         cfg = load_config(d / "config.yaml")
         if cfg.rl.init is None:
@@ -49,8 +54,15 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
         summary = json.loads((d / "summary.json").read_text())
         run = {"run": f"{d.parent.name}/{d.name}", "algo": cfg.rl.algo, "task": cfg.task.name, "seed": cfg.seed,
                "k": cfg.rl.vine_k, "temperature": cfg.rl.temperature}
+        records = list(read_jsonl(d / "metrics.jsonl"))
+        same = json.dumps([{**run, "run": None}] + [{k: v for k, v in r.items() if not k.startswith("time/")}
+                                                    for r in records])
+        if same in seen:  # every logged number but timings equal, under the same settings and seed
+            duplicates.append(f"{run['run']}: the same run as {seen[same]}, counted once")
+            continue
+        seen[same] = run["run"]
         since: list[float] = []
-        for r in read_jsonl(d / "metrics.jsonl"):
+        for r in records:
             since.append(r["train/reward"])
             if "eval/greedy_accuracy" in r:
                 points.append({**run, "iteration": r["iteration"], "kl_ref": r["train/kl_ref"],
@@ -58,7 +70,7 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
                 since = []
         final.append({**run, "test_accuracy": summary["test_greedy_accuracy"], "iterations": summary["iterations"],
                       "commit": summary.get("commit")})
-    return pd.DataFrame(points), pd.DataFrame(final), missing
+    return pd.DataFrame(points), pd.DataFrame(final), missing, duplicates
 
 
 def same_budget(final: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -157,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_folders(argv, __doc__, "results/ablations", options)
     if args is None:
         return 2
-    points, final, missing = collect(args.folders)
+    points, final, missing, duplicates = collect(args.folders)
     if points.empty:
         return no_runs(args.folders)
     skipped, which = [], "final"
@@ -173,13 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     skipped += plot(points, final, args.out, which)
     atomic_write_text(args.out / "provenance.json", json.dumps(
         {"folders": [str(f) for f in args.folders], "commit": git_commit(), "missing_runs": missing,
-         "at_iteration": args.at_iteration, "kl_at": args.kl_at, "panels_left_out": skipped}, indent=2))
+         "duplicate_runs": duplicates, "at_iteration": args.at_iteration, "kl_at": args.kl_at,
+         "panels_left_out": skipped}, indent=2))
     print(final.drop(columns=["commit"]).to_string(index=False))
     if args.kl_at is not None:
         table = kl_at(points, args.kl_at)
         atomic_write_text(args.out / "kl_at.csv", table.to_csv(index=False))
         print(table.to_string(index=False))
-    for s in skipped:
+    for s in duplicates + skipped:
         print(f"left out: {s}")
     if missing:
         print("missing or unfinished runs: " + ", ".join(missing))

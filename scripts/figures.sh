@@ -12,7 +12,8 @@ fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 run() { echo "+ python $*"; "$PY" "$@"; }
 run analysis/sft_curve.py results/table1_runs --out results/sft_curve                     # SFT held-out curves
-run analysis/compute_efficiency.py results/compute_efficiency/runs --out results/compute_efficiency
+run analysis/compute_efficiency.py results/compute_efficiency/runs --paired --out results/compute_efficiency
+run analysis/compute_efficiency.py results/compute_efficiency/runs --tolerance 0.01 --out results/compute_efficiency/tolerance_0.01
 run analysis/compute_efficiency.py results/compute_efficiency_hard/runs --out results/compute_efficiency_hard
 run analysis/compute_efficiency.py results/rl_free_hard/runs --baseline restem --tolerance 0.01 --out results/rl_free_hard
 run analysis/compute_efficiency.py results/rl_free_hard/runs --baseline dpo_plus --tolerance 0.01 --out results/rl_free_hard/dpo_plus

@@ -37,13 +37,13 @@ def test_points_final_and_missing_hand_worked(tmp_path):
     fake_run(tmp_path, "vineppo-k9", "vineppo", 9, 0.6, [0.5, 0.5], {2: 0.40})
     fake_run(tmp_path, "ppo-t1", "ppo", 9, 1.0, [0.1], {1: 0.2})
     fake_run(tmp_path, "ppo-unfinished", "ppo", 9, 0.6, [0.1], {}, final=False)
-    points, final, missing = ab.collect([tmp_path])
+    points, final, missing, duplicates = ab.collect([tmp_path])
     k1 = points[points["run"].str.endswith("vineppo-k1")].sort_values("iteration")
     # Train accuracy at an evaluation: mean reward of the iterations since the previous one.
     assert k1["train_accuracy"].tolist() == pytest.approx([0.3, 0.7])
     assert k1["kl_ref"].tolist() == pytest.approx([0.02, 0.04])
     assert sorted(final["test_accuracy"].tolist()) == pytest.approx([0.2, 0.35, 0.4])
-    assert missing == [str(tmp_path / "ppo-unfinished")]
+    assert missing == [str(tmp_path / "ppo-unfinished")] and duplicates == []
     # Budgets differ (4, 2 and 1 iterations): the K and temperature panels keep the most common.
     same = final.assign(iterations=4)
     assert ab.plot(points, same, tmp_path) == []  # two Ks and two temperatures: all four panels
@@ -55,6 +55,24 @@ def test_points_final_and_missing_hand_worked(tmp_path):
     assert skipped[1] == "accuracy vs temperature: the runs given use a single temperature"
 
 
+def test_a_run_found_in_two_sweeps_counts_once(tmp_path):
+    """sweep=mc_samples' K = 9 run and sweep=temperature's VinePPO at T = 0.6 are one experiment:
+    read from both folders it is one seed, not two, and the copy is named. A run with the same
+    settings but other logged numbers is not a copy."""
+    ab = load_script("ablations")
+    fake_run(tmp_path / "mc_samples", "vineppo_k9-s0", "vineppo", 9, 0.6, [0.2, 0.4], {2: 0.38})
+    fake_run(tmp_path / "mc_samples", "vineppo_k1-s0", "vineppo", 1, 0.6, [0.2, 0.4], {2: 0.30})
+    fake_run(tmp_path / "temperature", "vineppo_t0.6-s0", "vineppo", 9, 0.6, [0.2, 0.4], {2: 0.38})
+    fake_run(tmp_path / "temperature", "vineppo_t0.6-s1", "vineppo", 9, 0.6, [0.2, 0.5], {2: 0.40})
+    points, final, _, duplicates = ab.collect([tmp_path / "mc_samples", tmp_path / "temperature"])
+    assert duplicates == ["temperature/vineppo_t0.6-s0: the same run as mc_samples/vineppo_k9-s0, counted once"]
+    assert sorted(final["run"]) == ["mc_samples/vineppo_k1-s0", "mc_samples/vineppo_k9-s0", "temperature/vineppo_t0.6-s1"]
+    assert len(points) == 3
+    assert ab.main([str(tmp_path / "mc_samples"), str(tmp_path / "temperature"), "--out", str(tmp_path / "out")]) == 0
+    prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert prov["duplicate_runs"] == duplicates
+
+
 def test_at_iteration_compares_the_runs_at_that_evaluation(tmp_path):
     """K = 1 ends where K = 9 ends (0.40) but trails it at iteration 2 (0.30 vs 0.38): the
     comparison at iteration 2 shows it, and a run never evaluated there is named and left out."""
@@ -62,7 +80,7 @@ def test_at_iteration_compares_the_runs_at_that_evaluation(tmp_path):
     fake_run(tmp_path / "runs", "vineppo-k1", "vineppo", 1, 0.6, [0.2] * 4, {2: 0.30, 4: 0.40})
     fake_run(tmp_path / "runs", "vineppo-k9", "vineppo", 9, 0.6, [0.2] * 4, {2: 0.38, 4: 0.40})
     fake_run(tmp_path / "runs", "vineppo-k3", "vineppo", 3, 0.6, [0.2] * 4, {4: 0.40})
-    points, final, _ = ab.collect([tmp_path / "runs"])
+    points, final, _, _ = ab.collect([tmp_path / "runs"])
     at2, left = ab.at_iteration(points, final, 2)
     assert dict(zip(at2["k"], at2["test_accuracy"], strict=True)) == {1: pytest.approx(0.30), 9: pytest.approx(0.38)}
     assert (at2["iterations"] == 2).all()
@@ -94,7 +112,7 @@ def test_kl_at_an_accuracy_hand_worked(tmp_path):
     fake_run(tmp_path / "runs", "ppo-b", "ppo", 9, 0.6, [0.2] * 4, {2: 0.6, 4: 0.45})
     fake_run(tmp_path / "runs", "ppo-c", "ppo", 9, 0.6, [0.2] * 2, {1: 0.2, 2: 0.3})
     fake_run(tmp_path / "runs", "vineppo-a", "vineppo", 9, 0.6, [0.2] * 3, {1: 0.55, 3: 0.6})
-    points, _, _ = ab.collect([tmp_path / "runs"])
+    points, _, _, _ = ab.collect([tmp_path / "runs"])
     table = ab.kl_at(points, 0.5).set_index("method")
     assert sorted(table.index) == ["ppo", "vineppo_k9"] and (table["temperature"] == 0.6).all()
     assert table.loc["ppo", "runs"] == 3 and table.loc["ppo", "runs_reaching"] == 2
