@@ -19,6 +19,7 @@ JOBS = [
     ("sft_curve", ["results/table1_runs"], "sft_curve"),
     ("compute_efficiency", ["results/compute_efficiency/runs", "--paired"], "compute_efficiency"),
     ("compute_efficiency", ["results/compute_efficiency/runs", "--tolerance", "0.01"], "compute_efficiency/tolerance_0.01"),
+    ("ablations", ["results/ablations/runs/*"], "ablations"),
     ("compute_efficiency", ["results/compute_efficiency_hard/runs"], "compute_efficiency_hard"),
     ("compute_efficiency", ["results/rl_free_hard/runs", "--baseline", "restem", "--tolerance", "0.01"],
      "rl_free_hard"),
