@@ -8,9 +8,10 @@
 # would, tested in tests/test_loop.py). Then the paired comparisons against PPO and GRPO.
 # A second pass (commit in each summary.json) added the table's other methods from scratch, the
 # same way: RLOO and the RL-free RestEM and DPO+ (40 iterations each).
-# A third pass added seeds 12-19 for PPO, VinePPO and GRPO (VinePPO vs GRPO was not separated at 12
-# seeds): SEEDS="12 13 14 15 16 17 18 19" METHODS="ppo vineppo grpo". Seeds flaw_ops/long/ never ran
-# train all 40 iterations from scratch (the same numbers as a continued run; checked on GRPO seed 0).
+# A third pass added seeds 12-19 (VinePPO vs GRPO was not separated at 12 seeds): SEEDS="12 13 14
+# 15 16 17 18 19" METHODS="ppo vineppo grpo", then METHODS="rloo", then METHODS="restem dpo_plus".
+# Seeds flaw_ops/long/ never ran train all 40 iterations from scratch (the same numbers as a
+# continued run: GRPO seed 0 retrained from scratch, scratch_check/, tested).
 # From the repository root, after results/flaw_ops/run.sh and results/flaw_ops/long/run.sh:
 #   bash results/flaw_ops/longer/run.sh
 set -euo pipefail
