@@ -36,24 +36,8 @@ import pandas as pd
 import yaml
 
 from vineppo.analysis.plotting import method_palette, pyplot, save
-from vineppo.analysis.runs import no_runs, parse_folders, run_folders
-from vineppo.config import RLConfig
+from vineppo.analysis.runs import no_runs, parse_folders, ppo_label, run_folders
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
-
-
-def ppo_label(rl: dict) -> str | None:
-    """A PPO run's method name where its value network is trained otherwise than the default:
-    ppo_vlr<rate> (`rl.value_learning_rate`), ppo_noclip / ppo_vclip<c> (`rl.value_clip`), or both
-    (ppo_vlr0.003_noclip); None for the default."""
-    parts = []
-    if rl.get("value_learning_rate") is not None:
-        parts.append(f"vlr{rl['value_learning_rate']:g}")
-    clip = rl.get("value_clip", RLConfig.value_clip)
-    if clip is None:
-        parts.append("noclip")
-    elif clip != RLConfig.value_clip:
-        parts.append(f"vclip{clip:g}")
-    return "_".join(["ppo", *parts]) if parts else None
 
 
 def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

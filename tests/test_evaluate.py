@@ -40,3 +40,26 @@ def test_no_flaw_share_against_flawed_references():
     r = evaluate(Scripted(), PROBLEMS[:2] + flawed, "arith", progress=False)
     assert "greedy_flawed" not in r and "first_error_kind" not in r["problems"][2]
     assert "greedy_flawed" not in evaluate(Scripted(), PROBLEMS[:1], "gsm8k", progress=False)
+
+
+def test_correct_bits_follow_the_test_sets_order_and_record_bits_keeps_each_evaluation(tmp_path):
+    import json
+
+    import pytest
+
+    from vineppo.evaluate import correct_bits, record_bits
+
+    ids = ["t-0", "t-1", "t-2", "t-3"]
+    # Two processes' shares come back interleaved: rank 0 scored t-0 and t-2, rank 1 t-1 and t-3.
+    problems = [{"id": "t-0", "greedy_correct": 1.0}, {"id": "t-2", "greedy_correct": 0.0},
+                {"id": "t-1", "greedy_correct": 0.0}, {"id": "t-3", "greedy_correct": 1.0}]
+    assert correct_bits(problems, ids) == "1001"
+    with pytest.raises(ValueError, match=r"covers 3 problems, the test set 4 \(first missing: \['t-3'\]\)"):
+        correct_bits(problems[:3], ids)
+    path = tmp_path / "eval" / "greedy_correct.json"
+    record_bits(path, 2, "1001", ids)
+    record_bits(path, 4, "1101", ids)
+    record_bits(path, 2, "1000", ids)  # a resumed run evaluating iteration 2 again replaces it
+    assert json.loads(path.read_text()) == {"problem_ids": ids, "iterations": {"2": "1000", "4": "1101"}}
+    with pytest.raises(ValueError, match="another test set"):
+        record_bits(path, 6, "10", ["x-0", "x-1"])

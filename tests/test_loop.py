@@ -1,6 +1,7 @@
 """The policy-iteration loop: every method trains 2 iterations; a crashed run resumes bit-exactly;
 updates move the policy the right way on a case with a known answer."""
 
+import json
 import math
 import shutil
 
@@ -122,6 +123,18 @@ def test_finished_run_given_more_iterations_continues_exactly(tmp_path, easy_sft
     assert extended["test_greedy_accuracy"] == ref["test_greedy_accuracy"] and extended["grad_steps"] == 12
     assert extended["extended_from"] == [{"iterations": 2, "commit": first["commit"],
                                           "test_greedy_accuracy": first["test_greedy_accuracy"]}]
+    # Every evaluation's per-problem bits (test-set order), kept across the extension: their mean is
+    # the logged accuracy, and the last ones are the final answers' grades.
+    bits = json.loads((b / "eval" / "greedy_correct.json").read_text())
+    assert bits == json.loads((a / "eval" / "greedy_correct.json").read_text())
+    assert sorted(bits["iterations"]) == ["2", "3"] and len(bits["problem_ids"]) == 16
+    for r in read_jsonl(b / "metrics.jsonl"):
+        if "eval/greedy_accuracy" in r:
+            got = bits["iterations"][str(r["iteration"])]
+            assert got.count("1") / len(got) == pytest.approx(r["eval/greedy_accuracy"])
+    test = json.loads((b / "eval" / "test.json").read_text())
+    assert [p["id"] for p in test["problems"]] == bits["problem_ids"]
+    assert "".join("1" if p["greedy_correct"] else "0" for p in test["problems"]) == bits["iterations"]["3"]
     (b / "summary.json").unlink()  # as if killed after iteration 3 of a longer extension
     with pytest.raises(ConfigError, match="has reached iteration 3; rl.iterations=2 would end it before that"):
         train_rl(config(tmp_path / "ext", easy_sft_checkpoint, "ppo"))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from vineppo.grading import extract_answer, grade, grade_many
 from vineppo.inference import Completion, Engine, SamplingParams
+from vineppo.runio import atomic_write_json
 from vineppo.tasks import PROMPT
 from vineppo.tasks.arith import first_error
 
@@ -83,3 +86,25 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def log_fields(result: dict[str, Any]) -> dict[str, float]:
     """An evaluation's numbers as metrics.jsonl logs them."""
     return {f"eval/{k}": result[k] for k in ("greedy_accuracy", "greedy_unparsed", "greedy_flawed") if k in result}
+
+
+def correct_bits(problems: list[dict[str, Any]], test_ids: list[str]) -> str:
+    """Each test problem's greedy correctness as one '0'/'1' character, in the test set's order
+    (the processes' shares come back interleaved): 500 bytes per evaluation, enough to count the
+    test set's own noise at every evaluation (`analysis/test_noise.py`)."""
+    by_id = {p["id"]: p["greedy_correct"] for p in problems}
+    missing = [i for i in test_ids if i not in by_id]
+    if missing or len(by_id) != len(test_ids):
+        raise ValueError(f"evaluation covers {len(by_id)} problems, the test set {len(test_ids)} "
+                         f"(first missing: {missing[:3]})")
+    return "".join("1" if by_id[i] else "0" for i in test_ids)
+
+
+def record_bits(path: Path, iteration: int, bits: str, test_ids: list[str]) -> None:
+    """Add (or, for a resumed run that evaluates an iteration again, replace) one evaluation's
+    `correct_bits` in `path`: {"problem_ids": [...], "iterations": {"<iteration>": "0110..."}}."""
+    data = json.loads(path.read_text()) if path.exists() else {"problem_ids": test_ids, "iterations": {}}
+    if data["problem_ids"] != test_ids:
+        raise ValueError(f"{path}: written for another test set than this run's")
+    data["iterations"][str(iteration)] = bits
+    atomic_write_json(path, data)

@@ -25,7 +25,7 @@ from vineppo.algorithms.advantages import masked_mean, value_fit, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
 from vineppo.config import Config, ConfigError, RLConfig, check_unchanged, to_yaml
 from vineppo.distributed import full_parameters, init_world, shards_of
-from vineppo.evaluate import evaluate, log_fields, rewards, summarise
+from vineppo.evaluate import correct_bits, evaluate, log_fields, record_bits, rewards, summarise
 from vineppo.grading import pop_timeouts, set_timeout, set_workers
 from vineppo.inference import Completion, SamplingParams, make_engine
 from vineppo.learner import Learner, Updater, autocast, resolve_autocast, use_eager_attention
@@ -348,8 +348,11 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             problems = [p for part in world.gather(result["problems"]) for p in part]
             whole = {**result, **summarise(problems), "problems": problems}  # every process's share
             record.update(log_fields(whole))
-            if world.is_main and done == rl.iterations:  # per-problem answers, for the analyses
-                atomic_write_json(run.eval_file("test"), whole)
+            if world.is_main:  # every evaluation's per-problem bits; the last one's answers too
+                test_ids = [e["id"] for e in task.test]
+                record_bits(run.eval_file("greedy_correct"), done, correct_bits(problems, test_ids), test_ids)
+                if done == rl.iterations:
+                    atomic_write_json(run.eval_file("test"), whole)
             record["time/eval_s"] = time.time() - t_eval  # in later iterations' elapsed_s, not in this one's
         if world.is_main:
             run.log(record)

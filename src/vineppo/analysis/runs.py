@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from vineppo.config import RLConfig
+
 
 def parse_folders(argv: list[str] | None, doc: str, default_out: str,
                   add_args: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace | None:
@@ -34,3 +36,18 @@ def run_folders(folders: list[Path], marker: str = "config.yaml") -> list[Path]:
 def no_runs(folders: list[Path]) -> int:
     print(f"no finished RL runs with evaluations under {', '.join(map(str, folders))}", file=sys.stderr)
     return 2
+
+
+def ppo_label(rl: dict) -> str | None:
+    """A PPO run's method name where its value network is trained otherwise than the default:
+    ppo_vlr<rate> (`rl.value_learning_rate`), ppo_noclip / ppo_vclip<c> (`rl.value_clip`), or both
+    (ppo_vlr0.003_noclip); None for the default."""
+    parts = []
+    if rl.get("value_learning_rate") is not None:
+        parts.append(f"vlr{rl['value_learning_rate']:g}")
+    clip = rl.get("value_clip", RLConfig.value_clip)
+    if clip is None:
+        parts.append("noclip")
+    elif clip != RLConfig.value_clip:
+        parts.append(f"vclip{clip:g}")
+    return "_".join(["ppo", *parts]) if parts else None
