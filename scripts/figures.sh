@@ -69,6 +69,12 @@ run analysis/compute_efficiency.py results/flaw_ops/longer/runs --baseline dpo_p
 run analysis/rl_table.py results/flaw_ops/longer/runs --out results/flaw_ops/longer/table
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
+run analysis/test_noise.py results/test_noise/compute_efficiency/runs --out results/test_noise/compute_efficiency  # test-set noise
+run analysis/test_noise.py results/test_noise/flaw_ops/runs --out results/test_noise/flaw_ops
+run analysis/test_noise.py results/test_noise/final/table1/correct.csv --all-pairs --out results/test_noise/final/table1
+run analysis/test_noise.py results/test_noise/final/flaw_ops_longer/correct.csv --all-pairs --out results/test_noise/final/flaw_ops_longer
+run analysis/test_noise.py results/test_noise/final/grpo_rloo_hard/correct.csv --all-pairs --out results/test_noise/final/grpo_rloo_hard
+run analysis/test_noise.py results/test_noise/final/wall_clock_per_model/correct.csv --all-pairs --out results/test_noise/final/wall_clock_per_model
 for d in results/value_quality_vlr/vlr*/ results/value_quality_vlr/vlr*/step4/ results/value_quality_per_model/vlr*/ \
          results/value_quality_per_model/vlr*/step4/; do  # the same with PPO's value lr (joint clip, then per model)
   run analysis/value_quality.py --replot --out "${d%/}"

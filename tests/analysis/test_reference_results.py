@@ -96,6 +96,15 @@ JOBS = [
     ("compute_efficiency", ["results/flaw_ops/longer/runs", "--baseline", "dpo_plus", "--paired"],
      "flaw_ops/longer/vs_dpo_plus"),
     ("rl_table", ["results/flaw_ops/longer/runs"], "flaw_ops/longer/table"),
+    ("test_noise", ["results/test_noise/compute_efficiency/runs"], "test_noise/compute_efficiency"),
+    ("test_noise", ["results/test_noise/flaw_ops/runs"], "test_noise/flaw_ops"),
+    ("test_noise", ["results/test_noise/final/table1/correct.csv", "--all-pairs"], "test_noise/final/table1"),
+    ("test_noise", ["results/test_noise/final/flaw_ops_longer/correct.csv", "--all-pairs"],
+     "test_noise/final/flaw_ops_longer"),
+    ("test_noise", ["results/test_noise/final/grpo_rloo_hard/correct.csv", "--all-pairs"],
+     "test_noise/final/grpo_rloo_hard"),
+    ("test_noise", ["results/test_noise/final/wall_clock_per_model/correct.csv", "--all-pairs"],
+     "test_noise/final/wall_clock_per_model"),
 ]
 LABELS = {"run", "commit"}  # where the run folders were read from, and which code wrote them: not numbers
 
