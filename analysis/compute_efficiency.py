@@ -10,7 +10,10 @@ seconds (mean over seeds), the per-iteration time split (generation / value esti
 and the speed-up of --method (default vineppo) to reach --baseline's (default ppo) peak test
 accuracy, in gradient steps, episodes and wall-clock. The speed-up is claimed (in
 speedup.json's "speedup" and on the figure) only where the two mean curves separate by more than
-twice their standard error over seeds at two evaluations in a row; otherwise the figure says the curves are
+twice their standard error over seeds at two evaluations in a row, and, where every run of both
+kept its per-problem bits (eval/greedy_correct.json, runs from commit 664376f on), also by more
+than twice the error that counts the test set's own noise (paired by seed; test_noise.py;
+"separation_with_test_set"); otherwise the figure says the curves are
 within noise and speedup.json keeps the number as "speedup_if_noise_ignored". The wall-clock
 speed-up is claimed only where the same test passes on the wall-clock axis with VinePPO ahead
 (a method ahead per step can be level in time when its iterations are slower); otherwise it is
@@ -37,14 +40,17 @@ import yaml
 
 from vineppo.analysis.plotting import method_palette, pyplot, save
 from vineppo.analysis.runs import no_runs, parse_folders, ppo_label, run_folders
+from vineppo.analysis.test_noise import separation_with_test_set
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 
-def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str], dict]:
     """Per-evaluation curves and per-iteration time splits of every RL run under `folders`, each
     labelled with its method: the algorithm, for VinePPO runs with more than one K among
-    them vineppo_k<K>, and for PPO runs whose value network is trained otherwise `ppo_label`."""
-    curves, splits, missing, vine_k, ppo_labels, unwhitened = [], [], [], {}, {}, set()
+    them vineppo_k<K>, and for PPO runs whose value network is trained otherwise `ppo_label`; and
+    each method's per-problem bits at each evaluation by seed (None for a method with a run that
+    kept none)."""
+    curves, splits, missing, vine_k, ppo_labels, unwhitened, bits = [], [], [], {}, {}, set(), []
     runs = [d for d in run_folders(folders) if (d / "metrics.jsonl").exists()]
     for d in runs:
         if not (d / "summary.json").exists():
@@ -61,6 +67,11 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
             ppo_labels[d.name] = label
         if rl.get("whiten_advantages", True) is False:
             unwhitened.add(d.name)
+        if (d / "eval" / "greedy_correct.json").exists():  # per-problem bits (runs from 664376f on)
+            kept = json.loads((d / "eval" / "greedy_correct.json").read_text())["iterations"]
+            bits.append((d.name, s["algo"], s["seed"], {int(k): v for k, v in kept.items()}))
+        else:
+            bits.append((d.name, s["algo"], s["seed"], None))
         evals_before = 0.0  # elapsed_s counts earlier evaluations; the curves leave them out
         for r in read_jsonl(d / "metrics.jsonl"):
             splits.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],
@@ -80,7 +91,15 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
         if len(df):
             df["algo"] = [labels.get(run, a) + ("_nowhiten" if run in unwhitened else "")
                           for a, run in zip(df["algo"], df["run"], strict=True)]
-    return curves, splits.drop(columns="run", errors="ignore"), missing
+    by_method: dict[str, dict[int, dict[int, str]] | None] = {}
+    for run, algo, seed, evals in bits:  # a method's bits, or None where any of its runs kept none
+        name = labels.get(run, algo) + ("_nowhiten" if run in unwhitened else "")
+        if evals is None or (name in by_method and by_method[name] is None):
+            by_method[name] = None
+            continue
+        for it, b in evals.items():
+            by_method.setdefault(name, {}).setdefault(it, {})[seed] = b
+    return curves, splits.drop(columns="run", errors="ignore"), missing, by_method
 
 
 def palette(methods) -> dict:
@@ -266,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_folders(argv, __doc__, "results/compute_efficiency", options)
     if args is None:
         return 2
-    curves, splits, missing = collect(args.folders)
+    curves, splits, missing, bits = collect(args.folders)
     if curves.empty:
         return no_runs(args.folders)
     absent = [a for a in (args.baseline, args.method) if a not in set(curves["algo"])]
@@ -277,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     pair = {"baseline": args.baseline, "method": args.method}
     speedup, sep, sep_clock = speedup_to_peak(curves, **pair, tolerance=args.tolerance), \
         separation(curves, **pair), separation_wall_clock(curves, **pair)
-    separated = bool(sep and sep["separated"])
+    # Where every run kept its per-problem bits, the gaps must also clear the test set's own noise.
+    sep_test = separation_with_test_set(bits, **pair)
+    separated = bool(sep and sep["separated"]) and (sep_test is None or sep_test["separated"])
     claimed = None
     if separated and speedup is not None:
         claimed = dict(speedup)
@@ -290,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out / "time_split.csv", splits.to_csv(index=False))
     atomic_write_text(args.out / "speedup.json", json.dumps(
         {"speedup": claimed, "separation": sep, "separation_wall_clock": sep_clock,
+         **({"separation_with_test_set": sep_test} if sep_test is not None else {}),
          "speedup_if_noise_ignored": None if separated else speedup, "missing_runs": missing, "commit": git_commit(),
          "folders": [str(f) for f in args.folders]}, indent=2))
     if args.paired:
@@ -298,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         print(paired.to_string(index=False))
     plot(curves, splits, claimed or speedup, args.out, separated, sep_clock)
     print(json.dumps({"speedup": claimed, **{name: s and {k: v for k, v in s.items() if k != "points"}
-                                             for name, s in (("separation", sep), ("separation_wall_clock", sep_clock))}},
+                                             for name, s in (("separation", sep), ("separation_wall_clock", sep_clock),
+                                                             ("separation_with_test_set", sep_test))}},
                      indent=2))
     if missing:
         print("missing or unfinished runs: " + ", ".join(missing))

@@ -71,6 +71,8 @@ run analysis/value_quality.py --replot --out results/value_quality              
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 run analysis/test_noise.py results/test_noise/compute_efficiency/runs --out results/test_noise/compute_efficiency  # test-set noise
 run analysis/test_noise.py results/test_noise/flaw_ops/runs --out results/test_noise/flaw_ops
+run analysis/compute_efficiency.py results/test_noise/compute_efficiency/runs --paired --out results/test_noise/compute_efficiency/speedup
+run analysis/compute_efficiency.py results/test_noise/flaw_ops/runs --baseline grpo --paired --out results/test_noise/flaw_ops/speedup
 run analysis/test_noise.py results/test_noise/final/table1/correct.csv --all-pairs --out results/test_noise/final/table1
 run analysis/test_noise.py results/test_noise/final/flaw_ops_longer/correct.csv --all-pairs --out results/test_noise/final/flaw_ops_longer
 run analysis/test_noise.py results/test_noise/final/grpo_rloo_hard/correct.csv --all-pairs --out results/test_noise/final/grpo_rloo_hard

@@ -44,3 +44,9 @@ done
 for name in table1 flaw_ops_longer grpo_rloo_hard wall_clock_per_model; do
   .venv/bin/python analysis/test_noise.py runs/$name --all-pairs --out results/test_noise/final/$name
 done
+# The speed-up analyses again on the new runs: with every run's bits, compute_efficiency.py also asks
+# the gaps to clear the test set's noise before it claims a speed-up (separation_with_test_set)
+.venv/bin/python analysis/compute_efficiency.py results/test_noise/compute_efficiency/runs --paired \
+  --out results/test_noise/compute_efficiency/speedup
+.venv/bin/python analysis/compute_efficiency.py results/test_noise/flaw_ops/runs --baseline grpo --paired \
+  --out results/test_noise/flaw_ops/speedup

@@ -90,7 +90,7 @@ def test_wall_clock_leaves_out_evaluations(tmp_path):
                                            "time/value_estimation_s": 1.0, "time/training_s": 1.0})
     (d / "config.yaml").write_text("preset: tiny\nrl:\n  prompts_per_iter: 32\n  samples_per_prompt: 8\n")
     (d / "summary.json").write_text(json.dumps({"algo": "vineppo", "seed": 0}))
-    c, _, _ = ce.collect([tmp_path])
+    c, _, _, _ = ce.collect([tmp_path])
     assert c["elapsed_s"].tolist() == [10.0, 20.0, 30.0]
     assert c["episodes"].tolist() == [256, 512, 768]  # iteration x 32 prompts x 8 samples
     (d / "config.yaml").write_text("preset: tiny\n")  # a config without the budget: no episodes axis
@@ -227,10 +227,10 @@ def test_vine_k_ablation_runs_are_methods_of_their_own(tmp_path):
 
     run("ppo-s0", "ppo", 9, 10.0, (0.4, 0.5, 0.6))
     run("k9-s0", "vineppo", 9, 20.0, (0.5, 0.6, 0.7))
-    curves_one_k, _, _ = ce.collect([tmp_path])
+    curves_one_k, _, _, _ = ce.collect([tmp_path])
     assert set(curves_one_k["algo"]) == {"ppo", "vineppo"}
     run("k3-s0", "vineppo", 3, 12.0, (0.5, 0.6, 0.65))
-    c, splits, _ = ce.collect([tmp_path])
+    c, splits, _, _ = ce.collect([tmp_path])
     assert set(c["algo"]) == set(splits["algo"]) == {"ppo", "vineppo_k9", "vineppo_k3"}
     assert c[c["algo"] == "vineppo_k3"]["elapsed_s"].tolist() == [12.0, 24.0, 36.0]
     assert splits[splits["algo"] == "vineppo_k3"]["value estimation"].tolist() == [10.0] * 3
@@ -267,7 +267,7 @@ def test_ppo_runs_with_their_own_value_learning_rate_are_methods_of_their_own(tm
                                        ("clip05-s0", None, 0.5, (0.35, 0.55))):
         labelled_run(tmp_path, name, "ppo", f"  value_learning_rate: {'null' if value_lr is None else value_lr}\n"
                                             f"  value_clip: {'null' if clip is None else clip}\n", accs)
-    c, splits, _ = ce.collect([tmp_path])
+    c, splits, _, _ = ce.collect([tmp_path])
     assert set(c["algo"]) == set(splits["algo"]) == {"ppo", "ppo_vlr0.0003", "ppo_vlr0.0003_noclip", "ppo_noclip",
                                                      "ppo_vclip0.5"}
     assert c[c["algo"] == "ppo_vlr0.0003"]["test_accuracy"].tolist() == [0.45, 0.7]
@@ -285,8 +285,47 @@ def test_runs_without_whitening_are_methods_of_their_own(tmp_path):
                                     ("k9-s0", "vineppo", "  vine_k: 9\n", (0.5, 0.7)),
                                     ("k3_nw-s0", "vineppo", "  vine_k: 3\n  whiten_advantages: false\n", (0.55, 0.75))):
         labelled_run(tmp_path, name, algo, extra, accs)
-    c, splits, _ = ce.collect([tmp_path])
+    c, splits, _, _ = ce.collect([tmp_path])
     assert set(c["algo"]) == set(splits["algo"]) == {"ppo", "ppo_nowhiten", "ppo_vlr0.003_nowhiten", "vineppo_k9",
                                                      "vineppo_k3_nowhiten"}
     assert c[c["algo"] == "ppo_nowhiten"]["test_accuracy"].tolist() == [0.45, 0.6]
     assert c[c["algo"] == "vineppo_k3_nowhiten"]["test_accuracy"].tolist() == [0.55, 0.75]
+
+
+@pytest.mark.parametrize(("extra", "claimed"), [(1, False), (8, True)])
+def test_speedup_claimed_only_beyond_the_test_sets_noise_where_runs_kept_bits(tmp_path, extra, claimed):
+    """Three seeds that agree exactly: the seeds' error is 0 and any gap is 'separated' by it. With
+    per-problem bits the gap must also clear the test set's noise: VinePPO right on 1 more of 20
+    problems (the same one in every seed) is one problem's luck (se_problems = 0.05 > gap / 2);
+    right on 8 more is not (0.11 < 0.4 / 2)."""
+    from vineppo.runio import append_jsonl
+
+    ce = load_script("compute_efficiency")
+    for algo, more in (("ppo", 0), ("vineppo", extra)):
+        for seed in range(3):
+            d = tmp_path / f"{algo}-arith-s{seed}"
+            d.mkdir()
+            bits = {i: "1" * (6 + i + more) + "0" * (14 - i - more) for i in (1, 2, 3)}
+            for i, b in bits.items():
+                append_jsonl(d / "metrics.jsonl", {
+                    "iteration": i, "train/grad_steps": 8 * i, "time/elapsed_s": 10.0 * i, "time/eval_s": 0.0,
+                    "eval/greedy_accuracy": b.count("1") / 20, "time/generation_s": 1.0,
+                    "time/value_estimation_s": 1.0, "time/training_s": 8.0})
+            (d / "eval").mkdir()
+            (d / "eval" / "greedy_correct.json").write_text(json.dumps(
+                {"problem_ids": [f"p{j}" for j in range(20)], "iterations": {str(i): b for i, b in bits.items()}}))
+            (d / "config.yaml").write_text("preset: tiny\n")
+            (d / "summary.json").write_text(json.dumps({"algo": algo, "seed": seed}))
+    assert ce.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    written = json.loads((tmp_path / "out" / "speedup.json").read_text())
+    assert written["separation"]["separated"] is True  # the seeds' error alone
+    test_set = written["separation_with_test_set"]
+    assert test_set["separated"] is claimed and len(test_set["points"]) == 3
+    assert test_set["points"][0]["gap"] == pytest.approx(extra / 20)
+    assert (written["speedup"] is not None) is claimed
+    assert (written["speedup_if_noise_ignored"] is None) is claimed
+    # A run without bits among them: the seeds' rule alone, and no test-set section.
+    (tmp_path / "ppo-arith-s0" / "eval" / "greedy_correct.json").unlink()
+    assert ce.main([str(tmp_path), "--out", str(tmp_path / "out2")]) == 0
+    written = json.loads((tmp_path / "out2" / "speedup.json").read_text())
+    assert "separation_with_test_set" not in written and written["speedup"] is not None

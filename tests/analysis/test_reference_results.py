@@ -98,6 +98,10 @@ JOBS = [
     ("rl_table", ["results/flaw_ops/longer/runs"], "flaw_ops/longer/table"),
     ("test_noise", ["results/test_noise/compute_efficiency/runs"], "test_noise/compute_efficiency"),
     ("test_noise", ["results/test_noise/flaw_ops/runs"], "test_noise/flaw_ops"),
+    ("compute_efficiency", ["results/test_noise/compute_efficiency/runs", "--paired"],
+     "test_noise/compute_efficiency/speedup"),
+    ("compute_efficiency", ["results/test_noise/flaw_ops/runs", "--baseline", "grpo", "--paired"],
+     "test_noise/flaw_ops/speedup"),
     ("test_noise", ["results/test_noise/final/table1/correct.csv", "--all-pairs"], "test_noise/final/table1"),
     ("test_noise", ["results/test_noise/final/flaw_ops_longer/correct.csv", "--all-pairs"],
      "test_noise/final/flaw_ops_longer"),
@@ -278,3 +282,24 @@ def test_longer_runs_repeat_the_shorter_ones_where_they_overlap():
     # GRPO seed 0 trained 40 iterations from scratch at a later commit: the same numbers as the run
     # that continued long/'s 20 iterations, so longer/'s fresh seeds and continued seeds compare
     assert records("longer/scratch_check", "grpo-arith-s0", 40) == records("longer", "grpo-arith-s0", 40)
+
+
+def test_test_noise_runs_repeat_the_earlier_ones():
+    """test_noise/'s runs reran compute_efficiency/ (8 iterations) and flaw_ops/longer/'s VinePPO and
+    GRPO (to iteration 22) at a later commit, now keeping every evaluation's per-problem bits: they
+    log the same numbers, and each evaluation's bits average to its logged accuracy."""
+    def records(path, upto):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")}
+                for r in map(json.loads, (path / "metrics.jsonl").read_text().splitlines()) if r["iteration"] <= upto]
+
+    for part, earlier, upto, count in (("compute_efficiency", RESULTS / "compute_efficiency" / "runs", 8, 6),
+                                       ("flaw_ops", RESULTS / "flaw_ops" / "longer" / "runs", 22, 40)):
+        runs = sorted((RESULTS / "test_noise" / part / "runs").iterdir())
+        assert len(runs) == count, part
+        for d in runs:
+            now = records(d, upto)
+            assert len(now) == upto and now == records(earlier / d.name, upto), d.name
+            bits = json.loads((d / "eval" / "greedy_correct.json").read_text())["iterations"]
+            logged = {str(r["iteration"]): r["eval/greedy_accuracy"] for r in now if "eval/greedy_accuracy" in r}
+            assert set(bits) == set(logged), d.name
+            assert all(bits[i].count("1") / len(bits[i]) == pytest.approx(acc) for i, acc in logged.items()), d.name

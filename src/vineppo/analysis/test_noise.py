@@ -74,3 +74,21 @@ def two_in_a_row(points: list[tuple[int, float, float]]) -> dict:
     directions = {a[1] for a, _ in pairs}
     return {"separated": bool(pairs), "ahead": directions.pop() if len(directions) == 1 else 0,
             "at": [[a[0], b[0]] for a, b in pairs]}
+
+
+def separation_with_test_set(bits: dict[str, dict[int, dict[int, str]]], method: str, baseline: str) -> dict | None:
+    """The two-in-a-row rule on `method` - `baseline` with the test set's noise counted: at each
+    evaluation both have (bits[label][iteration][seed] = '0110...'), paired over their shared seeds
+    (two at least), the gap against twice se_both. None when either method has no bits (runs from
+    before they were kept), so that callers fall back to the seeds' error alone."""
+    if not bits.get(method) or not bits.get(baseline):
+        return None
+    rows = []
+    for it in sorted(set(bits[method]) & set(bits[baseline])):
+        a, b = bits[method][it], bits[baseline][it]
+        if len(set(a) & set(b)) < 2:
+            continue
+        n = gap_noise(paired_matrix(a, b)[0])
+        rows.append({"iteration": it, "gap": n["gap"], "two_se": 2 * n["se_both"], "seeds": n["seeds"]})
+    rule = two_in_a_row([(r["iteration"], r["gap"], r["two_se"] / 2) for r in rows])
+    return {**rule, "points": rows}
