@@ -40,7 +40,7 @@ import yaml
 
 from vineppo.analysis.plotting import method_palette, pyplot, save
 from vineppo.analysis.runs import no_runs, parse_folders, ppo_label, run_folders
-from vineppo.analysis.test_noise import separation_with_test_set
+from vineppo.analysis.test_noise import run_bits, separation_with_test_set
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 
@@ -67,11 +67,7 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str],
             ppo_labels[d.name] = label
         if rl.get("whiten_advantages", True) is False:
             unwhitened.add(d.name)
-        if (d / "eval" / "greedy_correct.json").exists():  # per-problem bits (runs from 664376f on)
-            kept = json.loads((d / "eval" / "greedy_correct.json").read_text())["iterations"]
-            bits.append((d.name, s["algo"], s["seed"], {int(k): v for k, v in kept.items()}))
-        else:
-            bits.append((d.name, s["algo"], s["seed"], None))
+        bits.append((d.name, s["algo"], s["seed"], run_bits(d)))  # per-problem bits (runs from 664376f on)
         evals_before = 0.0  # elapsed_s counts earlier evaluations; the curves leave them out
         for r in read_jsonl(d / "metrics.jsonl"):
             splits.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],

@@ -29,7 +29,7 @@ import pandas as pd
 import yaml
 
 from vineppo.analysis.runs import ppo_label, run_folders
-from vineppo.analysis.test_noise import gap_noise, paired_matrix, two_in_a_row
+from vineppo.analysis.test_noise import gap_noise, paired_matrix, run_bits, two_in_a_row
 from vineppo.runio import atomic_write_text, git_commit
 
 COLUMNS = ["run", "method", "task", "seed", "iteration", "iterations", "commit", "greedy_correct"]
@@ -44,14 +44,12 @@ def read_runs(folders: list[Path]) -> tuple[pd.DataFrame, list[str]]:
         rl = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("rl") or {}
         if not rl.get("init"):
             continue  # an SFT run
-        bits_file, test_file = d / "eval" / "greedy_correct.json", d / "eval" / "test.json"
-        if not (d / "summary.json").exists() or not (bits_file.exists() or test_file.exists()):
+        evals, test_file = run_bits(d), d / "eval" / "test.json"
+        if not (d / "summary.json").exists() or not (evals is not None or test_file.exists()):
             missing.append(str(d))
             continue
         summary = json.loads((d / "summary.json").read_text())
-        if bits_file.exists():
-            evals = {int(k): v for k, v in json.loads(bits_file.read_text())["iterations"].items()}
-        else:
+        if evals is None:
             try:
                 problems = json.loads(test_file.read_text())["problems"]
                 evals = {int(summary["iterations"]): "".join("1" if p["greedy_correct"] else "0" for p in problems)}

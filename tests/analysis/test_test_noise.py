@@ -83,3 +83,15 @@ def test_two_in_a_row():
     crossing = pts + [(6, -0.05, 0.01)]
     assert two_in_a_row(crossing) == {"separated": True, "ahead": 0, "at": [[3, 4], [5, 6]]}
     assert two_in_a_row([(1, 0.1, float("nan")), (2, 0.1, float("nan"))])["separated"] is False
+
+
+def test_run_bits(tmp_path):
+    from vineppo.analysis.test_noise import run_bits
+
+    assert run_bits(tmp_path) is None  # a run from before the bits were kept
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "greedy_correct.json").write_text('{"problem_ids": ["a"], "iterations": {"2": "1", "4": "0"}}')
+    assert run_bits(tmp_path) == {2: "1", 4: "0"}
+    (tmp_path / "eval" / "greedy_correct.json").write_text('{"problem_ids": ["a"]}')
+    with pytest.raises(ValueError, match=r"greedy_correct.json: not a greedy_correct.json"):
+        run_bits(tmp_path)

@@ -20,7 +20,9 @@ the first two carries Var(e)/(S N) once; the last term takes the second copy out
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -92,3 +94,15 @@ def separation_with_test_set(bits: dict[str, dict[int, dict[int, str]]], method:
         rows.append({"iteration": it, "gap": n["gap"], "two_se": 2 * n["se_both"], "seeds": n["seeds"]})
     rule = two_in_a_row([(r["iteration"], r["gap"], r["two_se"] / 2) for r in rows])
     return {**rule, "points": rows}
+
+
+def run_bits(run_dir: Path) -> dict[int, str] | None:
+    """A run's per-problem bits at each evaluation ({iteration: '0110...'}) from its
+    eval/greedy_correct.json; None for a run from before they were kept."""
+    path = run_dir / "eval" / "greedy_correct.json"
+    if not path.exists():
+        return None
+    try:
+        return {int(k): v for k, v in json.loads(path.read_text())["iterations"].items()}
+    except (KeyError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: not a greedy_correct.json ({e})") from None
