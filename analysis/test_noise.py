@@ -1,20 +1,22 @@
 """Gaps between methods with the test set's own noise counted: is a gap more than the seeds'
 spread, and more than which N problems happen to be in the test set?
 
-    python analysis/test_noise.py runs/flaw_ops_longer --out results/flaw_ops/longer/test_noise
-    python analysis/test_noise.py results/flaw_ops/longer/test_noise/correct.csv --out /tmp/tn
+    python analysis/test_noise.py runs/test_noise_flaw_ops --out results/test_noise/flaw_ops
+    python analysis/test_noise.py runs/table1 --all-pairs --out results/test_noise/final/table1
+    python analysis/test_noise.py results/test_noise/final/table1/correct.csv --all-pairs --out /tmp/tn
 
 Reads each finished RL run's per-problem greedy correctness: at every evaluation from
-eval/greedy_correct.json (runs from this commit on), else at the last one from eval/test.json; or
+eval/greedy_correct.json (runs from commit 664376f on), else at the last one from eval/test.json; or
 a correct.csv this script wrote (the same bits, 500 bytes an evaluation). Runs are labelled as
 compute_efficiency.py labels them (ppo_vlr<rate>, ..., VinePPO by K where K differs). For each
-task, evaluation and pair of methods (--method against every other method, or every pair with
---all-pairs), over the seeds both have, paired by seed: the gap in accuracy; se_unpaired (each
-method's seed spread: the error compute_efficiency.py's rule uses), se_seeds (paired over seeds,
-its --paired table), se_problems (the test set's part) and se_both (seeds and problems, the two
-crossed factors; `vineppo.analysis.test_noise`). Then the two-in-a-row rule of compute_efficiency.py
-with each error. Writes correct.csv, gaps.csv (every evaluation), final.csv and final.md (each
-run's last evaluation, at the most common budget), separation.json and provenance.json.
+task, evaluation and pair of methods (--method against every other method, every other method
+against --baseline, or every pair with --all-pairs), over the seeds both have, paired by seed: the
+gap in accuracy; se_unpaired (each method's seed spread: the error compute_efficiency.py's rule
+uses), se_seeds (paired over seeds, its --paired table), se_problems (the test set's part) and
+se_both (seeds and problems, the two crossed factors; `vineppo.analysis.test_noise`). Then the
+two-in-a-row rule of compute_efficiency.py with each error. Writes correct.csv, gaps.csv (every
+evaluation), final.csv and final.md (each run's last evaluation, at the most common budget),
+separation.json and provenance.json.
 """
 
 from __future__ import annotations
@@ -74,8 +76,11 @@ def read_correct(path: Path) -> pd.DataFrame:
     return df[COLUMNS]
 
 
-def pairs_of(names: list[str], method: str, all_pairs: bool) -> list[tuple[str, str]]:
-    """(method, baseline) pairs; with all_pairs --method first, then alphabetical."""
+def pairs_of(names: list[str], method: str, all_pairs: bool, baseline: str | None = None) -> list[tuple[str, str]]:
+    """(method, baseline) pairs: --method against every other; with --baseline every other against
+    it; with all_pairs every pair, --method first, then alphabetical."""
+    if baseline is not None:
+        return [(n, baseline) for n in sorted(names) if n != baseline] if baseline in names else []
     names = sorted(names, key=lambda n: (n != method, n))
     if all_pairs:
         return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
@@ -93,12 +98,12 @@ def gap_row(a: dict[int, str], b: dict[int, str]) -> dict:
     return {"acc_method": float(acc_a.mean()), "acc_baseline": float(acc_b.mean()), **n, "se_unpaired": unpaired}
 
 
-def gaps(correct: pd.DataFrame, method: str, all_pairs: bool) -> pd.DataFrame:
+def gaps(correct: pd.DataFrame, method: str, all_pairs: bool, baseline: str | None = None) -> pd.DataFrame:
     """A row per task, evaluation and pair of methods, over the seeds both have."""
     rows = []
     for (task, iteration), evals in correct.groupby(["task", "iteration"], sort=True):
         by = {m: dict(zip(g["seed"], g["greedy_correct"], strict=True)) for m, g in evals.groupby("method")}
-        for a, b in pairs_of(list(by), method, all_pairs):
+        for a, b in pairs_of(list(by), method, all_pairs, baseline):
             if set(by[a]) & set(by[b]):
                 rows.append({"task": task, "iteration": int(iteration), "method": a, "baseline": b, **gap_row(by[a], by[b])})
     cols = ["task", "iteration", "method", "baseline", "seeds", "problems", "acc_method", "acc_baseline", "gap",
@@ -109,11 +114,11 @@ def gaps(correct: pd.DataFrame, method: str, all_pairs: bool) -> pd.DataFrame:
     return table
 
 
-def final(correct: pd.DataFrame, method: str, all_pairs: bool) -> pd.DataFrame:
+def final(correct: pd.DataFrame, method: str, all_pairs: bool, baseline: str | None = None) -> pd.DataFrame:
     """Each run's last evaluation, at the most common budget per task (no pair compares budgets)."""
     last = correct[correct["iteration"] == correct["iterations"]]
     budget = last.groupby("task")["iterations"].agg(lambda s: s.value_counts().idxmax())
-    return gaps(last[last["iterations"] == last["task"].map(budget)], method, all_pairs)
+    return gaps(last[last["iterations"] == last["task"].map(budget)], method, all_pairs, baseline)
 
 
 def separation(table: pd.DataFrame) -> dict:
@@ -144,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("results/test_noise"))
     ap.add_argument("--method", default="vineppo", help="compared with every other method (default vineppo)")
     ap.add_argument("--all-pairs", action="store_true", help="every pair of methods")
+    ap.add_argument("--baseline", help="every other method against this one (instead of --method's pairs)")
     args = ap.parse_args(argv)
     bad = [str(f) for f in args.inputs if not (f.is_dir() or (f.suffix == ".csv" and f.is_file()))]
     if bad:
@@ -158,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     if correct.empty:
         print(f"no finished RL runs with per-problem results under {', '.join(map(str, args.inputs))}", file=sys.stderr)
         return 2
-    table, last = gaps(correct, args.method, args.all_pairs), final(correct, args.method, args.all_pairs)
+    table = gaps(correct, args.method, args.all_pairs, args.baseline)
+    last = final(correct, args.method, args.all_pairs, args.baseline)
     if table.empty:
-        print(f"no runs of {args.method} (methods there: {', '.join(sorted(set(correct['method'])))}); "
+        print(f"no runs of {args.baseline or args.method} (methods there: {', '.join(sorted(set(correct['method'])))}); "
               "--method NAME or --all-pairs", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)

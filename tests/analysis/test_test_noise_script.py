@@ -120,3 +120,13 @@ def test_bad_inputs(tmp_path, capsys):
     (bad / "eval" / "test.json").write_text(json.dumps({"problems": [{"id": "a"}]}))
     with pytest.raises(ValueError, match="test.json: no greedy_correct per problem"):
         tn.main([str(tmp_path / "bad"), "--out", str(tmp_path / "o")])
+
+
+def test_every_method_against_a_baseline(tmp_path):
+    tn = load_script("test_noise")
+    make_sweep(tmp_path / "runs")
+    assert tn.main([str(tmp_path / "runs"), "--baseline", "ppo", "--out", str(tmp_path / "out")]) == 0
+    final = pd.read_csv(tmp_path / "out" / "final.csv")
+    assert sorted(zip(final["method"], final["baseline"], strict=True)) == [("ppo_vlr0.003", "ppo"), ("vineppo", "ppo")]
+    assert final.set_index("method").loc["vineppo", "gap"] == pytest.approx(6 / 24)
+    assert tn.pairs_of(["a", "b"], "a", False, baseline="c") == []
