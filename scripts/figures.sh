@@ -73,6 +73,9 @@ run analysis/test_noise.py results/test_noise/compute_efficiency/runs --out resu
 run analysis/test_noise.py results/test_noise/flaw_ops/runs --out results/test_noise/flaw_ops
 run analysis/compute_efficiency.py results/test_noise/compute_efficiency/runs --paired --out results/test_noise/compute_efficiency/speedup
 run analysis/compute_efficiency.py results/test_noise/flaw_ops/runs --baseline grpo --paired --out results/test_noise/flaw_ops/speedup
+run analysis/test_noise.py results/test_noise/wall_clock_per_model/runs --baseline ppo --out results/test_noise/wall_clock_per_model
+run analysis/compute_efficiency.py results/test_noise/wall_clock_per_model/runs --method vineppo_k9 --paired --out results/test_noise/wall_clock_per_model/speedup
+run analysis/compute_efficiency.py results/test_noise/wall_clock_per_model/runs --method vineppo_k3 --paired --out results/test_noise/wall_clock_per_model/speedup_k3
 run analysis/test_noise.py results/test_noise/final/table1/correct.csv --all-pairs --out results/test_noise/final/table1
 run analysis/test_noise.py results/test_noise/final/flaw_ops_longer/correct.csv --all-pairs --out results/test_noise/final/flaw_ops_longer
 run analysis/test_noise.py results/test_noise/final/grpo_rloo_hard/correct.csv --all-pairs --out results/test_noise/final/grpo_rloo_hard

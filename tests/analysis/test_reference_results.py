@@ -102,6 +102,12 @@ JOBS = [
      "test_noise/compute_efficiency/speedup"),
     ("compute_efficiency", ["results/test_noise/flaw_ops/runs", "--baseline", "grpo", "--paired"],
      "test_noise/flaw_ops/speedup"),
+    ("test_noise", ["results/test_noise/wall_clock_per_model/runs", "--baseline", "ppo"],
+     "test_noise/wall_clock_per_model"),
+    ("compute_efficiency", ["results/test_noise/wall_clock_per_model/runs", "--method", "vineppo_k9", "--paired"],
+     "test_noise/wall_clock_per_model/speedup"),
+    ("compute_efficiency", ["results/test_noise/wall_clock_per_model/runs", "--method", "vineppo_k3", "--paired"],
+     "test_noise/wall_clock_per_model/speedup_k3"),
     ("test_noise", ["results/test_noise/final/table1/correct.csv", "--all-pairs"], "test_noise/final/table1"),
     ("test_noise", ["results/test_noise/final/flaw_ops_longer/correct.csv", "--all-pairs"],
      "test_noise/final/flaw_ops_longer"),
@@ -285,15 +291,16 @@ def test_longer_runs_repeat_the_shorter_ones_where_they_overlap():
 
 
 def test_test_noise_runs_repeat_the_earlier_ones():
-    """test_noise/'s runs reran compute_efficiency/ (8 iterations) and flaw_ops/longer/'s VinePPO and
-    GRPO (to iteration 22) at a later commit, now keeping every evaluation's per-problem bits: they
+    """test_noise/'s runs reran compute_efficiency/ (8 iterations), flaw_ops/longer/'s VinePPO and
+    GRPO (to iteration 22) and wall_clock_per_model/ (8 iterations) at later commits, now keeping every evaluation's per-problem bits: they
     log the same numbers, and each evaluation's bits average to its logged accuracy."""
     def records(path, upto):
         return [{k: v for k, v in r.items() if not k.startswith("time/")}
                 for r in map(json.loads, (path / "metrics.jsonl").read_text().splitlines()) if r["iteration"] <= upto]
 
     for part, earlier, upto, count in (("compute_efficiency", RESULTS / "compute_efficiency" / "runs", 8, 6),
-                                       ("flaw_ops", RESULTS / "flaw_ops" / "longer" / "runs", 22, 40)):
+                                       ("flaw_ops", RESULTS / "flaw_ops" / "longer" / "runs", 22, 40),
+                                       ("wall_clock_per_model", RESULTS / "wall_clock_per_model" / "runs", 8, 18)):
         runs = sorted((RESULTS / "test_noise" / part / "runs").iterdir())
         assert len(runs) == count, part
         for d in runs:

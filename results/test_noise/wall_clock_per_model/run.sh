@@ -33,6 +33,6 @@ for d in runs/test_noise_wc/*/; do  # the run files (no checkpoints) and their p
   cp "$d"/config.yaml "$d"/metrics.jsonl "$d"/summary.json "$out/runs/$(basename "$d")/"
   cp "$d"/eval/greedy_correct.json "$out/runs/$(basename "$d")/eval/"
 done
-.venv/bin/python analysis/test_noise.py $out/runs --all-pairs --out $out
+.venv/bin/python analysis/test_noise.py $out/runs --baseline ppo --out $out
 .venv/bin/python analysis/compute_efficiency.py $out/runs --method vineppo_k9 --paired --out $out/speedup
 .venv/bin/python analysis/compute_efficiency.py $out/runs --method vineppo_k3 --paired --out $out/speedup_k3
