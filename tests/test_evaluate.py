@@ -50,12 +50,15 @@ def test_correct_bits_follow_the_test_sets_order_and_record_bits_keeps_each_eval
     from vineppo.evaluate import correct_bits, record_bits
 
     ids = ["t-0", "t-1", "t-2", "t-3"]
-    # Two processes' shares come back interleaved: rank 0 scored t-0 and t-2, rank 1 t-1 and t-3.
-    problems = [{"id": "t-0", "greedy_correct": 1.0}, {"id": "t-2", "greedy_correct": 0.0},
-                {"id": "t-1", "greedy_correct": 0.0}, {"id": "t-3", "greedy_correct": 1.0}]
-    assert correct_bits(problems, ids) == "1001"
-    with pytest.raises(ValueError, match=r"covers 3 problems, the test set 4 \(first missing: \['t-3'\]\)"):
-        correct_bits(problems[:3], ids)
+    # Two processes' shares: rank 0 scored t-0 and t-2, rank 1 t-1 and t-3.
+    shares = [[{"id": "t-0", "greedy_correct": 1.0}, {"id": "t-2", "greedy_correct": 0.0}],
+              [{"id": "t-1", "greedy_correct": 0.0}, {"id": "t-3", "greedy_correct": 1.0}]]
+    assert correct_bits(shares) == "1001"
+    # Uneven: five problems over two processes (3 and 2), repeated ids allowed (by position).
+    five = [[{"id": "x", "greedy_correct": 1.0}] * 3, [{"id": "x", "greedy_correct": 0.0}] * 2]
+    assert correct_bits(five) == "10101" and correct_bits([five[0] + five[1]]) == "11100"
+    with pytest.raises(ValueError, match=r"shares of \[1, 2\] problems are not a strided split of 3"):
+        correct_bits([shares[0][:1], shares[1]])
     path = tmp_path / "eval" / "greedy_correct.json"
     record_bits(path, 2, "1001", ids)
     record_bits(path, 4, "1101", ids)

@@ -88,16 +88,19 @@ def log_fields(result: dict[str, Any]) -> dict[str, float]:
     return {f"eval/{k}": result[k] for k in ("greedy_accuracy", "greedy_unparsed", "greedy_flawed") if k in result}
 
 
-def correct_bits(problems: list[dict[str, Any]], test_ids: list[str]) -> str:
-    """Each test problem's greedy correctness as one '0'/'1' character, in the test set's order
-    (the processes' shares come back interleaved): 500 bytes per evaluation, enough to count the
+def correct_bits(shares: list[list[dict[str, Any]]]) -> str:
+    """Each test problem's greedy correctness as one '0'/'1' character, in the test set's order,
+    from the processes' shares (process r of W scored problems r, r + W, r + 2W, ...; by position,
+    so repeated ids in a user's data do not matter): 500 bytes per evaluation, enough to count the
     test set's own noise at every evaluation (`analysis/test_noise.py`)."""
-    by_id = {p["id"]: p["greedy_correct"] for p in problems}
-    missing = [i for i in test_ids if i not in by_id]
-    if missing or len(by_id) != len(test_ids):
-        raise ValueError(f"evaluation covers {len(by_id)} problems, the test set {len(test_ids)} "
-                         f"(first missing: {missing[:3]})")
-    return "".join("1" if by_id[i] else "0" for i in test_ids)
+    world, n = len(shares), sum(len(s) for s in shares)
+    if any(len(s) != len(range(r, n, world)) for r, s in enumerate(shares)):
+        raise ValueError(f"shares of {[len(s) for s in shares]} problems are not a strided split of {n}")
+    bits = [""] * n
+    for r, share in enumerate(shares):
+        for k, p in enumerate(share):
+            bits[r + k * world] = "1" if p["greedy_correct"] else "0"
+    return "".join(bits)
 
 
 def record_bits(path: Path, iteration: int, bits: str, test_ids: list[str]) -> None:

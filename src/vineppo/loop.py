@@ -345,12 +345,13 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             result = evaluate(engine, task.test[world.rank::world.world_size], cfg.task.name,
                               batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                               progress=progress and world.is_main, flaw_ops=tuple(cfg.task.flaw_ops))
-            problems = [p for part in world.gather(result["problems"]) for p in part]
+            shares = world.gather(result["problems"])
+            problems = [p for part in shares for p in part]
             whole = {**result, **summarise(problems), "problems": problems}  # every process's share
             record.update(log_fields(whole))
             if world.is_main:  # every evaluation's per-problem bits; the last one's answers too
                 test_ids = [e["id"] for e in task.test]
-                record_bits(run.eval_file("greedy_correct"), done, correct_bits(problems, test_ids), test_ids)
+                record_bits(run.eval_file("greedy_correct"), done, correct_bits(shares), test_ids)
                 if done == rl.iterations:
                     atomic_write_json(run.eval_file("test"), whole)
             record["time/eval_s"] = time.time() - t_eval  # in later iterations' elapsed_s, not in this one's
