@@ -39,7 +39,7 @@ import pandas as pd
 import yaml
 
 from vineppo.analysis.plotting import method_palette, pyplot, save
-from vineppo.analysis.runs import no_runs, parse_folders, ppo_label, run_folders
+from vineppo.analysis.runs import method_labels, no_runs, parse_folders, run_folders
 from vineppo.analysis.test_noise import run_bits, separation_with_test_set
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
@@ -50,7 +50,7 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str],
     them vineppo_k<K>, and for PPO runs whose value network is trained otherwise `ppo_label`; and
     each method's per-problem bits at each evaluation by seed (None for a method with a run that
     kept none)."""
-    curves, splits, missing, vine_k, ppo_labels, unwhitened, bits = [], [], [], {}, {}, set(), []
+    curves, splits, missing, configs, bits = [], [], [], {}, []
     runs = [d for d in run_folders(folders) if (d / "metrics.jsonl").exists()]
     for d in runs:
         if not (d / "summary.json").exists():
@@ -61,13 +61,8 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str],
             continue  # an SFT run
         rl = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("rl") or {}
         per_iteration = rl.get("prompts_per_iter", float("nan")) * rl.get("samples_per_prompt", float("nan"))
-        if s["algo"] == "vineppo":
-            vine_k[d.name] = rl.get("vine_k")
-        if s["algo"] == "ppo" and (label := ppo_label(rl)):
-            ppo_labels[d.name] = label
-        if rl.get("whiten_advantages", True) is False:
-            unwhitened.add(d.name)
-        bits.append((d.name, s["algo"], s["seed"], run_bits(d)))  # per-problem bits (runs from 664376f on)
+        configs[d.name] = (s["algo"], rl)
+        bits.append((d.name, s["seed"], run_bits(d)))  # per-problem bits (runs from 664376f on)
         evals_before = 0.0  # elapsed_s counts earlier evaluations; the curves leave them out
         for r in read_jsonl(d / "metrics.jsonl"):
             splits.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],
@@ -80,16 +75,13 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str],
                                "test_accuracy": r["eval/greedy_accuracy"]})
             evals_before += r.get("time/eval_s", 0.0)
     curves, splits = pd.DataFrame(curves), pd.DataFrame(splits)
-    labels = dict(ppo_labels)
-    if len(set(vine_k.values())) > 1:  # a K ablation: each K is a method of its own
-        labels.update({run: f"vineppo_k{k}" for run, k in vine_k.items()})
+    labels = method_labels(configs)
     for df in (curves, splits):
         if len(df):
-            df["algo"] = [labels.get(run, a) + ("_nowhiten" if run in unwhitened else "")
-                          for a, run in zip(df["algo"], df["run"], strict=True)]
+            df["algo"] = [labels[run] for run in df["run"]]
     by_method: dict[str, dict[int, dict[int, str]] | None] = {}
-    for run, algo, seed, evals in bits:  # a method's bits, or None where any of its runs kept none
-        name = labels.get(run, algo) + ("_nowhiten" if run in unwhitened else "")
+    for run, seed, evals in bits:  # a method's bits, or None where any of its runs kept none
+        name = labels[run]
         if evals is None or (name in by_method and by_method[name] is None):
             by_method[name] = None
             continue

@@ -8,7 +8,7 @@ spread, and more than which N problems happen to be in the test set?
 Reads each finished RL run's per-problem greedy correctness: at every evaluation from
 eval/greedy_correct.json (runs from commit 664376f on), else at the last one from eval/test.json; or
 a correct.csv this script wrote (the same bits, 500 bytes an evaluation). Runs are labelled as
-compute_efficiency.py labels them (ppo_vlr<rate>, ..., VinePPO by K where K differs). For each
+compute_efficiency.py labels them (`method_labels`: ppo_vlr<rate>, ..., VinePPO by K where K differs). For each
 task, evaluation and pair of methods (--method against every other method, every other method
 against --baseline, or every pair with --all-pairs), over the seeds both have, paired by seed: the
 gap in accuracy; se_unpaired (each method's seed spread: the error compute_efficiency.py's rule
@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from vineppo.analysis.runs import ppo_label, run_folders
+from vineppo.analysis.runs import method_labels, run_folders
 from vineppo.analysis.test_noise import gap_noise, paired_matrix, run_bits, two_in_a_row
 from vineppo.runio import atomic_write_text, git_commit
 
@@ -41,7 +41,7 @@ ERRORS = ("se_unpaired", "se_seeds", "se_both")
 def read_runs(folders: list[Path]) -> tuple[pd.DataFrame, list[str]]:
     """One row per evaluation of each finished RL run (its label, task, seed, the evaluation's
     iteration and the run's, commit, correctness as '0'/'1' in test-set order); the unfinished."""
-    rows, missing, vine_k = [], [], {}
+    rows, missing, configs = [], [], {}
     for d in run_folders(folders):
         rl = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("rl") or {}
         if not rl.get("init"):
@@ -57,14 +57,12 @@ def read_runs(folders: list[Path]) -> tuple[pd.DataFrame, list[str]]:
                 evals = {int(summary["iterations"]): "".join("1" if p["greedy_correct"] else "0" for p in problems)}
             except (KeyError, TypeError) as e:
                 raise ValueError(f"{test_file}: no greedy_correct per problem ({e})") from None
-        method = (ppo_label(rl) or "ppo") if summary["algo"] == "ppo" else summary["algo"]
-        run = {"run": f"{d.parent.name}/{d.name}", "method": method, "task": summary["task"],
+        run = {"run": f"{d.parent.name}/{d.name}", "method": None, "task": summary["task"],
                "seed": int(summary["seed"]), "iterations": int(summary["iterations"]), "commit": summary.get("commit")}
-        if method == "vineppo":
-            vine_k[run["run"]] = rl.get("vine_k")
+        configs[run["run"]] = (summary["algo"], rl)
         rows += [{**run, "iteration": it, "greedy_correct": bits} for it, bits in sorted(evals.items())]
-    if len(set(vine_k.values())) > 1:  # a K ablation: each K is a method of its own
-        rows = [{**r, "method": f"vineppo_k{vine_k[r['run']]}"} if r["run"] in vine_k else r for r in rows]
+    labels = method_labels(configs)
+    rows = [{**r, "method": labels[r["run"]]} for r in rows]
     return pd.DataFrame(rows, columns=COLUMNS), missing
 
 

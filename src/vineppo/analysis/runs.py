@@ -51,3 +51,18 @@ def ppo_label(rl: dict) -> str | None:
     elif clip != RLConfig.value_clip:
         parts.append(f"vclip{clip:g}")
     return "_".join(["ppo", *parts]) if parts else None
+
+
+def method_labels(runs: dict[str, tuple[str, dict]]) -> dict[str, str]:
+    """Each run's method name from {run: (algorithm, its `rl` config)}: the algorithm; for PPO
+    `ppo_label`'s where its value network is trained otherwise; vineppo_k<K> where the runs hold
+    more than one K (a K ablation: each K a method of its own); _nowhiten appended for runs
+    without whitened advantages (`rl.whiten_advantages=false`)."""
+    vine_k = {run: rl.get("vine_k") for run, (algo, rl) in runs.items() if algo == "vineppo"}
+    by_k = len(set(vine_k.values())) > 1
+    labels = {}
+    for run, (algo, rl) in runs.items():
+        name = ((ppo_label(rl) or algo) if algo == "ppo" else f"vineppo_k{vine_k[run]}" if by_k and run in vine_k
+                else algo)
+        labels[run] = name + ("_nowhiten" if rl.get("whiten_advantages", True) is False else "")
+    return labels
