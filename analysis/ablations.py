@@ -13,9 +13,18 @@ Reads every finished RL run under the given folders (config.yaml, metrics.jsonl,
   are left out of them (and named). `--at-iteration N` compares the accuracy at evaluation N
   instead of the final one (where runs that end on a common plateau still differ; runs without an
   evaluation at N are named and left out).
-- KL at an accuracy (`--kl-at ACC`): each run's KL at its first evaluation at or above ACC, and at
-  its last, with the mean, std and count by method; runs that never reach ACC are counted, not
-  averaged (kl_at.csv). The paper's "better accuracy at equal KL" read from the other side.
+- KL at an accuracy (`--kl-at ACC`): each run's KL where its test accuracy first reaches ACC, read
+  between the evaluations on either side, and at its last evaluation, with the mean, std and
+  count by method; runs that never reach ACC, or are past it at their first evaluation, are
+  counted, not averaged (kl_at.csv). The paper's "better accuracy at equal KL" read from the other side. Several
+  levels may be given. RestEM and DPO+ (no KL term) log no KL and are left out of these readings.
+- test accuracy at a train accuracy (`--train-at X ...`): each run's test accuracy where its train
+  accuracy first reaches X, interpolated between the evaluations on either side (generalisation.csv:
+  mean, std and count by method). The paper's "VinePPO generalises more per unit of training
+  accuracy" read at fixed levels.
+- `--baseline METHOD` with either: each method minus METHOD seed by seed (runs of one seed share
+  their SFT start and first prompts): mean, standard error, pairs, seeds ahead
+  (kl_at_paired.csv, generalisation_paired.csv).
 A panel whose setting takes a single value in the runs given is left out and named in the output.
 A run found twice (the same settings, seed and logged numbers in two sweeps' folders) counts once.
 Writes points.csv (every evaluation), final.csv (one row per run), provenance.json and
@@ -65,7 +74,7 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str],
         for r in records:
             since.append(r["train/reward"])
             if "eval/greedy_accuracy" in r:
-                points.append({**run, "iteration": r["iteration"], "kl_ref": r["train/kl_ref"],
+                points.append({**run, "iteration": r["iteration"], "kl_ref": r.get("train/kl_ref", float("nan")),
                                "train_accuracy": sum(since) / len(since), "test_accuracy": r["eval/greedy_accuracy"]})
                 since = []
         final.append({**run, "test_accuracy": summary["test_greedy_accuracy"], "iterations": summary["iterations"],
@@ -91,21 +100,105 @@ def at_iteration(points: pd.DataFrame, final: pd.DataFrame, n: int) -> tuple[pd.
                   for r in sorted(set(final["run"]) - set(at["run"]))]
 
 
-def kl_at(points: pd.DataFrame, accuracy: float) -> pd.DataFrame:
-    """By method (VinePPO by K) and temperature: KL to the reference at each run's first evaluation
-    with test accuracy >= `accuracy` (mean, std over the runs that reach it, how many do) and at
-    its last evaluation."""
+def methods(points: pd.DataFrame) -> pd.Series:
+    """Each point's method: the algorithm, VinePPO by K (vineppo_k9)."""
+    return points["algo"].where(points["algo"] != "vineppo", "vineppo_k" + points["k"].astype(str))
+
+
+def without_kl(points: pd.DataFrame) -> list[str]:
+    """The methods that log no KL to the reference (RestEM and DPO+ have no KL term)."""
+    logged = points.assign(method=methods(points)).groupby("method")["kl_ref"].count()
+    return sorted(logged.index[logged == 0])
+
+
+def crossing(x: list[float], y: list[float], level: float) -> tuple[int | None, float]:
+    """Where the series x (a run's evaluations in order) first reaches `level`: the index of the
+    first point at or above it, and y there, read linearly between that point and the one before
+    (evaluations are a few iterations apart and land past the level by different amounts, so y at
+    the first point alone is a noisier reading). (None, NaN) where x never reaches the level;
+    (0, NaN) where it is there from the first point (no crossing to read)."""
+    above = [i for i, v in enumerate(x) if v >= level]
+    if not above:
+        return None, float("nan")
+    i = above[0]
+    if i == 0:
+        return 0, float("nan")
+    return i, y[i - 1] + (level - x[i - 1]) / (x[i] - x[i - 1]) * (y[i] - y[i - 1])
+
+
+def kl_at_runs(points: pd.DataFrame, accuracy: float) -> pd.DataFrame:
+    """Per run: KL to the reference where its test accuracy first reaches `accuracy` (`crossing`),
+    the iteration of its first evaluation at or above it, and its KL at its last evaluation."""
+    points = points.assign(method=methods(points)).sort_values("iteration")
     rows = []
-    method = points["algo"].where(points["algo"] != "vineppo", "vineppo_k" + points["k"].astype(str))
-    for (name, temperature), runs in points.assign(method=method).sort_values("iteration").groupby(
-            ["method", "temperature"]):
-        reached = runs[runs["test_accuracy"] >= accuracy].groupby("run")[["iteration", "kl_ref"]].first()
-        last = runs.groupby("run")["kl_ref"].last()
-        rows.append({"method": name, "temperature": temperature, "accuracy": accuracy, "runs": len(last), "runs_reaching": len(reached),
-                     "first_iteration_mean": reached["iteration"].mean(), "kl_at_accuracy_mean": reached["kl_ref"].mean(),
-                     "kl_at_accuracy_std": reached["kl_ref"].std(), "kl_last_mean": last.mean(),
-                     "kl_last_std": last.std()})
+    for run, r in points.groupby("run", sort=True):
+        i, kl = crossing(r["test_accuracy"].tolist(), r["kl_ref"].tolist(), accuracy)
+        rows.append({"run": run, "method": r["method"].iloc[0], "temperature": r["temperature"].iloc[0],
+                     "seed": r["seed"].iloc[0], "level": accuracy,
+                     "first_iteration": r["iteration"].iloc[i] if i is not None else float("nan"),
+                     "kl_ref": kl, "kl_last": r["kl_ref"].iloc[-1]})
+    return pd.DataFrame(rows, columns=["run", "method", "temperature", "seed", "level", "first_iteration", "kl_ref",
+                                       "kl_last"])
+
+
+def kl_at(points: pd.DataFrame, accuracy: float) -> pd.DataFrame:
+    """By method (VinePPO by K) and temperature: KL to the reference where each run's test accuracy
+    first reaches `accuracy` (`kl_at_runs`: mean, std over the runs with a reading, how many have
+    one; the iteration of the first evaluation at or above it), and at its last evaluation.
+    Methods that log no KL are left out (`without_kl`)."""
+    per_run = kl_at_runs(points[~methods(points).isin(without_kl(points))], accuracy)
+    rows = []
+    for (name, temperature), runs in per_run.groupby(["method", "temperature"]):
+        read = runs.dropna(subset=["kl_ref"])
+        rows.append({"method": name, "temperature": temperature, "accuracy": accuracy, "runs": len(runs),
+                     "runs_reaching": len(read), "first_iteration_mean": read["first_iteration"].mean(),
+                     "kl_at_accuracy_mean": read["kl_ref"].mean(), "kl_at_accuracy_std": read["kl_ref"].std(),
+                     "kl_last_mean": runs["kl_last"].mean(), "kl_last_std": runs["kl_last"].std()})
     return pd.DataFrame(rows)
+
+
+def accuracy_at_train(points: pd.DataFrame, train_accuracy: float) -> pd.DataFrame:
+    """Per run: test accuracy where its train accuracy first reaches `train_accuracy` (`crossing`:
+    the paper's "test accuracy per unit of training accuracy" read at one level)."""
+    points = points.assign(method=methods(points)).sort_values("iteration")
+    rows = []
+    for run, r in points.groupby("run", sort=True):
+        _, value = crossing(r["train_accuracy"].tolist(), r["test_accuracy"].tolist(), train_accuracy)
+        rows.append({"run": run, "method": r["method"].iloc[0], "temperature": r["temperature"].iloc[0],
+                     "seed": r["seed"].iloc[0], "level": train_accuracy, "test_accuracy": value})
+    return pd.DataFrame(rows, columns=["run", "method", "temperature", "seed", "level", "test_accuracy"])
+
+
+def by_method(per_run: pd.DataFrame, value: str) -> pd.DataFrame:
+    """`per_run`'s `value` by method, temperature and level: runs, runs with a value, mean, std."""
+    g = per_run.groupby(["method", "temperature", "level"])[value]
+    return pd.DataFrame({"runs": g.size(), "runs_reaching": g.count(), f"{value}_mean": g.mean(),
+                         f"{value}_std": g.std()}).reset_index()
+
+
+def paired(per_run: pd.DataFrame, value: str, baseline: str) -> pd.DataFrame:
+    """Each method minus `baseline`, seed by seed at the same temperature and level, over the seeds
+    where both runs have a value (runs of one seed share their SFT start and first prompts): mean,
+    standard error, pairs and seeds ahead. Two runs of one method with one seed cannot be paired."""
+    if baseline not in set(per_run["method"]):
+        raise ValueError(f"--baseline {baseline}: no such method among {sorted(set(per_run['method']))}")
+    keys = ["method", "temperature", "level", "seed"]
+    twice = per_run[per_run.duplicated(keys, keep=False)]
+    if len(twice):
+        raise ValueError("two runs of one method share a seed, so runs cannot be paired by seed: "
+                         + ", ".join(sorted(twice["run"])[:4]))
+    table = per_run.set_index(keys)[value]
+    base = table.xs(baseline, level="method")
+    rows = []
+    for (name, temperature, level), runs in table.drop(baseline, level="method").groupby(
+            level=["method", "temperature", "level"]):
+        d = (runs.droplevel("method") - base).dropna()
+        rows.append({"method": name, "baseline": baseline, "temperature": temperature, "level": level,
+                     "pairs": len(d), "difference_mean": d.mean(),
+                     "difference_se": d.std() / len(d) ** 0.5 if len(d) > 1 else float("nan"),
+                     "seeds_ahead": int((d > 0).sum())})
+    return pd.DataFrame(rows, columns=["method", "baseline", "temperature", "level", "pairs", "difference_mean",
+                                       "difference_se", "seeds_ahead"])
 
 
 def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path, which: str = "final") -> list[str]:
@@ -122,6 +215,9 @@ def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path, which: str = "fin
     panels = ["kl", "train"]
     skipped = [f"{run}: a different number of iterations, left out of the K and temperature panels"
                for run in other_budget]
+    no_kl = without_kl(points)
+    if no_kl:
+        skipped.append(f"accuracy vs KL: {', '.join(no_kl)} log no KL to the reference (no KL term)")
     if vine["k"].nunique() > 1:
         panels.append("k")
     else:
@@ -134,7 +230,8 @@ def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path, which: str = "fin
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         if panel == "kl":
-            sns.scatterplot(data=points, x="kl_ref", y="test_accuracy", hue="algo", ax=ax, **colours)
+            sns.scatterplot(data=points.dropna(subset=["kl_ref"]), x="kl_ref", y="test_accuracy", hue="algo", ax=ax,
+                            **colours)
             ax.set(xlabel="KL(policy || reference) per token (nats)", ylabel="test accuracy (greedy, fraction)",
                    title="accuracy vs KL to the reference")
         elif panel == "train":
@@ -159,12 +256,39 @@ def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path, which: str = "fin
     return skipped
 
 
+def readings(points: pd.DataFrame, kl_levels: list[float] | None, train_levels: list[float] | None,
+             baseline: str | None) -> dict[str, pd.DataFrame]:
+    """The tables --kl-at, --train-at and --baseline ask for, by file name (ValueError, naming
+    what, for a baseline that is not there or runs that cannot be paired)."""
+    if baseline is not None and kl_levels is None and train_levels is None:
+        raise ValueError("--baseline pairs the --kl-at or --train-at readings: give one of them")
+    tables = {}
+    if kl_levels is not None:
+        tables["kl_at.csv"] = pd.concat([kl_at(points, a) for a in kl_levels], ignore_index=True)
+        if baseline is not None:
+            per_run = pd.concat([kl_at_runs(points, a) for a in kl_levels], ignore_index=True)
+            per_run = per_run[~per_run["method"].isin(without_kl(points))]
+            tables["kl_at_paired.csv"] = paired(per_run, "kl_ref", baseline)
+    if train_levels is not None:
+        per_run = pd.concat([accuracy_at_train(points, a) for a in train_levels], ignore_index=True)
+        tables["generalisation.csv"] = by_method(per_run, "test_accuracy")
+        if baseline is not None:
+            tables["generalisation_paired.csv"] = paired(per_run, "test_accuracy", baseline)
+    return tables
+
+
 def main(argv: list[str] | None = None) -> int:
     def options(ap) -> None:
         ap.add_argument("--at-iteration", type=int, default=None,
                         help="compare K and temperature at this evaluation, not the last")
-        ap.add_argument("--kl-at", type=float, default=None, metavar="ACC",
+        ap.add_argument("--kl-at", type=float, nargs="+", default=None, metavar="ACC",
                         help="KL to the reference where each run first reaches test accuracy ACC (kl_at.csv)")
+        ap.add_argument("--train-at", type=float, nargs="+", default=None, metavar="TRAIN_ACC",
+                        help="test accuracy where each run's train accuracy first reaches TRAIN_ACC "
+                             "(generalisation.csv)")
+        ap.add_argument("--baseline", default=None, metavar="METHOD",
+                        help="with --kl-at / --train-at: each method minus METHOD seed by seed "
+                             "(kl_at_paired.csv, generalisation_paired.csv)")
 
     args = parse_folders(argv, __doc__, "results/ablations", options)
     if args is None:
@@ -179,6 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         if final.empty:
             print(f"no run has an evaluation at iteration {args.at_iteration}", file=sys.stderr)
             return 2
+    try:
+        tables = readings(points, args.kl_at, args.train_at, args.baseline)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "points.csv", points.to_csv(index=False))
     atomic_write_text(args.out / "final.csv", final.to_csv(index=False))
@@ -186,17 +315,17 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out / "provenance.json", json.dumps(
         {"folders": [str(f) for f in args.folders], "commit": git_commit(), "missing_runs": missing,
          "duplicate_runs": duplicates, "at_iteration": args.at_iteration, "kl_at": args.kl_at,
+         "train_at": args.train_at, "baseline": args.baseline,
          "panels_left_out": skipped}, indent=2))
     print(final.drop(columns=["commit"]).to_string(index=False))
-    if args.kl_at is not None:
-        table = kl_at(points, args.kl_at)
-        atomic_write_text(args.out / "kl_at.csv", table.to_csv(index=False))
+    for name, table in tables.items():
+        atomic_write_text(args.out / name, table.to_csv(index=False))
         print(table.to_string(index=False))
     for s in duplicates + skipped:
         print(f"left out: {s}")
     if missing:
         print("missing or unfinished runs: " + ", ".join(missing))
-    print(f"wrote {args.out}/points.csv, final.csv, provenance.json, ablations.png/pdf")
+    print(f"wrote {args.out}/" + ", ".join(["points.csv", "final.csv", *tables, "provenance.json", "ablations.png/pdf"]))
     return 0
 
 

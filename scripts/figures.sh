@@ -43,7 +43,7 @@ run analysis/compute_efficiency.py results/critic_lr_per_model/runs results/wall
 run analysis/compute_efficiency.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs/vineppo_k9-* --baseline ppo_vlr0.0003 --out results/critic_lr_per_model/vs_vineppo_vlr0.0003
 run analysis/compute_efficiency.py results/critic_lr_per_model/runs results/wall_clock_per_model/runs/vineppo_k9-* --baseline ppo_vlr0.003 --out results/critic_lr_per_model/vs_vineppo_vlr0.003
 run analysis/rl_table.py results/table1_ppo_per_model/runs --out results/table1_ppo_per_model   # the table's PPO rows, clipped per model
-run analysis/ablations.py results/wall_clock_per_model/runs --at-iteration 4 --kl-at 0.85 --out results/kl_per_model  # KL at 0.85, PPO per model
+run analysis/ablations.py results/wall_clock_per_model/runs --at-iteration 4 --kl-at 0.85 --baseline ppo --out results/kl_per_model  # KL at 0.85, PPO per model
 run analysis/ablations.py results/temperature_per_model/runs results/temperature_hard/runs/vineppo_* results/wall_clock_per_model/runs/ppo-* results/wall_clock_per_model/runs/vineppo_k9-* --at-iteration 4 --out results/temperature_per_model
 run analysis/compute_efficiency.py results/whiten_hard/runs --method vineppo_nowhiten --baseline ppo_nowhiten --out results/whiten_hard  # advantages not whitened
 run analysis/compute_efficiency.py results/whiten_hard/runs --method ppo_vlr0.003_nowhiten --baseline ppo_nowhiten --out results/whiten_hard/critic_vlr0.003
@@ -67,6 +67,8 @@ run analysis/compute_efficiency.py results/flaw_ops/longer/runs --baseline rloo 
 run analysis/compute_efficiency.py results/flaw_ops/longer/runs --baseline restem --paired --out results/flaw_ops/longer/vs_restem
 run analysis/compute_efficiency.py results/flaw_ops/longer/runs --baseline dpo_plus --paired --out results/flaw_ops/longer/vs_dpo_plus
 run analysis/rl_table.py results/flaw_ops/longer/runs --out results/flaw_ops/longer/table
+run analysis/ablations.py results/flaw_ops/longer/runs --kl-at 0.7 0.8 0.85 0.9 --train-at 0.4 0.5 0.6 0.7 0.8 0.85 --baseline ppo --out results/flaw_ops/longer/kl_generalisation  # claim 5, 20 seeds
+run analysis/ablations.py results/flaw_ops/longer/runs --kl-at 0.7 0.8 0.85 0.9 --train-at 0.4 0.5 0.6 0.7 0.8 0.85 --baseline vineppo_k9 --out results/flaw_ops/longer/kl_generalisation/vs_vineppo
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 run analysis/test_noise.py results/test_noise/compute_efficiency/runs --out results/test_noise/compute_efficiency  # test-set noise
