@@ -25,6 +25,23 @@ def test_bad_key_exits_2_naming_closest(capsys):
     assert "unknown config key 'sft.max_stepz'" in err and "'sft.max_steps'" in err
 
 
+def test_bad_value_and_bad_data_exit_2_with_one_line(tmp_path, tiny_model_and_tokenizer, capsys):
+    """Out-of-range values and malformed data files end the command with their message, not a
+    traceback."""
+    assert main(["rl", "rl.vine_k=0"]) == 2
+    assert capsys.readouterr().err.strip() == "config error: rl.vine_k must be >= 1, got 0"
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    rows = tmp_path / "test.jsonl"
+    rows.write_text('{"question": "q", "answer": "#### 1"}\n{"question": "q2"}\n')
+    assert main(["eval", "task.name=gsm8k", f"task.test_path={rows}", f"task.train_path={rows}",
+                 f"model.name_or_path={tmp_path / 'm'}", f"output_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err  # after the progress bars of saving and loading the model
+    assert err.strip().splitlines()[-1] == f"data error: {rows}, row 2: missing field 'answer'"
+    assert "Traceback" not in err
+
+
 def test_unknown_command(capsys):
     assert main(["trian"]) == 2
     assert "unknown command 'trian'" in capsys.readouterr().err

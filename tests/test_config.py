@@ -34,6 +34,37 @@ def test_bad_value_type_is_a_config_error():
         make_config(["sft.max_steps=lots"])
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ("rl.minibatch_size=0", "rl.minibatch_size must be >= 1, got 0"),
+    ("rl.vine_k=0", "rl.vine_k must be >= 1, got 0"),
+    ("rl.iterations=-1", "rl.iterations must be >= 0, got -1"),
+    ("rl.learning_rate=-1e-4", "rl.learning_rate must be > 0, got -0.0001"),
+    ("rl.temperature=0", "rl.temperature must be > 0, got 0.0"),
+    ("rl.gamma=1.5", r"rl.gamma must be in \[0, 1\], got 1.5"),
+    ("task.limit_test=0", "task.limit_test must be >= 1, got 0"),
+    ("rl.top_p=0", "rl.top_p and eval.top_p must be > 0"),
+])
+def test_out_of_range_values_are_named(override, message):
+    """A value no run can use fails when the config is made, by name (not later, deep in training)."""
+    with pytest.raises(ConfigError, match=message):
+        make_config([override])
+
+
+def test_range_edges_and_cross_field_rules():
+    # The edges themselves are valid: no training iterations (evaluate only), K = 1, greedy-free eval.
+    cfg = make_config(["rl.iterations=0", "rl.vine_k=1", "eval.num_samples=0", "rl.gamma=0", "rl.top_p=1",
+                       "task.limit_test=null"])
+    assert cfg.rl.iterations == 0 and cfg.task.limit_test is None
+    with pytest.raises(ConfigError, match=r"model.hidden_size \(100\) must be a multiple of model.num_heads \(3\)"):
+        make_config(["model.hidden_size=100", "model.num_heads=3"])
+    make_config(["model.hidden_size=100", "model.num_heads=3", "model.name_or_path=/some/model"])  # not built here
+    for algo in ("grpo", "rloo", "dpo_plus"):
+        with pytest.raises(ConfigError, match=f"rl.algo={algo} .* rl.samples_per_prompt must be >= 2, got 1"):
+            make_config([f"rl.algo={algo}", "rl.samples_per_prompt=1"])
+    for algo in ("ppo", "vineppo", "restem"):  # one response per prompt is enough for these
+        assert make_config([f"rl.algo={algo}", "rl.samples_per_prompt=1"]).rl.samples_per_prompt == 1
+
+
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="unknown preset 'tinyy'"):
         make_config(["preset=tinyy"])

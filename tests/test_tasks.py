@@ -163,6 +163,23 @@ def test_missing_field_names_file_row_and_field(tmp_path):
         load_local(path, "math")
 
 
+def test_empty_non_utf8_and_bom_files(tmp_path):
+    """An empty file is named (not a crash when prompts are drawn from it); bytes that are not UTF-8
+    name their line; a UTF-8 byte-order mark (as some editors write) is not a broken row."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(DataError, match=r"empty\.jsonl: no rows"):
+        load_local(empty, "gsm8k")
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"question": "q", "answer": "#### 1"}\n{"question": "caf\xe9", "answer": "#### 2"}\n')
+    with pytest.raises(DataError, match=r"latin\.jsonl, line 2: not UTF-8 text"):
+        load_local(latin, "gsm8k")
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf{"question": "q", "answer": "#### 1"}\r\n{"question": "q\xe2\x80\xa8two", "answer": "#### 2"}\r\n')
+    rows = load_local(bom, "gsm8k")  # CRLF line ends, and U+2028 inside a string stays inside its row
+    assert [r["answer"] for r in rows] == ["1", "2"] and rows[1]["question"] == "q\u2028two"
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(DataError, match="data file not found"):
         load_local(tmp_path / "nope.jsonl", "gsm8k")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vineppo.config import ConfigError, make_config, parse_overrides
 from vineppo.runio import atomic_write_text, git_commit
+from vineppo.tasks.hub import DataError
 
 USAGE = """usage: vineppo COMMAND [key=value ...]
 
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         commands[command](args)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
+        return 2
+    except DataError as e:
+        print(f"data error: {e}", file=sys.stderr)
         return 2
     return 0
 

@@ -345,7 +345,49 @@ def make_config(overrides: dict[str, Any] | list[str] | None = None) -> Config:
         raise ConfigError(f"bad config value: {e}") from e
     cfg = OmegaConf.to_object(base)
     assert isinstance(cfg, Config)
+    check_values(cfg)
     return cfg
+
+
+# Ranges of the numeric settings, checked when a config is made, so that a value no run can use
+# (rl.minibatch_size=0, rl.vine_k=0, a negative rate) fails here by name, not deep in training.
+AT_LEAST_1 = ("model.vocab_size", "model.hidden_size", "model.num_layers", "model.num_heads",
+              "model.intermediate_size", "model.max_length", "sft.batch_size", "sft.max_steps", "sft.save_every",
+              "sft.log_every", "eval.batch_size", "eval.max_new_tokens", "rl.prompts_per_iter",
+              "rl.samples_per_prompt", "rl.epochs", "rl.minibatch_size", "rl.max_new_tokens", "rl.vine_k",
+              "rl.eval_every", "rl.save_every", "rl.rollout_batch_size", "task.num_train", "task.num_test",
+              "task.limit_test")
+AT_LEAST_0 = ("rl.iterations", "sft.eval_every", "eval.num_samples", "rl.keep_checkpoints", "rl.rollout_shards",
+              "rl.vine_max_steps", "num_threads", "task.num_sft", "rl.kl_coef", "sft.weight_decay", "rl.dpo_nll_coef")
+ABOVE_0 = ("sft.learning_rate", "rl.learning_rate", "rl.temperature", "eval.temperature", "rl.clip", "rl.dpo_beta",
+           "sft.grad_clip", "rl.grad_clip")
+IN_0_1 = ("rl.gamma", "rl.lam", "task.flaw_rate", "sft.warmup_ratio", "rl.top_p", "eval.top_p")
+GROUP_METHODS = ("grpo", "rloo", "dpo_plus")  # compare a prompt's responses with each other
+
+
+def check_values(cfg: Config) -> None:
+    """ConfigError naming the first setting out of its range (None, where a key allows it, passes)."""
+    def value(key: str) -> Any:
+        node: Any = cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+        return node
+
+    rules = [(AT_LEAST_1, lambda v: v >= 1, ">= 1"), (AT_LEAST_0, lambda v: v >= 0, ">= 0"),
+             (ABOVE_0, lambda v: v > 0, "> 0"), (IN_0_1, lambda v: 0 <= v <= 1, "in [0, 1]")]
+    for keys, ok, rule in rules:
+        for key in keys:
+            v = value(key)
+            if v is not None and not ok(v):
+                raise ConfigError(f"{key} must be {rule}, got {v}")
+    if cfg.rl.top_p == 0 or cfg.eval.top_p == 0:
+        raise ConfigError("rl.top_p and eval.top_p must be > 0 (nucleus sampling keeps at least one token)")
+    if cfg.model.name_or_path is None and cfg.model.hidden_size % cfg.model.num_heads:
+        raise ConfigError(f"model.hidden_size ({cfg.model.hidden_size}) must be a multiple of model.num_heads "
+                          f"({cfg.model.num_heads})")
+    if cfg.rl.algo in GROUP_METHODS and cfg.rl.samples_per_prompt < 2:
+        raise ConfigError(f"rl.algo={cfg.rl.algo} compares each prompt's responses with each other: "
+                          f"rl.samples_per_prompt must be >= 2, got {cfg.rl.samples_per_prompt}")
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from vineppo.config import TaskConfig
+from vineppo.config import ConfigError, TaskConfig
 from vineppo.grading import ANSWER_FORMAT, answer_format
 from vineppo.tasks import arith as _arith
 from vineppo.tasks.hub import DataError, load_hub, load_local
@@ -55,14 +55,14 @@ def arith_spec(cfg: TaskConfig) -> _arith.ArithSpec:
     if cfg.ops is not None:
         bad = [op for op in cfg.ops if op not in _arith.OPS]
         if bad:
-            raise ValueError(f"task.ops: unknown operation(s) {bad}; choose from {list(_arith.OPS)}")
+            raise ConfigError(f"task.ops: unknown operation(s) {bad}; choose from {list(_arith.OPS)}")
         changes["ops"] = tuple(cfg.ops)
     spec = replace(base, **changes)
     if not 1 <= spec.min_steps <= spec.max_steps:
-        raise ValueError(f"task.min_steps/max_steps: need 1 <= min_steps <= max_steps, got "
+        raise ConfigError(f"task.min_steps/max_steps: need 1 <= min_steps <= max_steps, got "
                          f"{spec.min_steps}, {spec.max_steps}")
     if spec.max_operand < 1:
-        raise ValueError(f"task.max_operand must be >= 1, got {spec.max_operand}")
+        raise ConfigError(f"task.max_operand must be >= 1, got {spec.max_operand}")
     return spec
 
 
@@ -70,19 +70,19 @@ def load_task(cfg: TaskConfig, with_sft: bool = False) -> Task:
     """Build or load the task named by `cfg.name`; `with_sft` also generates the SFT pool (when
     `task.num_sft` > 0), which only SFT needs."""
     if cfg.name not in ANSWER_FORMAT:
-        raise ValueError(f"task.name: unknown task '{cfg.name}'; available: {', '.join(TASKS)}")
+        raise ConfigError(f"task.name: unknown task '{cfg.name}'; available: {', '.join(TASKS)}")
     if cfg.name in ("arith", "arith_hard"):
         spec = arith_spec(cfg)
         train, test = _arith.generate_splits(spec, cfg.num_train, cfg.num_test, cfg.seed, prefix=cfg.name)
         if not 0.0 <= cfg.flaw_rate <= 1.0:
-            raise ValueError(f"task.flaw_rate must be in [0, 1], got {cfg.flaw_rate}")
+            raise ConfigError(f"task.flaw_rate must be in [0, 1], got {cfg.flaw_rate}")
         if cfg.num_sft < 0:
-            raise ValueError(f"task.num_sft must be >= 0, got {cfg.num_sft}")
+            raise ConfigError(f"task.num_sft must be >= 0, got {cfg.num_sft}")
         if not cfg.flaw_ops or set(cfg.flaw_ops) - set(_arith.FLAW_OF):
-            raise ValueError(f"task.flaw_ops must be a non-empty list of {', '.join(_arith.FLAW_OF)}, "
+            raise ConfigError(f"task.flaw_ops must be a non-empty list of {', '.join(_arith.FLAW_OF)}, "
                              f"got {cfg.flaw_ops}")
         if cfg.flaw_rate > 0 and cfg.num_sft == 0:
-            raise ValueError("task.flaw_rate applies to the SFT pool only: set task.num_sft > 0")
+            raise ConfigError("task.flaw_rate applies to the SFT pool only: set task.num_sft > 0")
         sft = (_arith.generate_sft_pool(spec, cfg.num_sft, cfg.seed, {e["question"] for e in train},
                                         cfg.flaw_rate, prefix=cfg.name, flaw_ops=tuple(cfg.flaw_ops))
                if cfg.num_sft and with_sft else None)

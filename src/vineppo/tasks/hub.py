@@ -68,20 +68,25 @@ def read_rows(path: str | Path) -> list[Any]:
     if not path.exists():
         raise DataError(f"data file not found: {path}")
     suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        try:
+            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not a row
+        except UnicodeDecodeError as e:
+            line = path.read_bytes()[:e.start].count(b"\n") + 1
+            raise DataError(f"{path}, line {line}: not UTF-8 text (byte {e.start})") from e
     if suffix == ".jsonl":
         rows = []
-        with path.open(encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}, row {i + 1}: invalid JSON ({e.msg} at column {e.colno})") from e
+        for i, line in enumerate(text.split("\n")):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}, row {i + 1}: invalid JSON ({e.msg} at column {e.colno})") from e
         return rows
     if suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(text)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from e
         if not isinstance(data, list):
@@ -95,7 +100,10 @@ def read_rows(path: str | Path) -> list[Any]:
 
 
 def load_local(path: str | Path, task: str) -> list[dict[str, str]]:
-    return [_example(row, task, str(path), i) for i, row in enumerate(read_rows(path))]
+    rows = read_rows(path)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return [_example(row, task, str(path), i) for i, row in enumerate(rows)]
 
 
 def load_hub(task: str, split: str, hub_name: str | None, hub_config: str | None) -> list[dict[str, str]]:
