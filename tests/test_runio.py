@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import torch
 
 from vineppo import checkpoint as ckpt
@@ -56,12 +57,46 @@ def test_checkpoint_roundtrip_and_rotation(tmp_path, tiny_model_and_tokenizer):
     assert state["step"] == 30 and state["elapsed_s"] == 30
 
 
-def test_rng_state_restores_sampling():
+def test_rng_state_restores_sampling(tmp_path):
+    """Every generator the loop draws from (python, numpy, torch) replays after a save and load."""
+    import random
+
+    import numpy as np
+
     ckpt.seed_everything(3)
     state = ckpt.rng_state()
-    a = torch.rand(3)
-    ckpt.set_rng_state(state)
-    assert torch.equal(torch.rand(3), a)
+    a = (torch.rand(3), np.random.rand(3), random.random())
+    (tmp_path / "step-1").mkdir()
+    torch.save({"rng": state}, tmp_path / "step-1" / "state.pt")
+    ckpt.seed_everything(5)
+    ckpt.set_rng_state(ckpt.load_state(tmp_path / "step-1")["rng"])
+    b = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+
+
+def test_state_pt_cannot_run_code_and_old_checkpoints_load(tmp_path):
+    """state.pt is read with weights_only=True: a file whose unpickling would call a function (here
+    os.getcwd, standing in for anything) is refused, not run. Checkpoints written before numpy's
+    key array was kept as a list still load."""
+    import pickle
+
+    import numpy as np
+
+    class Payload:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    (tmp_path / "step-1").mkdir()
+    torch.save({"step": 1, "x": Payload()}, tmp_path / "step-1" / "state.pt")
+    with pytest.raises(pickle.UnpicklingError, match="getcwd"):
+        ckpt.load_state(tmp_path / "step-1")
+    ckpt.seed_everything(3)
+    old = {"python": __import__("random").getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    a = np.random.rand(2)
+    (tmp_path / "step-2").mkdir()
+    torch.save({"step": 2, "rng": old}, tmp_path / "step-2" / "state.pt")
+    ckpt.set_rng_state(ckpt.load_state(tmp_path / "step-2")["rng"])
+    assert np.array_equal(np.random.rand(2), a)
 
 
 def test_git_commit_dirty_only_for_code(tmp_path):

@@ -17,7 +17,11 @@ import torch
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # numpy's key array as a plain list, so that state.pt holds only what torch.load(weights_only=True)
+    # reads without running any code the file names (load_state).
+    state = {"python": random.getstate(), "numpy": (name, keys.tolist(), pos, has_gauss, cached),
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -25,7 +29,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -96,8 +101,15 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+# What checkpoints written before rng_state kept numpy's key array as a list need besides tensors
+# and plain containers: numpy's array and dtype reconstruction, nothing that runs other code.
+NUMPY_ARRAY = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 def load_state(checkpoint: str | Path) -> dict[str, Any]:
-    return torch.load(Path(checkpoint) / "state.pt", weights_only=False)
+    """state.pt, unpickled with weights_only=True: a checkpoint from elsewhere cannot run code here."""
+    with torch.serialization.safe_globals(NUMPY_ARRAY):
+        return torch.load(Path(checkpoint) / "state.pt", weights_only=True)
 
 
 def save_model_atomic(path: str | Path, model, tokenizer) -> Path:
