@@ -101,6 +101,15 @@ JOBS = [
                    "--baseline", "ppo"], "flaw_ops/longer/kl_generalisation"),
     ("ablations", ["results/flaw_ops/longer/runs", "--kl-at", "0.7", "0.8", "0.85", "0.9", "--train-at", "0.4", "0.5", "0.6", "0.7", "0.8", "0.85",
                    "--baseline", "vineppo_k9"], "flaw_ops/longer/kl_generalisation/vs_vineppo"),
+    ("ablations", ["results/flaw_ops/longer/k/runs", "results/flaw_ops/longer/runs/vineppo-arith-s[0-5]",
+                   "results/flaw_ops/longer/runs/ppo-arith-s[0-5]", "--at-iteration", "30", "--kl-at", "0.8", "0.85",
+                   "--train-at", "0.5", "0.6", "0.7", "0.8", "--baseline", "ppo"], "flaw_ops/longer/k"),
+    ("compute_efficiency", ["results/flaw_ops/longer/k/runs", "results/flaw_ops/longer/runs/vineppo-arith-s[0-5]",
+                            "results/flaw_ops/longer/runs/ppo-arith-s[0-5]", "--method", "vineppo_k3", "--baseline",
+                            "vineppo_k9", "--paired"], "flaw_ops/longer/k/k3_vs_k9"),
+    ("compute_efficiency", ["results/flaw_ops/longer/k/runs", "results/flaw_ops/longer/runs/vineppo-arith-s[0-5]",
+                            "results/flaw_ops/longer/runs/ppo-arith-s[0-5]", "--method", "vineppo_k27", "--baseline",
+                            "vineppo_k9", "--paired"], "flaw_ops/longer/k/k27_vs_k9"),
     ("test_noise", ["results/test_noise/compute_efficiency/runs"], "test_noise/compute_efficiency"),
     ("test_noise", ["results/test_noise/flaw_ops/runs"], "test_noise/flaw_ops"),
     ("compute_efficiency", ["results/test_noise/compute_efficiency/runs", "--paired"],
@@ -150,7 +159,7 @@ def numbers(d):
 @pytest.mark.parametrize(("script", "args", "folder"), JOBS, ids=[j[2] for j in JOBS])
 def test_reference_outputs_rebuild(script, args, folder, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    args = [m for a in args for m in (sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(a)) if "*" in a else [a])]
+    args = [m for a in args for m in (sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(a)) if set("*?[") & set(a) else [a])]
     assert load_script(script).main([*args, "--out", str(tmp_path)]) == 0
     ref_dir = RESULTS / folder
     tables = sorted(p.name for p in ref_dir.glob("*.csv"))
