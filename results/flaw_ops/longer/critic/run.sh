@@ -28,8 +28,10 @@ for d in runs/flaw_ops_critic/*/; do  # the run files (no checkpoints)
   mkdir -p "$out/runs/$(basename "$d")"
   cp "$d"/config.yaml "$d"/metrics.jsonl "$d"/summary.json "$out/runs/$(basename "$d")/"
 done
-theirs=()
-for s in $seeds; do theirs+=(results/flaw_ops/longer/runs/vineppo-arith-s$s results/flaw_ops/longer/runs/ppo-arith-s$s); done
+theirs=()  # longer/'s VinePPO and PPO runs of every seed run here (both passes: SEEDS="12 ... 19" added 8)
+for d in $out/runs/ppo_vlr3e-3-arith-s*; do
+  s=${d##*-s}; theirs+=(results/flaw_ops/longer/runs/vineppo-arith-s$s results/flaw_ops/longer/runs/ppo-arith-s$s)
+done
 .venv/bin/python analysis/compute_efficiency.py $out/runs "${theirs[@]}" --baseline ppo_vlr0.003 --paired --out $out/vs_vineppo
 .venv/bin/python analysis/compute_efficiency.py $out/runs "${theirs[@]}" --method ppo_vlr0.003 --paired --out $out/vs_ppo
 .venv/bin/python analysis/critic.py $out/runs "${theirs[@]}" --out $out/critic
