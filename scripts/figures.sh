@@ -72,6 +72,9 @@ run analysis/ablations.py results/flaw_ops/longer/runs --kl-at 0.7 0.8 0.85 0.9 
 run analysis/ablations.py results/flaw_ops/longer/k/runs results/flaw_ops/longer/runs/vineppo-arith-s[0-5] results/flaw_ops/longer/runs/ppo-arith-s[0-5] --at-iteration 30 --kl-at 0.8 0.85 --train-at 0.5 0.6 0.7 0.8 --baseline ppo --out results/flaw_ops/longer/k  # K = 3, 9, 27
 run analysis/compute_efficiency.py results/flaw_ops/longer/k/runs results/flaw_ops/longer/runs/vineppo-arith-s[0-5] results/flaw_ops/longer/runs/ppo-arith-s[0-5] --method vineppo_k3 --baseline vineppo_k9 --paired --out results/flaw_ops/longer/k/k3_vs_k9
 run analysis/compute_efficiency.py results/flaw_ops/longer/k/runs results/flaw_ops/longer/runs/vineppo-arith-s[0-5] results/flaw_ops/longer/runs/ppo-arith-s[0-5] --method vineppo_k27 --baseline vineppo_k9 --paired --out results/flaw_ops/longer/k/k27_vs_k9
+run analysis/compute_efficiency.py results/flaw_ops/longer/critic/runs results/flaw_ops/longer/runs/vineppo-arith-s* results/flaw_ops/longer/runs/ppo-arith-s* --baseline ppo_vlr0.003 --paired --out results/flaw_ops/longer/critic/vs_vineppo  # PPO, critic at 3e-3
+run analysis/compute_efficiency.py results/flaw_ops/longer/critic/runs results/flaw_ops/longer/runs/vineppo-arith-s* results/flaw_ops/longer/runs/ppo-arith-s* --method ppo_vlr0.003 --paired --out results/flaw_ops/longer/critic/vs_ppo
+run analysis/critic.py results/flaw_ops/longer/critic/runs results/flaw_ops/longer/runs/vineppo-arith-s* results/flaw_ops/longer/runs/ppo-arith-s* --out results/flaw_ops/longer/critic/critic
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 run analysis/test_noise.py results/test_noise/compute_efficiency/runs --out results/test_noise/compute_efficiency  # test-set noise
