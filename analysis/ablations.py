@@ -126,19 +126,23 @@ def crossing(x: list[float], y: list[float], level: float) -> tuple[int | None, 
     return i, y[i - 1] + (level - x[i - 1]) / (x[i] - x[i - 1]) * (y[i] - y[i - 1])
 
 
-def kl_at_runs(points: pd.DataFrame, accuracy: float) -> pd.DataFrame:
-    """Per run: KL to the reference where its test accuracy first reaches `accuracy` (`crossing`),
-    the iteration of its first evaluation at or above it, and its KL at its last evaluation."""
-    points = points.assign(method=methods(points)).sort_values("iteration")
+def read_at(points: pd.DataFrame, x: str, y: str, level: float) -> pd.DataFrame:
+    """Per run: `y` where `x` first reaches `level` (`crossing`), the iteration of the first
+    evaluation at or above it, and `y` at the run's last evaluation."""
     rows = []
-    for run, r in points.groupby("run", sort=True):
-        i, kl = crossing(r["test_accuracy"].tolist(), r["kl_ref"].tolist(), accuracy)
+    for run, r in points.assign(method=methods(points)).sort_values("iteration").groupby("run", sort=True):
+        i, value = crossing(r[x].tolist(), r[y].tolist(), level)
         rows.append({"run": run, "method": r["method"].iloc[0], "temperature": r["temperature"].iloc[0],
-                     "seed": r["seed"].iloc[0], "level": accuracy,
+                     "seed": r["seed"].iloc[0], "level": level,
                      "first_iteration": r["iteration"].iloc[i] if i is not None else float("nan"),
-                     "kl_ref": kl, "kl_last": r["kl_ref"].iloc[-1]})
-    return pd.DataFrame(rows, columns=["run", "method", "temperature", "seed", "level", "first_iteration", "kl_ref",
-                                       "kl_last"])
+                     y: value, f"{y}_last": r[y].iloc[-1]})
+    return pd.DataFrame(rows, columns=["run", "method", "temperature", "seed", "level", "first_iteration", y,
+                                       f"{y}_last"])
+
+
+def kl_at_runs(points: pd.DataFrame, accuracy: float) -> pd.DataFrame:
+    """Per run: KL to the reference where its test accuracy first reaches `accuracy`."""
+    return read_at(points, "test_accuracy", "kl_ref", accuracy)
 
 
 def kl_at(points: pd.DataFrame, accuracy: float) -> pd.DataFrame:
@@ -153,20 +157,14 @@ def kl_at(points: pd.DataFrame, accuracy: float) -> pd.DataFrame:
         rows.append({"method": name, "temperature": temperature, "accuracy": accuracy, "runs": len(runs),
                      "runs_reaching": len(read), "first_iteration_mean": read["first_iteration"].mean(),
                      "kl_at_accuracy_mean": read["kl_ref"].mean(), "kl_at_accuracy_std": read["kl_ref"].std(),
-                     "kl_last_mean": runs["kl_last"].mean(), "kl_last_std": runs["kl_last"].std()})
+                     "kl_last_mean": runs["kl_ref_last"].mean(), "kl_last_std": runs["kl_ref_last"].std()})
     return pd.DataFrame(rows)
 
 
 def accuracy_at_train(points: pd.DataFrame, train_accuracy: float) -> pd.DataFrame:
-    """Per run: test accuracy where its train accuracy first reaches `train_accuracy` (`crossing`:
-    the paper's "test accuracy per unit of training accuracy" read at one level)."""
-    points = points.assign(method=methods(points)).sort_values("iteration")
-    rows = []
-    for run, r in points.groupby("run", sort=True):
-        _, value = crossing(r["train_accuracy"].tolist(), r["test_accuracy"].tolist(), train_accuracy)
-        rows.append({"run": run, "method": r["method"].iloc[0], "temperature": r["temperature"].iloc[0],
-                     "seed": r["seed"].iloc[0], "level": train_accuracy, "test_accuracy": value})
-    return pd.DataFrame(rows, columns=["run", "method", "temperature", "seed", "level", "test_accuracy"])
+    """Per run: test accuracy where its train accuracy first reaches `train_accuracy` (the paper's
+    "test accuracy per unit of training accuracy" read at one level)."""
+    return read_at(points, "train_accuracy", "test_accuracy", train_accuracy)
 
 
 def by_method(per_run: pd.DataFrame, value: str) -> pd.DataFrame:
