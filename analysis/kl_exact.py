@@ -1,0 +1,178 @@
+"""The KL to the reference across a run's checkpoints: the logged estimate against the exact KL.
+
+    python analysis/kl_exact.py runs/flaw_ops_kl --out results/flaw_ops/longer/kl_exact
+
+For each RL run with a KL penalty (PPO, VinePPO, GRPO, RLOO) and each kept checkpoint (train with
+`rl.keep_checkpoints=0` to keep them all; the SFT start point counts as iteration 0): `--samples`
+responses to each of `--problems` fixed training problems, sampled as training samples them (the
+run's temperature, top-p and length), and at every response token the terms of
+`vineppo.analysis.kl.kl_terms` (the logged k1 term, its exact mean under the top-p sampler, the
+exact KL of the tempered distributions, the exact KL at temperature 1, the entropy), averaged over
+tokens as `train/kl_ref` is. The same terms at fixed states too: the reference's own responses to
+the same problems, so the policy's change is read where the states do not move with it. The logged
+`train/kl_ref` of the iteration that started from the checkpoint sits beside them.
+
+Writes kl.csv (run x checkpoint x states), table.csv (mean and std over seeds per method and
+iteration), provenance.json and kl_exact.{png,pdf}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from vineppo import checkpoint as ckpt
+from vineppo.analysis.kl import TERMS, response_kl
+from vineppo.analysis.plotting import pyplot, save
+from vineppo.analysis.runs import method_labels, parse_folders, run_folders
+from vineppo.analysis.value_quality import sample_examples
+from vineppo.config import RLConfig, load_config
+from vineppo.inference import HFEngine, SamplingParams
+from vineppo.loop import PPO_FAMILY
+from vineppo.models import load_model, load_tokenizer
+from vineppo.rollout import Episode, collate_episodes
+from vineppo.runio import atomic_write_text, git_commit, read_jsonl
+from vineppo.tasks import PROMPT, load_task
+
+
+def sampled_batch(model, tokenizer, examples: list[dict[str, str]], rl: RLConfig, n: int,
+                  seed: int) -> dict[str, torch.Tensor]:
+    """`n` responses per example from `model`, sampled with the run's settings, collated for scoring."""
+    prompts = [PROMPT.format(question=e["question"]) for e in examples]
+    outputs = HFEngine(model, tokenizer).generate(prompts, SamplingParams(
+        n=n, temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens, seed=seed))
+    episodes = []
+    for g, (ex, prompt, comps) in enumerate(zip(examples, prompts, outputs, strict=True)):
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        episodes += [Episode(g, ex, prompt, prompt_ids, c.token_ids, c.text, c.finish_reason, 0.0) for c in comps]
+    return collate_episodes(episodes, tokenizer.pad_token_id)
+
+
+def chunked_kl(policy, reference, batch: dict[str, torch.Tensor], rl: RLConfig, size: int = 64) -> dict[str, float]:
+    """`response_kl` over the whole batch in chunks of `size` rows, weighted by response tokens."""
+    sums, tokens = dict.fromkeys(TERMS, 0.0), 0.0
+    for i in range(0, batch["input_ids"].shape[0], size):
+        part = {k: v[i:i + size] for k, v in batch.items()}
+        n = part["mask"].sum().item()
+        if n:
+            for k, v in response_kl(policy, reference, part, rl.temperature, rl.top_p).items():
+                sums[k] += v * n
+            tokens += n
+    return {k: v / tokens for k, v in sums.items()}
+
+
+def analyse_run(run: Path, label: str, problems: int, samples: int, seed: int) -> list[dict]:
+    cfg = load_config(run / "config.yaml")
+    rl = cfg.rl
+    torch.manual_seed(seed)
+    task = load_task(cfg.task)
+    examples = sample_examples(task.train, problems, seed)
+    reference, tokenizer = load_model(rl.init).eval(), load_tokenizer(rl.init)
+    at_ref = sampled_batch(reference, tokenizer, examples, rl, samples, seed)
+    logged = {r["iteration"]: r.get("train/kl_ref") for r in read_jsonl(run / "metrics.jsonl")}
+    points = [(0, reference), *((ckpt.checkpoint_step(p), p) for p in ckpt.list_checkpoints(run / "checkpoints"))]
+    rows = []
+    for step, where in points:
+        policy = where if step == 0 else load_model(where).eval()
+        own = sampled_batch(policy, tokenizer, examples, rl, samples, seed + 1 + step)
+        for states, batch in (("own samples", own), ("reference's samples", at_ref)):
+            rows.append({"run": run.name, "method": label, "seed": cfg.seed,
+                         "kl_coef": rl.kl_coef, "iteration": step, "states": states,
+                         "tokens": int(batch["mask"].sum().item()), **chunked_kl(policy, reference, batch, rl),
+                         "logged_kl_ref": logged.get(step + 1) if states == "own samples" else None})
+        print(f"{run.name} iteration {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in rows[-2].items()
+                                                             if k in TERMS), flush=True)
+    return rows
+
+
+def table(rows: pd.DataFrame) -> pd.DataFrame:
+    cols = [*TERMS, "logged_kl_ref"]
+    g = rows.groupby(["method", "states", "iteration"])
+    out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
+    return out.join(g.size().rename("seeds")).reset_index()
+
+
+def plot(t: pd.DataFrame, out: Path) -> None:
+    plt = pyplot()
+    methods = sorted(t["method"].unique())
+    fig, axes = plt.subplots(2, len(methods), figsize=(4.2 * len(methods), 7), squeeze=False, sharey="row")
+    styles = {"logged_kl_ref": ("logged train/kl_ref", ":"), "sampled": ("k1 on these samples", "-"),
+              "expected": ("its mean under top-p", "--"), "kl_tempered": ("KL(pi_T || ref_T)", "-"),
+              "kl": ("KL(pi || ref), T=1", "-.")}
+    for j, m in enumerate(methods):
+        for i, states in enumerate(("own samples", "reference's samples")):
+            g = t[(t["method"] == m) & (t["states"] == states)]
+            ax = axes[i, j]
+            for col, (name, ls) in styles.items():
+                if g[f"{col}_mean"].notna().any():
+                    ax.plot(g["iteration"], g[f"{col}_mean"], ls=ls, marker="." if ls == "-" else None, label=name)
+            ax.set(title=f"{m}: at the {'policy' if i == 0 else 'reference'}'s samples", xlabel="iteration",
+                   ylabel="nats per response token")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, out, "kl_exact")
+
+
+def is_kl_run(d: Path) -> bool:
+    """An RL run with a KL penalty (its log has `train/kl_ref`) and checkpoints (SFT folders have neither)."""
+    records = read_jsonl(d / "metrics.jsonl") if (d / "metrics.jsonl").exists() else []
+    return (bool(records) and "train/kl_ref" in records[0] and load_config(d / "config.yaml").rl.algo in PPO_FAMILY
+            and bool(ckpt.list_checkpoints(d / "checkpoints")))
+
+
+def labels_for(runs: list[Path]) -> dict[str, str]:
+    """Method names as the other analyses give them, with `_kl<coef>` where the KL coefficient is not
+    the default."""
+    cfgs = {d.name: load_config(d / "config.yaml").rl for d in runs}
+    base = method_labels({name: (rl.algo, {"vine_k": rl.vine_k, "value_learning_rate": rl.value_learning_rate,
+                                          "value_clip": rl.value_clip, "whiten_advantages": rl.whiten_advantages})
+                          for name, rl in cfgs.items()})
+    return {name: base[name] + (f"_kl{rl.kl_coef:g}" if rl.kl_coef != RLConfig.kl_coef else "")
+            for name, rl in cfgs.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    def add_args(ap):
+        ap.add_argument("--problems", type=int, default=64, help="fixed training problems (default 64)")
+        ap.add_argument("--samples", type=int, default=4, help="responses per problem (default 4)")
+        ap.add_argument("--seed", type=int, default=0)
+        ap.add_argument("--replot", action="store_true", help="rebuild table.csv and the figure from kl.csv")
+
+    args = parse_folders(argv, __doc__, "results/kl_exact", add_args)
+    if args is None:
+        return 2
+    if args.replot:
+        if not (args.out / "kl.csv").exists():
+            print(f"{args.out}: no kl.csv to replot from", file=sys.stderr)
+            return 2
+        t = table(pd.read_csv(args.out / "kl.csv"))
+        atomic_write_text(args.out / "table.csv", t.to_csv(index=False))
+        plot(t, args.out)
+        print(f"rebuilt {args.out}/table.csv, kl_exact.png/pdf")
+        return 0
+    runs = [d for d in run_folders(args.folders) if is_kl_run(d)]
+    if not runs:
+        print(f"no PPO-family runs with checkpoints under {', '.join(map(str, args.folders))}", file=sys.stderr)
+        return 2
+    labels = labels_for(runs)
+    rows = [r for d in runs for r in analyse_run(d, labels[d.name], args.problems, args.samples, args.seed)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(rows)
+    t = table(df)
+    atomic_write_text(args.out / "kl.csv", df.to_csv(index=False))
+    atomic_write_text(args.out / "table.csv", t.to_csv(index=False))
+    atomic_write_text(args.out / "provenance.json", json.dumps({
+        "runs": [str(d) for d in runs], "args": {k: str(v) for k, v in vars(args).items()},
+        "commit": git_commit()}, indent=2))
+    plot(t, args.out)
+    print(t[t["states"] == "own samples"].to_string(index=False))
+    print(f"wrote {args.out}/kl.csv, table.csv, provenance.json, kl_exact.png/pdf")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""analysis/kl_exact.py on the smoke sweep's runs (every checkpoint kept)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.analysis.test_value_quality_script import load_script
+
+
+@pytest.mark.slow
+def test_kl_exact_script_on_smoke_outputs(smoke_runs, tmp_path):
+    script = load_script("kl_exact")
+    out = tmp_path / "kl"
+    assert script.main([str(smoke_runs), "--out", str(out), "--problems", "3", "--samples", "2"]) == 0
+    for f in ("kl.csv", "table.csv", "provenance.json", "kl_exact.png", "kl_exact.pdf"):
+        assert (out / f).stat().st_size > 0, f
+    rows = pd.read_csv(out / "kl.csv")
+    # Both RL runs (the SFT folder has no RL checkpoints), the start point and each kept checkpoint,
+    # at the policy's and at the reference's samples.
+    assert sorted(rows["method"].unique()) == ["ppo", "vineppo"]
+    assert sorted(rows["iteration"].unique()) == [0, 1, 2]
+    assert len(rows) == 2 * 3 * 2
+    start = rows[rows["iteration"] == 0]  # the policy is the reference: every KL term is 0
+    assert (start[["sampled", "expected", "kl_tempered", "kl"]].abs() < 1e-6).all().all()
+    assert (rows["kl_tempered"] >= -1e-7).all() and (rows["kl"] >= -1e-7).all() and (rows["entropy"] >= 0).all()
+    # At the reference's samples the states are fixed: those rows hold the same token count throughout.
+    assert rows[rows["states"] == "reference's samples"].groupby("run")["tokens"].nunique().eq(1).all()
+    # The logged number beside checkpoint c is the one of iteration c + 1, which started from it.
+    for run, g in rows[rows["states"] == "own samples"].groupby("run"):
+        logged = {r["iteration"]: r.get("train/kl_ref") for r in map(json.loads, (smoke_runs / run / "metrics.jsonl").open())}
+        for _, r in g.iterrows():
+            want = logged.get(r["iteration"] + 1)
+            assert (pd.isna(r["logged_kl_ref"]) if want is None else r["logged_kl_ref"] == pytest.approx(want))
+    table = pd.read_csv(out / "table.csv")
+    assert (table["seeds"] == 1).all() and len(table) == len(rows)
+    assert script.main([str(out), "--out", str(out), "--replot"]) == 0
+    assert pd.read_csv(out / "table.csv").equals(table)
+    assert script.main([str(smoke_runs / "sft-arith"), "--out", str(tmp_path / "x")]) == 2  # no RL runs
