@@ -8,7 +8,7 @@ responses to each of `--problems` fixed training problems, sampled as training s
 run's temperature, top-p and length), and at every response token the terms of
 `vineppo.analysis.kl.kl_terms` (the logged k1 term, its exact mean under the top-p sampler, the
 exact KL of the tempered distributions, the exact KL at temperature 1, the entropy), averaged over
-tokens as `train/kl_ref` is. The same terms at fixed states too: the reference's own responses to
+tokens as `train/kl_ref` is; and the part of the tempered KL at digit tokens (a policy's arithmetic). The same terms at fixed states too: the reference's own responses to
 the same problems, so the policy's change is read where the states do not move with it. The logged
 `train/kl_ref` of the iteration that started from the checkpoint sits beside them.
 
@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from vineppo import checkpoint as ckpt
-from vineppo.analysis.kl import TERMS, response_kl
+from vineppo.analysis.kl import TERMS, digit_tokens, response_kl
 from vineppo.analysis.plotting import pyplot, save
 from vineppo.analysis.runs import method_labels, parse_folders, run_folders
 from vineppo.analysis.value_quality import sample_examples
@@ -52,14 +52,15 @@ def sampled_batch(model, tokenizer, examples: list[dict[str, str]], rl: RLConfig
     return collate_episodes(episodes, tokenizer.pad_token_id)
 
 
-def chunked_kl(policy, reference, batch: dict[str, torch.Tensor], rl: RLConfig, size: int = 64) -> dict[str, float]:
+def chunked_kl(policy, reference, batch: dict[str, torch.Tensor], rl: RLConfig, digits: torch.Tensor,
+               size: int = 64) -> dict[str, float]:
     """`response_kl` over the whole batch in chunks of `size` rows, weighted by response tokens."""
-    sums, tokens = dict.fromkeys(TERMS, 0.0), 0.0
+    sums, tokens = dict.fromkeys((*TERMS, "kl_tempered_digits"), 0.0), 0.0
     for i in range(0, batch["input_ids"].shape[0], size):
         part = {k: v[i:i + size] for k, v in batch.items()}
         n = part["mask"].sum().item()
         if n:
-            for k, v in response_kl(policy, reference, part, rl.temperature, rl.top_p).items():
+            for k, v in response_kl(policy, reference, part, rl.temperature, rl.top_p, digits).items():
                 sums[k] += v * n
             tokens += n
     return {k: v / tokens for k, v in sums.items()}
@@ -73,6 +74,7 @@ def analyse_run(run: Path, label: str, problems: int, samples: int, seed: int) -
     examples = sample_examples(task.train, problems, seed)
     reference, tokenizer = load_model(rl.init).eval(), load_tokenizer(rl.init)
     at_ref = sampled_batch(reference, tokenizer, examples, rl, samples, seed)
+    digits = digit_tokens(tokenizer)
     logged = {r["iteration"]: r.get("train/kl_ref") for r in read_jsonl(run / "metrics.jsonl")}
     points = [(0, reference), *((ckpt.checkpoint_step(p), p) for p in ckpt.list_checkpoints(run / "checkpoints"))]
     rows = []
@@ -82,7 +84,7 @@ def analyse_run(run: Path, label: str, problems: int, samples: int, seed: int) -
         for states, batch in (("own samples", own), ("reference's samples", at_ref)):
             rows.append({"run": run.name, "method": label, "seed": cfg.seed,
                          "kl_coef": rl.kl_coef, "iteration": step, "states": states,
-                         "tokens": int(batch["mask"].sum().item()), **chunked_kl(policy, reference, batch, rl),
+                         "tokens": int(batch["mask"].sum().item()), **chunked_kl(policy, reference, batch, rl, digits),
                          "logged_kl_ref": logged.get(step + 1) if states == "own samples" else None})
         print(f"{run.name} iteration {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in rows[-2].items()
                                                              if k in TERMS), flush=True)
@@ -90,7 +92,7 @@ def analyse_run(run: Path, label: str, problems: int, samples: int, seed: int) -
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
-    cols = [*TERMS, "logged_kl_ref"]
+    cols = [*TERMS, "kl_tempered_digits", "logged_kl_ref"]
     g = rows.groupby(["method", "states", "iteration"])
     out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
     return out.join(g.size().rename("seeds")).reset_index()
@@ -102,7 +104,7 @@ def plot(t: pd.DataFrame, out: Path) -> None:
     fig, axes = plt.subplots(2, len(methods), figsize=(4.2 * len(methods), 7), squeeze=False, sharey="row")
     styles = {"logged_kl_ref": ("logged train/kl_ref", ":"), "sampled": ("k1 on these samples", "-"),
               "expected": ("its mean under top-p", "--"), "kl_tempered": ("KL(pi_T || ref_T)", "-"),
-              "kl": ("KL(pi || ref), T=1", "-.")}
+              "kl": ("KL(pi || ref), T=1", "-."), "kl_tempered_digits": ("KL(pi_T || ref_T) at digits", "-")}
     for j, m in enumerate(methods):
         for i, states in enumerate(("own samples", "reference's samples")):
             g = t[(t["method"] == m) & (t["states"] == states)]

@@ -83,3 +83,29 @@ def test_response_kl_averages_over_response_tokens_only():
     assert got["sampled"] == pytest.approx(sum(sampled) / 3, abs=1e-6)
     with pytest.raises(ValueError, match="no response tokens"):
         response_kl(pol, ref, {**batch, "mask": torch.zeros_like(mask)}, 1.0, 1.0)
+
+
+def test_digit_part_adds_up_and_pads_past_the_tokenizer():
+    torch.manual_seed(0)
+    pol, ref = Toy(torch.randn(5, 5)), Toy(torch.randn(5, 5))
+    ids = torch.tensor([[1, 2, 3, 4], [2, 4, 0, 0]])
+    batch = {"input_ids": ids, "targets": ids[:, 1:], "mask": torch.tensor([[0.0, 1, 1], [1, 0, 0]])}
+    digits = torch.tensor([False, False, False, True])  # id 3 is a digit; id 4 is past the tokenizer
+    got = response_kl(pol, ref, batch, 1.0, 1.0, digits)
+    lp, lr = pol.table.log_softmax(-1), ref.table.log_softmax(-1)
+    kl = [(lp[s].exp() * (lp[s] - lr[s])).sum().item() for s in range(5)]
+    # targets 3 (from state 2) and 4 (from 3) in row 0, 4 (from 2) in row 1: only the first is a digit
+    assert got["kl_tempered_digits"] == pytest.approx(kl[2] / 3, abs=1e-6)
+    assert got["kl_tempered"] == pytest.approx((kl[2] + kl[3] + kl[2]) / 3, abs=1e-6)
+
+
+def test_digit_tokens_of_a_built_tokenizer(tiny_model_and_tokenizer):
+    from vineppo.analysis.kl import digit_tokens
+
+    _, tok = tiny_model_and_tokenizer
+    flags = digit_tokens(tok)
+    assert len(flags) == len(tok)
+    for text, want in (("7", True), ("+", False), ("=", False)):
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert len(ids) == 1 and bool(flags[ids[0]]) is want, text
+    assert not flags[tok.pad_token_id] and not flags[tok.eos_token_id]

@@ -45,18 +45,33 @@ def kl_terms(policy_logits: torch.Tensor, ref_logits: torch.Tensor, targets: tor
     }
 
 
+def digit_tokens(tokenizer) -> torch.Tensor:
+    """A bool per vocabulary id: does the token decode to digits only (spaces aside)? Numbers are
+    where a reasoning policy's arithmetic lives; the rest is wording and operations."""
+    flags = [tokenizer.decode([i]).strip().isdigit() for i in range(len(tokenizer))]
+    return torch.tensor(flags, dtype=torch.bool)
+
+
 @torch.no_grad()
 def response_kl(policy, reference, batch: dict[str, torch.Tensor], temperature: float,
-                top_p: float) -> dict[str, float]:
+                top_p: float, digits: torch.Tensor | None = None) -> dict[str, float]:
     """Each of `TERMS` averaged over the response tokens of a collated batch (`rollout.collate_episodes`
-    layout: `mask` marks the positions that predict a response token), as `train/kl_ref` averages."""
+    layout: `mask` marks the positions that predict a response token), as `train/kl_ref` averages.
+    With `digits` (`digit_tokens`), also `kl_tempered_digits`: the part of `kl_tempered` at positions
+    whose (sampled) token is a digit, over all response tokens, so it and the rest add up."""
     logits_p = policy(input_ids=batch["input_ids"]).logits[:, :-1]
     logits_r = reference(input_ids=batch["input_ids"]).logits[:, :-1]
     terms = kl_terms(logits_p, logits_r, batch["targets"], temperature, top_p)
     mask = batch["mask"].bool()
     if not mask.any():
         raise ValueError("no response tokens in the batch")
-    return {name: t[mask].mean().item() for name, t in terms.items()}
+    out = {name: t[mask].mean().item() for name, t in terms.items()}
+    if digits is not None:
+        vocab = logits_p.shape[-1]  # a model's vocabulary can be padded past its tokenizer's
+        flags = torch.nn.functional.pad(digits[:vocab], (0, max(vocab - len(digits), 0)))
+        at_digit = flags.to(batch["targets"].device)[batch["targets"]] & mask
+        out["kl_tempered_digits"] = (terms["kl_tempered"] * at_digit).sum().item() / mask.sum().item()
+    return out
 
 
-__all__ = ["TERMS", "kl_terms", "response_kl"]
+__all__ = ["TERMS", "digit_tokens", "kl_terms", "response_kl"]
