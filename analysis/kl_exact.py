@@ -28,7 +28,7 @@ import torch
 from vineppo import checkpoint as ckpt
 from vineppo.analysis.kl import TERMS, digit_tokens, response_kl
 from vineppo.analysis.plotting import pyplot, save
-from vineppo.analysis.runs import method_labels, parse_folders, run_folders
+from vineppo.analysis.runs import checkpointed_rl_runs, config_labels, parse_folders
 from vineppo.analysis.value_quality import sample_examples
 from vineppo.config import RLConfig, load_config
 from vineppo.inference import HFEngine, SamplingParams
@@ -119,24 +119,6 @@ def plot(t: pd.DataFrame, out: Path) -> None:
     save(fig, out, "kl_exact")
 
 
-def is_kl_run(d: Path) -> bool:
-    """An RL run with a KL penalty (its log has `train/kl_ref`) and checkpoints (SFT folders have neither)."""
-    records = read_jsonl(d / "metrics.jsonl") if (d / "metrics.jsonl").exists() else []
-    return (bool(records) and "train/kl_ref" in records[0] and load_config(d / "config.yaml").rl.algo in PPO_FAMILY
-            and bool(ckpt.list_checkpoints(d / "checkpoints")))
-
-
-def labels_for(runs: list[Path]) -> dict[str, str]:
-    """Method names as the other analyses give them, with `_kl<coef>` where the KL coefficient is not
-    the default."""
-    cfgs = {d.name: load_config(d / "config.yaml").rl for d in runs}
-    base = method_labels({name: (rl.algo, {"vine_k": rl.vine_k, "value_learning_rate": rl.value_learning_rate,
-                                          "value_clip": rl.value_clip, "whiten_advantages": rl.whiten_advantages})
-                          for name, rl in cfgs.items()})
-    return {name: base[name] + (f"_kl{rl.kl_coef:g}" if rl.kl_coef != RLConfig.kl_coef else "")
-            for name, rl in cfgs.items()}
-
-
 def main(argv: list[str] | None = None) -> int:
     def add_args(ap):
         ap.add_argument("--problems", type=int, default=64, help="fixed training problems (default 64)")
@@ -156,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         plot(t, args.out)
         print(f"rebuilt {args.out}/table.csv, kl_exact.png/pdf")
         return 0
-    runs = [d for d in run_folders(args.folders) if is_kl_run(d)]
+    runs = [d for d in checkpointed_rl_runs(args.folders) if load_config(d / "config.yaml").rl.algo in PPO_FAMILY]
     if not runs:
         print(f"no PPO-family runs with checkpoints under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
-    labels = labels_for(runs)
+    labels = config_labels(runs)
     rows = [r for d in runs for r in analyse_run(d, labels[d.name], args.problems, args.samples, args.seed)]
     args.out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(rows)

@@ -315,3 +315,25 @@ def test_first_error_locates_the_wrong_step():
     assert first_error("$\\frac{7}{2} \\times 2 = 7$ cups.", div, ("div",)) == (0, "other")
     add = "5 + 4 = 9 eggs.\n#### 9"
     assert first_error("5 - 4 = 1 eggs.\n#### 1", add, ("add", "sub")) == (0, "flaw")
+
+
+def test_error_detail_tells_the_other_errors_apart():
+    from vineppo.tasks.arith import error_detail
+
+    ref = "19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n3 * 3 = 9 rocks.\n#### 9"
+    assert error_detail(ref, ref) == (None, "none")
+    assert error_detail("19 - 6 = 13 rocks.\n13 + 10 = 23 rocks.", ref) == (1, "flaw")
+    assert error_detail("19 - 6 = 13 rocks.\n133 - 10 = 123 rocks.", ref) == (1, "copy")  # a stutter
+    assert error_detail("18 - 6 = 12 rocks.", ref) == (0, "copy")  # the start value
+    assert error_detail("19 - 6 = 13 rocks.\n13 * 10 = 130 rocks.", ref) == (1, "operation")
+    assert error_detail("19 - 6 = 13 rocks.\n13 + 10 = 23 rocks.", ref, ("mul",)) == (1, "operation")
+    assert error_detail("19 - 7 = 12 rocks.", ref) == (0, "operand")
+    assert error_detail("19 - 6 = 12 rocks.\n12 - 10 = 2 rocks.", ref) == (0, "arithmetic")
+    assert error_detail("19 - 6 = 13 stones.", ref) == (0, "format")
+    assert error_detail("19 - 6 is 13 rocks.", ref) == (0, "format")
+    assert error_detail("19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n#### 3", ref) == (2, "missing")
+    assert error_detail("", ref) == (0, "missing")
+    hard = "$15 - 8 = 7$ grams.\n$7 \\times 4 = 28$ grams.\nThe answer is $\\boxed{28}$."
+    assert error_detail("$15 - 8 = 7$ grams.\n$7 \\times 4 = 27$ grams.", hard) == (1, "arithmetic")
+    assert error_detail("$15 - 8 = 7$ grams.\n$7 \\div 4 = \\frac{7}{4}$ grams.", hard) == (1, "operation")
+    assert error_detail("$15 - 8 = 7$ kilograms.", hard) == (0, "format")

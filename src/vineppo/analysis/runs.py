@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from vineppo.config import RLConfig
+from vineppo.config import RLConfig, load_config
+from vineppo.runio import read_jsonl
 
 
 def parse_folders(argv: list[str] | None, doc: str, default_out: str,
@@ -66,3 +68,24 @@ def method_labels(runs: dict[str, tuple[str, dict]]) -> dict[str, str]:
                 else algo)
         labels[run] = name + ("_nowhiten" if rl.get("whiten_advantages", True) is False else "")
     return labels
+
+
+def checkpointed_rl_runs(folders: list[Path]) -> list[Path]:
+    """The RL runs under `folders` (their log has `train/reward`; an SFT folder's has not) that kept
+    checkpoints, for the analyses that reload the policy along training."""
+    from vineppo.checkpoint import list_checkpoints
+
+    out = []
+    for d in run_folders(folders):
+        records = read_jsonl(d / "metrics.jsonl") if (d / "metrics.jsonl").exists() else []
+        if records and "train/reward" in records[0] and list_checkpoints(d / "checkpoints"):
+            out.append(d)
+    return out
+
+
+def config_labels(runs: list[Path]) -> dict[str, str]:
+    """`method_labels` of run folders from their recorded configs, with _kl<coef> appended where a
+    run's KL coefficient is not the default."""
+    rl = {d.name: load_config(d / "config.yaml").rl for d in runs}
+    base = method_labels({name: (r.algo, dataclasses.asdict(r)) for name, r in rl.items()})
+    return {name: base[name] + (f"_kl{r.kl_coef:g}" if r.kl_coef != RLConfig.kl_coef else "") for name, r in rl.items()}

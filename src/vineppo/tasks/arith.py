@@ -290,3 +290,36 @@ def first_error(response: str, reference: str, flaw_ops: tuple[str, ...] = ("sub
                 return i, "flaw"
         return i, "other"
     return None, "none"
+
+
+ERROR_DETAILS = ("flaw", "copy", "operation", "operand", "arithmetic", "format", "missing")
+"""`error_detail`'s kinds of a first wrong step, in the order a line is read."""
+
+
+def _step_parts(line: str) -> tuple[str, str, str, str, str] | None:
+    """(first operand, operation symbol, second operand, result, rest) of a computation line, plain
+    (`12 - 4 = 8 pens.`) or boxed (`$12 \\times 4 = 48$ cups.`); None if it is not one."""
+    m = re.match(r"^\$?(\S+) (\S+) (\S+) = ([^\s$]+)\$?(.*)$", line)
+    return m.groups() if m else None  # type: ignore[return-value]
+
+
+def error_detail(response: str, reference: str, flaw_ops: tuple[str, ...] = ("sub",)) -> tuple[int | None, str]:
+    """`first_error`, with its "other" told apart by what first differs in the first wrong line:
+    "copy" (the first operand: the value carried from the line before, or the start, copied
+    wrong), "operation" (an operation other than the controlled flaw), "operand" (the second
+    operand), "arithmetic" (operands and operation right, the result wrong), "format" (the
+    numbers right, the wording not, or not a computation line), "missing" (the response has no
+    line there)."""
+    i, kind = first_error(response, reference, flaw_ops)
+    if kind != "other":
+        return i, kind
+    got = _step_lines(response)
+    if i >= len(got):
+        return i, "missing"
+    mine, ref = _step_parts(got[i]), _step_parts(_step_lines(reference)[i])
+    if mine is None or ref is None:
+        return i, "format"
+    for name, a, b in zip(("copy", "operation", "operand", "arithmetic"), mine, ref, strict=False):
+        if a != b:
+            return i, name
+    return i, "format"

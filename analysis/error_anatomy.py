@@ -1,0 +1,133 @@
+"""What kind of step each greedy test answer first gets wrong, across a run's checkpoints.
+
+    python analysis/error_anatomy.py runs/flaw_ops_kl --every 4 --out results/flaw_ops/longer/kl_exact/errors
+
+On the generated tasks the correct solution is unique, so each wrong answer has a first wrong line,
+and `vineppo.tasks.arith.error_detail` names what went wrong there: the controlled flaw, or a value
+carried from the line before copied wrong, another operation, another operand, the arithmetic, the
+wording, or a missing line. The runs' own evaluations log only the flaw's share; this re-evaluates
+every kept checkpoint (every `--every` iterations; train with `rl.keep_checkpoints=0`) and the SFT
+start point (iteration 0), greedily, on the run's test set, as training evaluates.
+
+Writes errors.csv (run x checkpoint: accuracy and the share of test problems per kind),
+table.csv (mean and std over seeds per method and iteration), provenance.json and
+error_anatomy.{png,pdf}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from vineppo import checkpoint as ckpt
+from vineppo.analysis.plotting import pyplot, save
+from vineppo.analysis.runs import checkpointed_rl_runs, config_labels, parse_folders
+from vineppo.config import load_config
+from vineppo.evaluate import GENERATED, evaluate
+from vineppo.inference import HFEngine
+from vineppo.models import load_model, load_tokenizer
+from vineppo.runio import atomic_write_text, git_commit
+from vineppo.tasks import load_task
+from vineppo.tasks.arith import ERROR_DETAILS, error_detail
+
+KINDS = ("none", *ERROR_DETAILS)
+
+
+def anatomy(model_path, cfg, test: list[dict]) -> dict[str, float]:
+    """Greedy accuracy and the share of `test` problems per first-wrong-step kind, for one model."""
+    model, tok = load_model(model_path).eval(), load_tokenizer(model_path)
+    flaw_ops = tuple(cfg.task.flaw_ops)
+    result = evaluate(HFEngine(model, tok), test, cfg.task.name, batch_size=cfg.eval.batch_size,
+                      max_new_tokens=cfg.eval.max_new_tokens, progress=False, flaw_ops=flaw_ops)
+    kinds = Counter(error_detail(p["greedy"], e["solution"], flaw_ops)[1]
+                    for p, e in zip(result["problems"], test, strict=True))
+    return {"accuracy": result["greedy_accuracy"], **{k: kinds[k] / len(test) for k in KINDS}}
+
+
+def analyse_run(run: Path, label: str, every: int) -> list[dict]:
+    cfg = load_config(run / "config.yaml")
+    task = load_task(cfg.task)
+    test = [e for e in task.test if not e.get("flawed_steps")]  # a correct reference to compare with
+    points = [(0, cfg.rl.init), *((s, p) for p in ckpt.list_checkpoints(run / "checkpoints")
+                                  if (s := ckpt.checkpoint_step(p)) % every == 0)]
+    rows = []
+    for step, path in points:
+        rows.append({"run": run.name, "method": label, "seed": cfg.seed, "iteration": step, "problems": len(test),
+                     **anatomy(path, cfg, test)})
+        print(f"{run.name} iteration {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
+                                                           if k in ("accuracy", *KINDS) and v), flush=True)
+    return rows
+
+
+def table(rows: pd.DataFrame) -> pd.DataFrame:
+    cols = ["accuracy", *KINDS]
+    g = rows.groupby(["method", "iteration"])
+    out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
+    return out.join(g.size().rename("seeds")).reset_index()
+
+
+def plot(t: pd.DataFrame, out: Path) -> None:
+    plt = pyplot()
+    methods = sorted(t["method"].unique())
+    shown = [k for k in ERROR_DETAILS if (t[f"{k}_mean"] > 0).any()]
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.8), squeeze=False, sharey=True)
+    for ax, m in zip(axes[0], methods, strict=True):
+        g = t[t["method"] == m].sort_values("iteration")
+        ax.stackplot(g["iteration"], *(g[f"{k}_mean"] for k in shown), labels=shown, alpha=0.85)
+        ax.set(title=m, xlabel="iteration", ylabel="share of test problems, by first wrong step")
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    save(fig, out, "error_anatomy")
+
+
+def main(argv: list[str] | None = None) -> int:
+    def add_args(ap):
+        ap.add_argument("--every", type=int, default=1, help="checkpoints at iterations divisible by this")
+        ap.add_argument("--replot", action="store_true", help="rebuild table.csv and the figure from errors.csv")
+
+    args = parse_folders(argv, __doc__, "results/error_anatomy", add_args)
+    if args is None:
+        return 2
+    if args.every < 1:
+        print(f"--every must be >= 1, got {args.every}", file=sys.stderr)
+        return 2
+    if args.replot:
+        if not (args.out / "errors.csv").exists():
+            print(f"{args.out}: no errors.csv to replot from", file=sys.stderr)
+            return 2
+        t = table(pd.read_csv(args.out / "errors.csv"))
+        atomic_write_text(args.out / "table.csv", t.to_csv(index=False))
+        plot(t, args.out)
+        print(f"rebuilt {args.out}/table.csv, error_anatomy.png/pdf")
+        return 0
+    runs = checkpointed_rl_runs(args.folders)
+    if not runs:
+        print(f"no RL runs with checkpoints under {', '.join(map(str, args.folders))}", file=sys.stderr)
+        return 2
+    other = sorted({load_config(d / "config.yaml").task.name for d in runs} - set(GENERATED))
+    if other:
+        print(f"tasks {', '.join(other)} have no unique reference solution to locate errors against; "
+              f"error_anatomy reads the generated tasks ({', '.join(GENERATED)})", file=sys.stderr)
+        return 2
+    labels = config_labels(runs)
+    rows = [r for d in runs for r in analyse_run(d, labels[d.name], args.every)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(rows)
+    t = table(df)
+    atomic_write_text(args.out / "errors.csv", df.to_csv(index=False))
+    atomic_write_text(args.out / "table.csv", t.to_csv(index=False))
+    atomic_write_text(args.out / "provenance.json", json.dumps({
+        "runs": [str(d) for d in runs], "args": {k: str(v) for k, v in vars(args).items()},
+        "commit": git_commit()}, indent=2))
+    plot(t, args.out)
+    print(t.to_string(index=False))
+    print(f"wrote {args.out}/errors.csv, table.csv, provenance.json, error_anatomy.png/pdf")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
