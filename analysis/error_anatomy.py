@@ -7,7 +7,9 @@ and `vineppo.tasks.arith.error_detail` names what went wrong there: the controll
 carried from the line before copied wrong, another operation, another operand, the arithmetic, the
 wording, or a missing line. The runs' own evaluations log only the flaw's share; this re-evaluates
 every kept checkpoint (every `--every` iterations; train with `rl.keep_checkpoints=0`) and the SFT
-start point (iteration 0), greedily, on the run's test set, as training evaluates.
+start point (iteration 0), greedily, on the run's test set, as training evaluates. With
+`--final-only`, no model runs: each finished run's last evaluation is read from the greedy answers
+it kept (eval/test.json), for runs that kept no checkpoints along the way.
 
 Writes errors.csv (run x checkpoint: accuracy and the share of test problems per kind),
 table.csv (mean and std over seeds per method and iteration), provenance.json and
@@ -25,7 +27,7 @@ import pandas as pd
 
 from vineppo import checkpoint as ckpt
 from vineppo.analysis.plotting import pyplot, save
-from vineppo.analysis.runs import checkpointed_rl_runs, config_labels, parse_folders
+from vineppo.analysis.runs import checkpointed_rl_runs, config_labels, parse_folders, run_folders
 from vineppo.config import load_config
 from vineppo.evaluate import GENERATED, evaluate
 from vineppo.inference import HFEngine
@@ -48,16 +50,33 @@ def anatomy(model_path, cfg, test: list[dict]) -> dict[str, float]:
     return {"accuracy": result["greedy_accuracy"], **{k: kinds[k] / len(test) for k in KINDS}}
 
 
-def analyse_run(run: Path, label: str, every: int) -> list[dict]:
+def final_anatomy(run: Path, cfg, test: list[dict]) -> dict[str, float]:
+    """The same from the greedy answers a run kept of its last evaluation (eval/test.json), no model."""
+    result = json.loads((run / "eval" / "test.json").read_text())
+    answers = {p["id"]: p for p in result["problems"]}
+    missing = [e["id"] for e in test if e["id"] not in answers]
+    if missing:
+        raise ValueError(f"{run}/eval/test.json has no answer for {len(missing)} test problems ({missing[0]}, ...)")
+    flaw_ops = tuple(cfg.task.flaw_ops)
+    kinds = Counter(error_detail(answers[e["id"]]["greedy"], e["solution"], flaw_ops)[1] for e in test)
+    accuracy = sum(answers[e["id"]]["greedy_correct"] for e in test) / len(test)
+    return {"accuracy": accuracy, **{k: kinds[k] / len(test) for k in KINDS}}
+
+
+def analyse_run(run: Path, label: str, every: int, final_only: bool = False) -> list[dict]:
     cfg = load_config(run / "config.yaml")
     task = load_task(cfg.task)
     test = [e for e in task.test if not e.get("flawed_steps")]  # a correct reference to compare with
-    points = [(0, cfg.rl.init), *((s, p) for p in ckpt.list_checkpoints(run / "checkpoints")
-                                  if (s := ckpt.checkpoint_step(p)) % every == 0)]
+    if final_only:
+        last = json.loads((run / "summary.json").read_text()).get("iterations", cfg.rl.iterations)
+        points = [(last, None)]
+    else:
+        points = [(0, cfg.rl.init), *((s, p) for p in ckpt.list_checkpoints(run / "checkpoints")
+                                      if (s := ckpt.checkpoint_step(p)) % every == 0)]
     rows = []
     for step, path in points:
         rows.append({"run": run.name, "method": label, "seed": cfg.seed, "iteration": step, "problems": len(test),
-                     **anatomy(path, cfg, test)})
+                     **(final_anatomy(run, cfg, test) if path is None else anatomy(path, cfg, test))})
         print(f"{run.name} iteration {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
                                                            if k in ("accuracy", *KINDS) and v), flush=True)
     return rows
@@ -84,9 +103,17 @@ def plot(t: pd.DataFrame, out: Path) -> None:
     save(fig, out, "error_anatomy")
 
 
+def finished_rl_runs(folders: list[Path]) -> list[Path]:
+    """RL runs that finished (summary.json with an algorithm) and kept their last evaluation's answers."""
+    return [d for d in run_folders(folders, marker="summary.json")
+            if json.loads((d / "summary.json").read_text()).get("algo") and (d / "eval" / "test.json").exists()]
+
+
 def main(argv: list[str] | None = None) -> int:
     def add_args(ap):
         ap.add_argument("--every", type=int, default=1, help="checkpoints at iterations divisible by this")
+        ap.add_argument("--final-only", action="store_true", help="only each finished run's last evaluation, "
+                        "from the greedy answers it kept (eval/test.json): no checkpoints or model needed")
         ap.add_argument("--replot", action="store_true", help="rebuild table.csv and the figure from errors.csv")
 
     args = parse_folders(argv, __doc__, "results/error_anatomy", add_args)
@@ -104,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         plot(t, args.out)
         print(f"rebuilt {args.out}/table.csv, error_anatomy.png/pdf")
         return 0
-    runs = checkpointed_rl_runs(args.folders)
+    runs = (finished_rl_runs(args.folders) if args.final_only else checkpointed_rl_runs(args.folders))
     if not runs:
-        print(f"no RL runs with checkpoints under {', '.join(map(str, args.folders))}", file=sys.stderr)
+        print(f"no {'finished ' if args.final_only else ''}RL runs with {'eval/test.json' if args.final_only else 'checkpoints'} under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
     other = sorted({load_config(d / "config.yaml").task.name for d in runs} - set(GENERATED))
     if other:
@@ -114,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
               f"error_anatomy reads the generated tasks ({', '.join(GENERATED)})", file=sys.stderr)
         return 2
     labels = config_labels(runs)
-    rows = [r for d in runs for r in analyse_run(d, labels[d.name], args.every)]
+    rows = [r for d in runs for r in analyse_run(d, labels[d.name], args.every, args.final_only)]
     args.out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(rows)
     t = table(df)

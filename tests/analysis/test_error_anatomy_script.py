@@ -32,6 +32,12 @@ def test_error_anatomy_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert starts[["accuracy", *kinds]].nunique().max() == 1
     assert script.main([str(smoke_runs), "--out", str(tmp_path / "e2"), "--every", "2"]) == 0
     assert sorted(pd.read_csv(tmp_path / "e2" / "errors.csv")["iteration"].unique()) == [0, 2]
+    # From the answers the runs kept of their last evaluation, no model: the same as re-evaluating.
+    assert script.main([str(smoke_runs), "--out", str(tmp_path / "final"), "--final-only"]) == 0
+    final = pd.read_csv(tmp_path / "final" / "errors.csv").set_index("run")
+    assert (final["iteration"] == 2).all() and len(final) == 2
+    again = rows[rows["iteration"] == 2].set_index("run").loc[final.index]
+    pd.testing.assert_frame_equal(final[["accuracy", *kinds]], again[["accuracy", *kinds]])
     table = pd.read_csv(out / "table.csv")
     assert script.main([str(out), "--out", str(out), "--replot"]) == 0
     assert pd.read_csv(out / "table.csv").equals(table)
