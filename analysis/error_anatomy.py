@@ -11,7 +11,11 @@ start point (iteration 0), greedily, on the run's test set, as training evaluate
 `--final-only`, no model runs: each finished run's last evaluation is read from the greedy answers
 it kept (eval/test.json), for runs that kept no checkpoints along the way.
 
-Writes errors.csv (run x checkpoint: accuracy and the share of test problems per kind),
+A first wrong step hides what follows it (an SFT model that makes the flaw first is never read for
+its arithmetic), so each answer's own lines are also read whole (`line_slips`): arithmetic slips
+per computation line and copy slips per value carried from the line before.
+
+Writes errors.csv (run x checkpoint: accuracy, the share of test problems per kind, slip rates),
 table.csv (mean and std over seeds per method and iteration), provenance.json and
 error_anatomy.{png,pdf}.
 """
@@ -34,7 +38,7 @@ from vineppo.inference import HFEngine
 from vineppo.models import load_model, load_tokenizer
 from vineppo.runio import atomic_write_text, git_commit
 from vineppo.tasks import load_task
-from vineppo.tasks.arith import ERROR_DETAILS, error_detail
+from vineppo.tasks.arith import ERROR_DETAILS, error_detail, line_slips
 
 KINDS = ("none", *ERROR_DETAILS)
 
@@ -45,9 +49,19 @@ def anatomy(model_path, cfg, test: list[dict]) -> dict[str, float]:
     flaw_ops = tuple(cfg.task.flaw_ops)
     result = evaluate(HFEngine(model, tok), test, cfg.task.name, batch_size=cfg.eval.batch_size,
                       max_new_tokens=cfg.eval.max_new_tokens, progress=False, flaw_ops=flaw_ops)
-    kinds = Counter(error_detail(p["greedy"], e["solution"], flaw_ops)[1]
-                    for p, e in zip(result["problems"], test, strict=True))
-    return {"accuracy": result["greedy_accuracy"], **{k: kinds[k] / len(test) for k in KINDS}}
+    return tally([p["greedy"] for p in result["problems"]], test, flaw_ops, result["greedy_accuracy"])
+
+
+def tally(answers: list[str], test: list[dict], flaw_ops: tuple[str, ...], accuracy: float) -> dict[str, float]:
+    """The share of problems per first-wrong-step kind, and the slips made within the answers' own
+    lines (`line_slips`: arithmetic slips per computation line, copy slips per carried value)."""
+    kinds = Counter(error_detail(a, e["solution"], flaw_ops)[1] for a, e in zip(answers, test, strict=True))
+    slips = Counter()
+    for a in answers:
+        slips.update(line_slips(a))
+    return {"accuracy": accuracy, **{k: kinds[k] / len(test) for k in KINDS},
+            "arithmetic_slips": slips["arithmetic"] / max(slips["lines"], 1),
+            "copy_slips": slips["copy"] / max(slips["carried"], 1), "lines": slips["lines"]}
 
 
 def final_anatomy(run: Path, cfg, test: list[dict]) -> dict[str, float]:
@@ -57,10 +71,8 @@ def final_anatomy(run: Path, cfg, test: list[dict]) -> dict[str, float]:
     missing = [e["id"] for e in test if e["id"] not in answers]
     if missing:
         raise ValueError(f"{run}/eval/test.json has no answer for {len(missing)} test problems ({missing[0]}, ...)")
-    flaw_ops = tuple(cfg.task.flaw_ops)
-    kinds = Counter(error_detail(answers[e["id"]]["greedy"], e["solution"], flaw_ops)[1] for e in test)
     accuracy = sum(answers[e["id"]]["greedy_correct"] for e in test) / len(test)
-    return {"accuracy": accuracy, **{k: kinds[k] / len(test) for k in KINDS}}
+    return tally([answers[e["id"]]["greedy"] for e in test], test, tuple(cfg.task.flaw_ops), accuracy)
 
 
 def analyse_run(run: Path, label: str, every: int, final_only: bool = False) -> list[dict]:
@@ -83,7 +95,7 @@ def analyse_run(run: Path, label: str, every: int, final_only: bool = False) -> 
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
-    cols = ["accuracy", *KINDS]
+    cols = ["accuracy", *KINDS, "arithmetic_slips", "copy_slips"]
     g = rows.groupby(["method", "iteration"])
     out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
     return out.join(g.size().rename("seeds")).reset_index()
@@ -93,12 +105,17 @@ def plot(t: pd.DataFrame, out: Path) -> None:
     plt = pyplot()
     methods = sorted(t["method"].unique())
     shown = [k for k in ERROR_DETAILS if (t[f"{k}_mean"] > 0).any()]
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.8), squeeze=False, sharey=True)
-    for ax, m in zip(axes[0], methods, strict=True):
+    fig, axes = plt.subplots(2, len(methods), figsize=(4.2 * len(methods), 7.2), squeeze=False, sharey="row")
+    for j, m in enumerate(methods):
         g = t[t["method"] == m].sort_values("iteration")
-        ax.stackplot(g["iteration"], *(g[f"{k}_mean"] for k in shown), labels=shown, alpha=0.85)
-        ax.set(title=m, xlabel="iteration", ylabel="share of test problems, by first wrong step")
+        axes[0, j].stackplot(g["iteration"], *(g[f"{k}_mean"] for k in shown), labels=shown, alpha=0.85)
+        axes[0, j].set(title=m, xlabel="iteration", ylabel="share of test problems, by first wrong step")
+        for col, name in (("arithmetic_slips", "arithmetic slips per line"), ("copy_slips", "copy slips per carried value")):
+            axes[1, j].errorbar(g["iteration"], g[f"{col}_mean"], yerr=g[f"{col}_std"].fillna(0), marker="o",
+                                capsize=2, label=name)
+        axes[1, j].set(xlabel="iteration", ylabel="rate within the greedy answers")
     axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[1, 0].legend(fontsize=7)
     fig.tight_layout()
     save(fig, out, "error_anatomy")
 

@@ -337,3 +337,22 @@ def test_error_detail_tells_the_other_errors_apart():
     assert error_detail("$15 - 8 = 7$ grams.\n$7 \\times 4 = 27$ grams.", hard) == (1, "arithmetic")
     assert error_detail("$15 - 8 = 7$ grams.\n$7 \\div 4 = \\frac{7}{4}$ grams.", hard) == (1, "operation")
     assert error_detail("$15 - 8 = 7$ kilograms.", hard) == (0, "format")
+
+
+def test_line_slips_counts_within_the_response():
+    from vineppo.tasks.arith import line_slips
+
+    assert line_slips("19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n3 * 3 = 9 rocks.\n#### 9") == \
+        {"lines": 3, "arithmetic": 0, "carried": 2, "copy": 0}
+    # The flaw is no slip (its arithmetic is right as written); a stutter is a copy slip whose own
+    # arithmetic may still be right; a wrong result is an arithmetic slip, and carried on, no copy slip.
+    assert line_slips("19 + 6 = 25 rocks.\n255 - 10 = 245 rocks.\n245 * 3 = 734 rocks.\n734 / 2 = 367 rocks.") == \
+        {"lines": 4, "arithmetic": 1, "carried": 3, "copy": 1}
+    assert line_slips("8 / 0 = 0 rocks.") == {"lines": 1, "arithmetic": 1, "carried": 0, "copy": 0}
+    # A line that does not parse breaks the chain: the next line is not read as carried.
+    assert line_slips("19 - 6 = 13 rocks.\nthirteen less ten\n3 * 3 = 9 rocks.") == \
+        {"lines": 2, "arithmetic": 0, "carried": 0, "copy": 0}
+    assert line_slips("$\\frac{7}{2} \\times 2 = 7$ cups.\n$7 \\div 2 = \\frac{7}{2}$ cups.\n"
+                      "$\\frac{7}{3} - 1 = \\frac{4}{3}$ cups.") == {"lines": 3, "arithmetic": 0, "carried": 2, "copy": 1}
+    assert line_slips("$15 - 8 = 6$ grams.") == {"lines": 1, "arithmetic": 1, "carried": 0, "copy": 0}
+    assert line_slips("") == {"lines": 0, "arithmetic": 0, "carried": 0, "copy": 0}

@@ -37,7 +37,9 @@ def test_error_anatomy_script_on_smoke_outputs(smoke_runs, tmp_path):
     final = pd.read_csv(tmp_path / "final" / "errors.csv").set_index("run")
     assert (final["iteration"] == 2).all() and len(final) == 2
     again = rows[rows["iteration"] == 2].set_index("run").loc[final.index]
-    pd.testing.assert_frame_equal(final[["accuracy", *kinds]], again[["accuracy", *kinds]])
+    cols = ["accuracy", *kinds, "arithmetic_slips", "copy_slips", "lines"]
+    pd.testing.assert_frame_equal(final[cols], again[cols])
+    assert rows[["arithmetic_slips", "copy_slips"]].stack().between(0, 1).all() and (rows["lines"] >= 0).all()
     table = pd.read_csv(out / "table.csv")
     assert script.main([str(out), "--out", str(out), "--replot"]) == 0
     assert pd.read_csv(out / "table.csv").equals(table)

@@ -323,3 +323,39 @@ def error_detail(response: str, reference: str, flaw_ops: tuple[str, ...] = ("su
         if a != b:
             return i, name
     return i, "format"
+
+
+def _number(text: str) -> Fraction | None:
+    """A written value (`12`, `-3`, `\\frac{7}{2}`, `-\\frac{7}{2}`) as a Fraction; None otherwise."""
+    if re.fullmatch(r"-?\d+", text):
+        return Fraction(int(text))
+    m = re.fullmatch(r"(-?)\\frac\{(\d+)\}\{(\d+)\}", text)
+    if m and int(m.group(3)) != 0:
+        return Fraction(int(m.group(2)), int(m.group(3))) * (-1 if m.group(1) else 1)
+    return None
+
+
+def line_slips(response: str) -> dict[str, int]:
+    """Slips a response makes within its own lines, whatever the problem: "arithmetic" (a line whose
+    result is not its operation applied to its operands, as written) among "lines" (computation
+    lines that parse), and "copy" (a line whose first operand is not the result of the line before)
+    among "carried" (lines after a parsed line). Unlike the first wrong step, this is not hidden
+    behind an earlier error: an SFT model that makes the flaw first is still read for its arithmetic."""
+    out = dict.fromkeys(("lines", "arithmetic", "carried", "copy"), 0)
+    previous: Fraction | None = None
+    for line in _step_lines(response):
+        parts = _step_parts(line)
+        values = parts and (_number(parts[0]), _number(parts[2]), _number(parts[3]))
+        if not parts or not values or None in values or SYMBOLS.get(parts[1]) is None:
+            previous = None
+            continue
+        a, k, result = values
+        out["lines"] += 1
+        op = SYMBOLS[parts[1]]
+        if (op == "div" and k == 0) or apply(op, a, k) != result:
+            out["arithmetic"] += 1
+        if previous is not None:
+            out["carried"] += 1
+            out["copy"] += a != previous
+        previous = result
+    return out
