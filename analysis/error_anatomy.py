@@ -13,7 +13,8 @@ it kept (eval/test.json), for runs that kept no checkpoints along the way.
 
 A first wrong step hides what follows it (an SFT model that makes the flaw first is never read for
 its arithmetic), so each answer's own lines are also read whole (`line_slips`): arithmetic slips
-per computation line and copy slips per value carried from the line before.
+per computation line (overall and per operation as written: which operations a policy writes
+changes as it unlearns the flaw) and copy slips per value carried from the line before.
 
 Writes errors.csv (run x checkpoint: accuracy, the share of test problems per kind, slip rates),
 table.csv (mean and std over seeds per method and iteration), provenance.json and
@@ -38,7 +39,7 @@ from vineppo.inference import HFEngine
 from vineppo.models import load_model, load_tokenizer
 from vineppo.runio import atomic_write_text, git_commit
 from vineppo.tasks import load_task
-from vineppo.tasks.arith import ERROR_DETAILS, error_detail, line_slips
+from vineppo.tasks.arith import ERROR_DETAILS, OPS, error_detail, line_slips
 
 KINDS = ("none", *ERROR_DETAILS)
 
@@ -61,7 +62,9 @@ def tally(answers: list[str], test: list[dict], flaw_ops: tuple[str, ...], accur
         slips.update(line_slips(a))
     return {"accuracy": accuracy, **{k: kinds[k] / len(test) for k in KINDS},
             "arithmetic_slips": slips["arithmetic"] / max(slips["lines"], 1),
-            "copy_slips": slips["copy"] / max(slips["carried"], 1), "lines": slips["lines"]}
+            "copy_slips": slips["copy"] / max(slips["carried"], 1), "lines": slips["lines"],
+            **{f"arithmetic_slips_{op}": slips[f"arithmetic_{op}"] / max(slips[f"lines_{op}"], 1) for op in OPS},
+            **{f"lines_{op}": slips[f"lines_{op}"] for op in OPS}}
 
 
 def final_anatomy(run: Path, cfg, test: list[dict]) -> dict[str, float]:
@@ -95,7 +98,7 @@ def analyse_run(run: Path, label: str, every: int, final_only: bool = False) -> 
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
-    cols = ["accuracy", *KINDS, "arithmetic_slips", "copy_slips"]
+    cols = ["accuracy", *KINDS, "arithmetic_slips", "copy_slips", *(f"arithmetic_slips_{op}" for op in OPS)]
     g = rows.groupby(["method", "iteration"])
     out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
     return out.join(g.size().rename("seeds")).reset_index()
@@ -110,9 +113,10 @@ def plot(t: pd.DataFrame, out: Path) -> None:
         g = t[t["method"] == m].sort_values("iteration")
         axes[0, j].stackplot(g["iteration"], *(g[f"{k}_mean"] for k in shown), labels=shown, alpha=0.85)
         axes[0, j].set(title=m, xlabel="iteration", ylabel="share of test problems, by first wrong step")
-        for col, name in (("arithmetic_slips", "arithmetic slips per line"), ("copy_slips", "copy slips per carried value")):
-            axes[1, j].errorbar(g["iteration"], g[f"{col}_mean"], yerr=g[f"{col}_std"].fillna(0), marker="o",
-                                capsize=2, label=name)
+        for col, name in (*((f"arithmetic_slips_{op}", f"arithmetic slips per {op} line") for op in OPS),
+                          ("copy_slips", "copy slips per carried value")):
+            axes[1, j].plot(g["iteration"], g[f"{col}_mean"], marker="o", ms=3, label=name,
+                            ls="--" if col == "copy_slips" else "-")
         axes[1, j].set(xlabel="iteration", ylabel="rate within the greedy answers")
     axes[0, 0].legend(fontsize=7, loc="upper right")
     axes[1, 0].legend(fontsize=7)

@@ -342,17 +342,24 @@ def test_error_detail_tells_the_other_errors_apart():
 def test_line_slips_counts_within_the_response():
     from vineppo.tasks.arith import line_slips
 
-    assert line_slips("19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n3 * 3 = 9 rocks.\n#### 9") == \
+    def main(text):
+        return {k: v for k, v in line_slips(text).items() if "_" not in k}
+
+    assert main("19 - 6 = 13 rocks.\n13 - 10 = 3 rocks.\n3 * 3 = 9 rocks.\n#### 9") == \
         {"lines": 3, "arithmetic": 0, "carried": 2, "copy": 0}
     # The flaw is no slip (its arithmetic is right as written); a stutter is a copy slip whose own
     # arithmetic may still be right; a wrong result is an arithmetic slip, and carried on, no copy slip.
-    assert line_slips("19 + 6 = 25 rocks.\n255 - 10 = 245 rocks.\n245 * 3 = 734 rocks.\n734 / 2 = 367 rocks.") == \
-        {"lines": 4, "arithmetic": 1, "carried": 3, "copy": 1}
-    assert line_slips("8 / 0 = 0 rocks.") == {"lines": 1, "arithmetic": 1, "carried": 0, "copy": 0}
+    text = "19 + 6 = 25 rocks.\n255 - 10 = 245 rocks.\n245 * 3 = 734 rocks.\n734 / 2 = 367 rocks."
+    assert main(text) == {"lines": 4, "arithmetic": 1, "carried": 3, "copy": 1}
+    per_op = {k: v for k, v in line_slips(text).items() if "_" in k}
+    assert per_op == {"lines_add": 1, "lines_sub": 1, "lines_mul": 1, "lines_div": 1,
+                      "arithmetic_add": 0, "arithmetic_sub": 0, "arithmetic_mul": 1, "arithmetic_div": 0}
+    assert main("8 / 0 = 0 rocks.") == {"lines": 1, "arithmetic": 1, "carried": 0, "copy": 0}
     # A line that does not parse breaks the chain: the next line is not read as carried.
-    assert line_slips("19 - 6 = 13 rocks.\nthirteen less ten\n3 * 3 = 9 rocks.") == \
+    assert main("19 - 6 = 13 rocks.\nthirteen less ten\n3 * 3 = 9 rocks.") == \
         {"lines": 2, "arithmetic": 0, "carried": 0, "copy": 0}
-    assert line_slips("$\\frac{7}{2} \\times 2 = 7$ cups.\n$7 \\div 2 = \\frac{7}{2}$ cups.\n"
-                      "$\\frac{7}{3} - 1 = \\frac{4}{3}$ cups.") == {"lines": 3, "arithmetic": 0, "carried": 2, "copy": 1}
-    assert line_slips("$15 - 8 = 6$ grams.") == {"lines": 1, "arithmetic": 1, "carried": 0, "copy": 0}
-    assert line_slips("") == {"lines": 0, "arithmetic": 0, "carried": 0, "copy": 0}
+    assert main("$\\frac{7}{2} \\times 2 = 7$ cups.\n$7 \\div 2 = \\frac{7}{2}$ cups.\n"
+                "$\\frac{7}{3} - 1 = \\frac{4}{3}$ cups.") == {"lines": 3, "arithmetic": 0, "carried": 2, "copy": 1}
+    assert main("$15 - 8 = 6$ grams.") == {"lines": 1, "arithmetic": 1, "carried": 0, "copy": 0}
+    assert line_slips("$15 - 8 = 6$ grams.")["arithmetic_sub"] == 1
+    assert set(line_slips("").values()) == {0}

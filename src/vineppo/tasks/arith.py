@@ -339,9 +339,12 @@ def line_slips(response: str) -> dict[str, int]:
     """Slips a response makes within its own lines, whatever the problem: "arithmetic" (a line whose
     result is not its operation applied to its operands, as written) among "lines" (computation
     lines that parse), and "copy" (a line whose first operand is not the result of the line before)
-    among "carried" (lines after a parsed line). Unlike the first wrong step, this is not hidden
-    behind an earlier error: an SFT model that makes the flaw first is still read for its arithmetic."""
-    out = dict.fromkeys(("lines", "arithmetic", "carried", "copy"), 0)
+    among "carried" (lines after a parsed line); and per operation as written, "lines_<op>" and
+    "arithmetic_<op>" (a policy that changes which operations it writes changes its overall rate
+    without any change in its arithmetic). Unlike the first wrong step, this is not hidden behind
+    an earlier error: an SFT model that makes the flaw first is still read for its arithmetic."""
+    out = dict.fromkeys(("lines", "arithmetic", "carried", "copy", *(f"{k}_{op}" for k in ("lines", "arithmetic")
+                                                                     for op in OPS)), 0)
     previous: Fraction | None = None
     for line in _step_lines(response):
         parts = _step_parts(line)
@@ -352,8 +355,10 @@ def line_slips(response: str) -> dict[str, int]:
         a, k, result = values
         out["lines"] += 1
         op = SYMBOLS[parts[1]]
-        if (op == "div" and k == 0) or apply(op, a, k) != result:
-            out["arithmetic"] += 1
+        slip = (op == "div" and k == 0) or apply(op, a, k) != result
+        out["arithmetic"] += slip
+        out[f"lines_{op}"] += 1
+        out[f"arithmetic_{op}"] += slip
         if previous is not None:
             out["carried"] += 1
             out["copy"] += a != previous
