@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--every", type=int, default=1, help="checkpoints at iterations divisible by this")
         ap.add_argument("--final-only", action="store_true", help="only each finished run's last evaluation, "
                         "from the greedy answers it kept (eval/test.json): no checkpoints or model needed")
-        ap.add_argument("--replot", action="store_true", help="rebuild table.csv and the figure from errors.csv")
+        ap.add_argument("--replot", action="store_true", help="rebuild table.csv and the figure in --out from the errors.csv in the (one) folder given")
 
     args = parse_folders(argv, __doc__, "results/error_anatomy", add_args)
     if args is None:
@@ -144,13 +144,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--every must be >= 1, got {args.every}", file=sys.stderr)
         return 2
     if args.replot:
-        if not (args.out / "errors.csv").exists():
-            print(f"{args.out}: no errors.csv to replot from", file=sys.stderr)
+        src = args.folders[0] / "errors.csv"
+        if len(args.folders) != 1 or not src.exists():
+            print(f"--replot takes one folder holding errors.csv; got {', '.join(map(str, args.folders))}", file=sys.stderr)
             return 2
-        t = table(pd.read_csv(args.out / "errors.csv"))
+        rows = pd.read_csv(src)
+        args.out.mkdir(parents=True, exist_ok=True)
+        if args.out.resolve() != args.folders[0].resolve():
+            atomic_write_text(args.out / "errors.csv", rows.to_csv(index=False))
+        t = table(rows)
         atomic_write_text(args.out / "table.csv", t.to_csv(index=False))
         plot(t, args.out)
-        print(f"rebuilt {args.out}/table.csv, error_anatomy.png/pdf")
+        print(f"rebuilt {args.out}/table.csv and the figure from {src}")
         return 0
     runs = (finished_rl_runs(args.folders) if args.final_only else checkpointed_rl_runs(args.folders))
     if not runs:

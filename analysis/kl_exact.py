@@ -124,19 +124,24 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--problems", type=int, default=64, help="fixed training problems (default 64)")
         ap.add_argument("--samples", type=int, default=4, help="responses per problem (default 4)")
         ap.add_argument("--seed", type=int, default=0)
-        ap.add_argument("--replot", action="store_true", help="rebuild table.csv and the figure from kl.csv")
+        ap.add_argument("--replot", action="store_true", help="rebuild table.csv and the figure in --out from the kl.csv in the (one) folder given")
 
     args = parse_folders(argv, __doc__, "results/kl_exact", add_args)
     if args is None:
         return 2
     if args.replot:
-        if not (args.out / "kl.csv").exists():
-            print(f"{args.out}: no kl.csv to replot from", file=sys.stderr)
+        src = args.folders[0] / "kl.csv"
+        if len(args.folders) != 1 or not src.exists():
+            print(f"--replot takes one folder holding kl.csv; got {', '.join(map(str, args.folders))}", file=sys.stderr)
             return 2
-        t = table(pd.read_csv(args.out / "kl.csv"))
+        rows = pd.read_csv(src)
+        args.out.mkdir(parents=True, exist_ok=True)
+        if args.out.resolve() != args.folders[0].resolve():
+            atomic_write_text(args.out / "kl.csv", rows.to_csv(index=False))
+        t = table(rows)
         atomic_write_text(args.out / "table.csv", t.to_csv(index=False))
         plot(t, args.out)
-        print(f"rebuilt {args.out}/table.csv, kl_exact.png/pdf")
+        print(f"rebuilt {args.out}/table.csv and the figure from {src}")
         return 0
     runs = [d for d in checkpointed_rl_runs(args.folders) if load_config(d / "config.yaml").rl.algo in PPO_FAMILY]
     if not runs:

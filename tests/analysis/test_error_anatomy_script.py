@@ -42,6 +42,9 @@ def test_error_anatomy_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert rows[["arithmetic_slips", "copy_slips"]].stack().between(0, 1).all() and (rows["lines"] >= 0).all()
     table = pd.read_csv(out / "table.csv")
     assert script.main([str(out), "--out", str(out), "--replot"]) == 0
+    assert script.main([str(out), "--out", str(tmp_path / "again"), "--replot"]) == 0
+    assert pd.read_csv(tmp_path / "again" / "table.csv").equals(table)
+    assert script.main([str(tmp_path), "--out", str(tmp_path / "r"), "--replot"]) == 2  # no CSV there
     assert pd.read_csv(out / "table.csv").equals(table)
     assert script.main([str(smoke_runs / "sft-arith"), "--out", str(tmp_path / "x")]) == 2  # no RL runs
     assert script.main([str(smoke_runs), "--out", str(tmp_path / "x"), "--every", "0"]) == 2

@@ -35,5 +35,8 @@ def test_kl_exact_script_on_smoke_outputs(smoke_runs, tmp_path):
     table = pd.read_csv(out / "table.csv")
     assert (table["seeds"] == 1).all() and len(table) == len(rows)
     assert script.main([str(out), "--out", str(out), "--replot"]) == 0
+    assert script.main([str(out), "--out", str(tmp_path / "again"), "--replot"]) == 0
+    assert pd.read_csv(tmp_path / "again" / "table.csv").equals(table)
+    assert script.main([str(tmp_path), "--out", str(tmp_path / "r"), "--replot"]) == 2  # no CSV there
     assert pd.read_csv(out / "table.csv").equals(table)
     assert script.main([str(smoke_runs / "sft-arith"), "--out", str(tmp_path / "x")]) == 2  # no RL runs
