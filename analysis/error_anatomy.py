@@ -14,7 +14,11 @@ it kept (eval/test.json), for runs that kept no checkpoints along the way.
 A first wrong step hides what follows it (an SFT model that makes the flaw first is never read for
 its arithmetic), so each answer's own lines are also read whole (`line_slips`): arithmetic slips
 per computation line (overall and per operation as written: which operations a policy writes
-changes as it unlearns the flaw) and copy slips per value carried from the line before.
+changes as it unlearns the flaw) and copy slips per value carried from the line before. And,
+as those depend on what the policy writes, the same on fixed inputs (`vineppo.analysis.probe`):
+the reference solutions of the first `--probe-problems` test problems cut before each line's
+result and each carried value, decoded greedily: probe_arithmetic(_<op>) and probe_copy, error
+rates on inputs every checkpoint shares.
 
 Writes errors.csv (run x checkpoint: accuracy, the share of test problems per kind, slip rates),
 table.csv (mean and std over seeds per method and iteration), provenance.json and
@@ -32,6 +36,7 @@ import pandas as pd
 
 from vineppo import checkpoint as ckpt
 from vineppo.analysis.plotting import pyplot, save
+from vineppo.analysis.probe import Probe, probe_errors, probes
 from vineppo.analysis.runs import checkpointed_rl_runs, config_labels, parse_folders, run_folders
 from vineppo.config import load_config
 from vineppo.evaluate import GENERATED, evaluate
@@ -44,13 +49,16 @@ from vineppo.tasks.arith import ERROR_DETAILS, OPS, error_detail, line_slips
 KINDS = ("none", *ERROR_DETAILS)
 
 
-def anatomy(model_path, cfg, test: list[dict]) -> dict[str, float]:
-    """Greedy accuracy and the share of `test` problems per first-wrong-step kind, for one model."""
+def anatomy(model_path, cfg, test: list[dict], fixed: list[Probe]) -> dict[str, float]:
+    """Greedy accuracy and the share of `test` problems per first-wrong-step kind, for one model;
+    its error rates on the fixed probes."""
     model, tok = load_model(model_path).eval(), load_tokenizer(model_path)
+    engine = HFEngine(model, tok, batch_size=cfg.eval.batch_size)
     flaw_ops = tuple(cfg.task.flaw_ops)
-    result = evaluate(HFEngine(model, tok), test, cfg.task.name, batch_size=cfg.eval.batch_size,
+    result = evaluate(engine, test, cfg.task.name, batch_size=cfg.eval.batch_size,
                       max_new_tokens=cfg.eval.max_new_tokens, progress=False, flaw_ops=flaw_ops)
-    return tally([p["greedy"] for p in result["problems"]], test, flaw_ops, result["greedy_accuracy"])
+    return {**tally([p["greedy"] for p in result["problems"]], test, flaw_ops, result["greedy_accuracy"]),
+            **(probe_errors(engine, fixed) if fixed else {})}
 
 
 def tally(answers: list[str], test: list[dict], flaw_ops: tuple[str, ...], accuracy: float) -> dict[str, float]:
@@ -78,10 +86,11 @@ def final_anatomy(run: Path, cfg, test: list[dict]) -> dict[str, float]:
     return tally([answers[e["id"]]["greedy"] for e in test], test, tuple(cfg.task.flaw_ops), accuracy)
 
 
-def analyse_run(run: Path, label: str, every: int, final_only: bool = False) -> list[dict]:
+def analyse_run(run: Path, label: str, every: int, final_only: bool = False, probe_problems: int = 0) -> list[dict]:
     cfg = load_config(run / "config.yaml")
     task = load_task(cfg.task)
     test = [e for e in task.test if not e.get("flawed_steps")]  # a correct reference to compare with
+    fixed = probes(test[:probe_problems])
     if final_only:
         last = json.loads((run / "summary.json").read_text()).get("iterations", cfg.rl.iterations)
         points = [(last, None)]
@@ -91,7 +100,7 @@ def analyse_run(run: Path, label: str, every: int, final_only: bool = False) -> 
     rows = []
     for step, path in points:
         rows.append({"run": run.name, "method": label, "seed": cfg.seed, "iteration": step, "problems": len(test),
-                     **(final_anatomy(run, cfg, test) if path is None else anatomy(path, cfg, test))})
+                     **(final_anatomy(run, cfg, test) if path is None else anatomy(path, cfg, test, fixed))})
         print(f"{run.name} iteration {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
                                                            if k in ("accuracy", *KINDS) and v), flush=True)
     return rows
@@ -99,6 +108,7 @@ def analyse_run(run: Path, label: str, every: int, final_only: bool = False) -> 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
     cols = ["accuracy", *KINDS, "arithmetic_slips", "copy_slips", *(f"arithmetic_slips_{op}" for op in OPS)]
+    cols += [c for c in rows.columns if c.startswith("probe_")]
     g = rows.groupby(["method", "iteration"])
     out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
     return out.join(g.size().rename("seeds")).reset_index()
@@ -117,7 +127,10 @@ def plot(t: pd.DataFrame, out: Path) -> None:
                           ("copy_slips", "copy slips per carried value")):
             axes[1, j].plot(g["iteration"], g[f"{col}_mean"], marker="o", ms=3, label=name,
                             ls="--" if col == "copy_slips" else "-")
-        axes[1, j].set(xlabel="iteration", ylabel="rate within the greedy answers")
+        for col, name in (("probe_arithmetic", "fixed inputs: arithmetic errors"), ("probe_copy", "fixed inputs: copy errors")):
+            if f"{col}_mean" in g:
+                axes[1, j].plot(g["iteration"], g[f"{col}_mean"], ls=":", marker="x", label=name)
+        axes[1, j].set(xlabel="iteration", ylabel="error rate (greedy)")
     axes[0, 0].legend(fontsize=7, loc="upper right")
     axes[1, 0].legend(fontsize=7)
     fig.tight_layout()
@@ -133,6 +146,8 @@ def finished_rl_runs(folders: list[Path]) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     def add_args(ap):
         ap.add_argument("--every", type=int, default=1, help="checkpoints at iterations divisible by this")
+        ap.add_argument("--probe-problems", type=int, default=100, help="test problems whose reference "
+                        "solutions make the fixed probes of arithmetic and copying (default 100; 0: none)")
         ap.add_argument("--final-only", action="store_true", help="only each finished run's last evaluation, "
                         "from the greedy answers it kept (eval/test.json): no checkpoints or model needed")
         ap.add_argument("--replot", action="store_true", help="rebuild table.csv and the figure in --out from the errors.csv in the (one) folder given")
@@ -140,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_folders(argv, __doc__, "results/error_anatomy", add_args)
     if args is None:
         return 2
-    if args.every < 1:
-        print(f"--every must be >= 1, got {args.every}", file=sys.stderr)
+    if args.every < 1 or args.probe_problems < 0:
+        print(f"--every must be >= 1 and --probe-problems >= 0, got {args.every} and {args.probe_problems}",
+              file=sys.stderr)
         return 2
     if args.replot:
         src = args.folders[0] / "errors.csv"
@@ -167,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
               f"error_anatomy reads the generated tasks ({', '.join(GENERATED)})", file=sys.stderr)
         return 2
     labels = config_labels(runs)
-    rows = [r for d in runs for r in analyse_run(d, labels[d.name], args.every, args.final_only)]
+    rows = [r for d in runs for r in analyse_run(d, labels[d.name], args.every, args.final_only, args.probe_problems)]
     args.out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(rows)
     t = table(df)

@@ -40,6 +40,9 @@ def test_error_anatomy_script_on_smoke_outputs(smoke_runs, tmp_path):
     cols = ["accuracy", *kinds, "arithmetic_slips", "copy_slips", "lines"]
     pd.testing.assert_frame_equal(final[cols], again[cols])
     assert rows[["arithmetic_slips", "copy_slips"]].stack().between(0, 1).all() and (rows["lines"] >= 0).all()
+    probe = [c for c in rows.columns if c.startswith("probe_")]  # fixed inputs: checkpoints only
+    assert {"probe_copy", "probe_arithmetic"} <= set(probe) and rows[probe].stack().between(0, 1).all()
+    assert not any(c.startswith("probe_") for c in final.columns)
     table = pd.read_csv(out / "table.csv")
     assert script.main([str(out), "--out", str(out), "--replot"]) == 0
     assert script.main([str(out), "--out", str(tmp_path / "again"), "--replot"]) == 0
@@ -48,3 +51,4 @@ def test_error_anatomy_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert pd.read_csv(out / "table.csv").equals(table)
     assert script.main([str(smoke_runs / "sft-arith"), "--out", str(tmp_path / "x")]) == 2  # no RL runs
     assert script.main([str(smoke_runs), "--out", str(tmp_path / "x"), "--every", "0"]) == 2
+    assert script.main([str(smoke_runs), "--out", str(tmp_path / "x"), "--probe-problems", "-1"]) == 2

@@ -6,11 +6,11 @@
 # in the policy moves? From flaw_ops/all's SFT model with longer/'s settings (the same numbers as
 # longer/'s runs of those seeds: keeping checkpoints changes nothing), every second checkpoint kept,
 # two jobs at a time, one thread each: PPO and VinePPO at the default KL coefficient and at 0, seeds
-# 0-3; GRPO at the default, seeds 0-3; PPO and VinePPO at the default, seeds 4-7. Then
+# 0-3; GRPO at the default, seeds 0-3; PPO and VinePPO at the default, seeds 4-5. Then
 # analysis/kl_exact.py on every checkpoint (64 fixed training problems x 4 samples: the exact KL
 # beside the logged estimate, at the policy's samples and at the reference's) and
 # analysis/error_anatomy.py (the kind of each greedy test answer's first wrong step, and the slips
-# within its lines) on every checkpoint.
+# within its lines; the same arithmetic and copying on fixed inputs) at every fourth checkpoint.
 # From the repository root, after results/flaw_ops/run.sh:
 #   bash results/flaw_ops/longer/kl_exact/run.sh
 set -euo pipefail
@@ -28,7 +28,7 @@ export -f job
 export init
 { for s in 0 1 2 3; do for c in 1e-4 0; do for a in ppo vineppo; do echo "$a $c $s"; done; done; done
   for s in 0 1 2 3; do echo "grpo 1e-4 $s"; done
-  for s in 4 5 6 7; do for a in ppo vineppo; do echo "$a 1e-4 $s"; done; done; } |
+  for s in 4 5; do for a in ppo vineppo; do echo "$a 1e-4 $s"; done; done; } |
   while read -r a c s; do [ -f runs/flaw_ops_kl/${a}_kl$c-arith-s$s/summary.json ] || echo "$a $c $s"; done |
   xargs -r -P 2 -L 1 bash -c 'job "$@"' _
 out=results/flaw_ops/longer/kl_exact
@@ -38,7 +38,7 @@ for d in runs/flaw_ops_kl/*/; do  # the run files (no checkpoints)
 done
 .venv/bin/python analysis/kl_exact.py runs/flaw_ops_kl --out $out > runs/flaw_ops_kl/kl_exact.log 2>&1 &
 kl=$!
-.venv/bin/python analysis/error_anatomy.py runs/flaw_ops_kl --every 2 --out $out/errors > runs/flaw_ops_kl/errors.log 2>&1 &
+.venv/bin/python analysis/error_anatomy.py runs/flaw_ops_kl --every 4 --out $out/errors > runs/flaw_ops_kl/errors.log 2>&1 &
 errors=$!
 wait $kl
 wait $errors
