@@ -66,7 +66,7 @@ def chunked_kl(policy, reference, batch: dict[str, torch.Tensor], rl: RLConfig, 
     return {k: v / tokens for k, v in sums.items()}
 
 
-def analyse_run(run: Path, label: str, problems: int, samples: int, seed: int) -> list[dict]:
+def analyse_run(run: Path, label: str, problems: int, samples: int, seed: int, every: int = 1) -> list[dict]:
     cfg = load_config(run / "config.yaml")
     rl = cfg.rl
     torch.manual_seed(seed)
@@ -76,7 +76,8 @@ def analyse_run(run: Path, label: str, problems: int, samples: int, seed: int) -
     at_ref = sampled_batch(reference, tokenizer, examples, rl, samples, seed)
     digits = digit_tokens(tokenizer)
     logged = {r["iteration"]: r.get("train/kl_ref") for r in read_jsonl(run / "metrics.jsonl")}
-    points = [(0, reference), *((ckpt.checkpoint_step(p), p) for p in ckpt.list_checkpoints(run / "checkpoints"))]
+    points = [(0, reference), *((s, p) for p in ckpt.list_checkpoints(run / "checkpoints")
+                                if (s := ckpt.checkpoint_step(p)) % every == 0)]
     rows = []
     for step, where in points:
         policy = where if step == 0 else load_model(where).eval()
@@ -124,10 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--problems", type=int, default=64, help="fixed training problems (default 64)")
         ap.add_argument("--samples", type=int, default=4, help="responses per problem (default 4)")
         ap.add_argument("--seed", type=int, default=0)
+        ap.add_argument("--every", type=int, default=1, help="checkpoints at iterations divisible by this")
         ap.add_argument("--replot", action="store_true", help="rebuild table.csv and the figure in --out from the kl.csv in the (one) folder given")
 
     args = parse_folders(argv, __doc__, "results/kl_exact", add_args)
     if args is None:
+        return 2
+    if args.every < 1 or args.problems < 1 or args.samples < 1:
+        print("--every, --problems and --samples must be >= 1", file=sys.stderr)
         return 2
     if args.replot:
         src = args.folders[0] / "kl.csv"
@@ -148,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no PPO-family runs with checkpoints under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
     labels = config_labels(runs)
-    rows = [r for d in runs for r in analyse_run(d, labels[d.name], args.problems, args.samples, args.seed)]
+    rows = [r for d in runs for r in analyse_run(d, labels[d.name], args.problems, args.samples, args.seed, args.every)]
     args.out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(rows)
     t = table(df)

@@ -75,6 +75,7 @@ run analysis/compute_efficiency.py results/flaw_ops/longer/k/runs results/flaw_o
 run analysis/compute_efficiency.py results/flaw_ops/longer/critic/runs results/flaw_ops/longer/runs/vineppo-arith-s* results/flaw_ops/longer/runs/ppo-arith-s* --baseline ppo_vlr0.003 --paired --out results/flaw_ops/longer/critic/vs_vineppo  # PPO, critic at 3e-3
 run analysis/compute_efficiency.py results/flaw_ops/longer/critic/runs results/flaw_ops/longer/runs/vineppo-arith-s* results/flaw_ops/longer/runs/ppo-arith-s* --method ppo_vlr0.003 --paired --out results/flaw_ops/longer/critic/vs_ppo
 run analysis/critic.py results/flaw_ops/longer/critic/runs results/flaw_ops/longer/runs/vineppo-arith-s* results/flaw_ops/longer/runs/ppo-arith-s* --out results/flaw_ops/longer/critic/critic
+run analysis/error_anatomy.py results/flaw_ops/longer/errors_final --replot --out results/flaw_ops/longer/errors_final
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 run analysis/test_noise.py results/test_noise/compute_efficiency/runs --out results/test_noise/compute_efficiency  # test-set noise

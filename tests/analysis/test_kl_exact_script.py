@@ -40,3 +40,6 @@ def test_kl_exact_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert script.main([str(tmp_path), "--out", str(tmp_path / "r"), "--replot"]) == 2  # no CSV there
     assert pd.read_csv(out / "table.csv").equals(table)
     assert script.main([str(smoke_runs / "sft-arith"), "--out", str(tmp_path / "x")]) == 2  # no RL runs
+    assert script.main([str(smoke_runs), "--out", str(tmp_path / "x"), "--every", "0"]) == 2
+    assert script.main([str(smoke_runs), "--out", str(tmp_path / "e2"), "--every", "2", "--problems", "2"]) == 0
+    assert sorted(pd.read_csv(tmp_path / "e2" / "kl.csv")["iteration"].unique()) == [0, 2]

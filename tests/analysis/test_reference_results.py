@@ -118,6 +118,7 @@ JOBS = [
      "flaw_ops/longer/critic/vs_ppo"),
     ("critic", ["results/flaw_ops/longer/critic/runs", "results/flaw_ops/longer/runs/vineppo-arith-s*",
                 "results/flaw_ops/longer/runs/ppo-arith-s*"], "flaw_ops/longer/critic/critic"),
+    ("error_anatomy", ["results/flaw_ops/longer/errors_final", "--replot"], "flaw_ops/longer/errors_final"),
     ("test_noise", ["results/test_noise/compute_efficiency/runs"], "test_noise/compute_efficiency"),
     ("test_noise", ["results/test_noise/flaw_ops/runs"], "test_noise/flaw_ops"),
     ("compute_efficiency", ["results/test_noise/compute_efficiency/runs", "--paired"],
