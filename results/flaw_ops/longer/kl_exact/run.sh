@@ -6,11 +6,11 @@
 # in the policy moves? From flaw_ops/all's SFT model with longer/'s settings (the same numbers as
 # longer/'s runs of those seeds: keeping checkpoints changes nothing), every second checkpoint kept,
 # two jobs at a time, one thread each: PPO and VinePPO at the default KL coefficient and at 0, seeds
-# 0-3; GRPO at the default, seeds 0-3; PPO and VinePPO at the default, seeds 4-5. Then
-# analysis/kl_exact.py at every fourth checkpoint (64 fixed training problems x 4 samples: the exact KL
-# beside the logged estimate, at the policy's samples and at the reference's) and
-# analysis/error_anatomy.py (the kind of each greedy test answer's first wrong step, and the slips
-# within its lines; the same arithmetic and copying on fixed inputs) at every fourth checkpoint.
+# 0-3; GRPO at the default, seeds 0-3; PPO and VinePPO at the default, seeds 4-5. Then, at every
+# fourth checkpoint, analysis/kl_exact.py on every run (32 fixed training problems x 4 samples: the
+# exact KL beside the logged estimate, at the policy's samples and at the reference's) and
+# analysis/error_anatomy.py on the default-coefficient runs (the kind of each greedy test answer's
+# first wrong step, the slips within its lines, and arithmetic and copying on fixed inputs).
 # From the repository root, after results/flaw_ops/run.sh:
 #   bash results/flaw_ops/longer/kl_exact/run.sh
 set -euo pipefail
@@ -36,9 +36,9 @@ for d in runs/flaw_ops_kl/*/; do  # the run files (no checkpoints)
   mkdir -p "$out/runs/$(basename "$d")"
   cp "$d"/config.yaml "$d"/metrics.jsonl "$d"/summary.json "$out/runs/$(basename "$d")/"
 done
-.venv/bin/python analysis/kl_exact.py runs/flaw_ops_kl --every 4 --out $out > runs/flaw_ops_kl/kl_exact.log 2>&1 &
+.venv/bin/python analysis/kl_exact.py runs/flaw_ops_kl --every 4 --problems 32 --out $out > runs/flaw_ops_kl/kl_exact.log 2>&1 &
 kl=$!
-.venv/bin/python analysis/error_anatomy.py runs/flaw_ops_kl --every 4 --out $out/errors > runs/flaw_ops_kl/errors.log 2>&1 &
+.venv/bin/python analysis/error_anatomy.py runs/flaw_ops_kl/*_kl1e-4-arith-s* --every 4 --out $out/errors > runs/flaw_ops_kl/errors.log 2>&1 &
 errors=$!
 wait $kl
 wait $errors
