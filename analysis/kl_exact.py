@@ -103,16 +103,18 @@ def plot(t: pd.DataFrame, out: Path) -> None:
     plt = pyplot()
     methods = sorted(t["method"].unique())
     fig, axes = plt.subplots(2, len(methods), figsize=(4.2 * len(methods), 7), squeeze=False, sharey="row")
-    styles = {"logged_kl_ref": ("logged train/kl_ref", ":"), "sampled": ("k1 on these samples", "-"),
+    styles = {"logged_kl_ref": ("logged train/kl_ref", ":"),  # at the reference's samples the k1 term is -KL(ref || pi)
+              "sampled": ("k1 on these samples", "-"),
               "expected": ("its mean under top-p", "--"), "kl_tempered": ("KL(pi_T || ref_T)", "-"),
               "kl": ("KL(pi || ref), T=1", "-."), "kl_tempered_digits": ("KL(pi_T || ref_T) at digits", "-")}
     for j, m in enumerate(methods):
         for i, states in enumerate(("own samples", "reference's samples")):
             g = t[(t["method"] == m) & (t["states"] == states)]
             ax = axes[i, j]
-            for col, (name, ls) in styles.items():
+            for color, (col, (name, ls)) in enumerate(styles.items()):
                 if g[f"{col}_mean"].notna().any():
-                    ax.plot(g["iteration"], g[f"{col}_mean"], ls=ls, marker="." if ls == "-" else None, label=name)
+                    ax.plot(g["iteration"], g[f"{col}_mean"], ls=ls, marker="." if ls == "-" else None, label=name,
+                            color=f"C{color}")
             ax.set(title=f"{m}: at the {'policy' if i == 0 else 'reference'}'s samples", xlabel="iteration",
                    ylabel="nats per response token")
     axes[0, 0].legend(fontsize=7)
