@@ -9,7 +9,8 @@ run's temperature, top-p and length), and at every response token the terms of
 `vineppo.analysis.kl.kl_terms` (the logged k1 term, its exact mean under the top-p sampler, the
 exact KL of the tempered distributions, the exact KL at temperature 1, the entropy), averaged over
 tokens as `train/kl_ref` is; and the part of the tempered KL at digit tokens (a policy's arithmetic). The same terms at fixed states too: the reference's own responses to
-the same problems, so the policy's change is read where the states do not move with it. The logged
+the same problems, so the policy's change is read where the states do not move with it (there the
+k1 term is on the reference's tokens: its mean is -KL(ref || pi), not an estimate of the KL). The logged
 `train/kl_ref` of the iteration that started from the checkpoint sits beside them.
 
 Writes kl.csv (run x checkpoint x states), table.csv (mean and std over seeds per method and
