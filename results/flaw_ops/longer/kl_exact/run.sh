@@ -38,7 +38,7 @@ for d in runs/flaw_ops_kl/*/; do  # the run files (no checkpoints)
 done
 .venv/bin/python analysis/kl_exact.py runs/flaw_ops_kl --every 4 --problems 32 --out $out > runs/flaw_ops_kl/kl_exact.log 2>&1 &
 kl=$!
-.venv/bin/python analysis/error_anatomy.py runs/flaw_ops_kl/*_kl1e-4-arith-s* --every 4 --out $out/errors > runs/flaw_ops_kl/errors.log 2>&1 &
+.venv/bin/python analysis/error_anatomy.py runs/flaw_ops_kl/*_kl1e-4-arith-s*/ --every 4 --out $out/errors > runs/flaw_ops_kl/errors.log 2>&1 &
 errors=$!
 wait $kl
 wait $errors
