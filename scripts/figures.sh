@@ -76,6 +76,10 @@ run analysis/compute_efficiency.py results/flaw_ops/longer/critic/runs results/f
 run analysis/compute_efficiency.py results/flaw_ops/longer/critic/runs results/flaw_ops/longer/runs/vineppo-arith-s* results/flaw_ops/longer/runs/ppo-arith-s* --method ppo_vlr0.003 --paired --out results/flaw_ops/longer/critic/vs_ppo
 run analysis/critic.py results/flaw_ops/longer/critic/runs results/flaw_ops/longer/runs/vineppo-arith-s* results/flaw_ops/longer/runs/ppo-arith-s* --out results/flaw_ops/longer/critic/critic
 run analysis/error_anatomy.py results/flaw_ops/longer/errors_final --replot --out results/flaw_ops/longer/errors_final
+run analysis/kl_exact.py results/flaw_ops/longer/kl_exact --replot --out results/flaw_ops/longer/kl_exact  # logged vs exact KL, from kl.csv
+run analysis/kl_exact.py results/flaw_ops/longer/kl_exact/wide/ppo --replot --out results/flaw_ops/longer/kl_exact/wide/ppo
+run analysis/kl_exact.py results/flaw_ops/longer/kl_exact/wide/vineppo --replot --out results/flaw_ops/longer/kl_exact/wide/vineppo
+run analysis/error_anatomy.py results/flaw_ops/longer/kl_exact/errors --replot --out results/flaw_ops/longer/kl_exact/errors  # from errors.csv
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 run analysis/test_noise.py results/test_noise/compute_efficiency/runs --out results/test_noise/compute_efficiency  # test-set noise

@@ -42,3 +42,10 @@ kl=$!
 errors=$!
 wait $kl
 wait $errors
+# wide/: the own-samples KL on 256 problems x 2 samples (32 problems are few for a per-prompt
+# quantity with a heavy tail), PPO and VinePPO seeds 0-1.
+for a in ppo vineppo; do
+  .venv/bin/python analysis/kl_exact.py runs/flaw_ops_kl/${a}_kl1e-4-arith-s0 runs/flaw_ops_kl/${a}_kl1e-4-arith-s1 \
+    --every 4 --problems 256 --samples 2 --out $out/wide/$a > runs/flaw_ops_kl/kl_wide_$a.log 2>&1 &
+done
+wait
