@@ -37,12 +37,18 @@ import pandas as pd
 from vineppo import checkpoint as ckpt
 from vineppo.analysis.plotting import pyplot, save
 from vineppo.analysis.probe import Probe, probe_errors, probes
-from vineppo.analysis.runs import checkpointed_rl_runs, config_labels, parse_folders, run_folders
+from vineppo.analysis.runs import (
+    checkpointed_rl_runs,
+    config_labels,
+    parse_folders,
+    replot,
+    run_folders,
+    write_outputs,
+)
 from vineppo.config import load_config
 from vineppo.evaluate import GENERATED, evaluate
 from vineppo.inference import HFEngine
 from vineppo.models import load_model, load_tokenizer
-from vineppo.runio import atomic_write_text, git_commit
 from vineppo.tasks import load_task
 from vineppo.tasks.arith import ERROR_DETAILS, OPS, error_detail, line_slips
 
@@ -160,19 +166,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if args.replot:
-        src = args.folders[0] / "errors.csv"
-        if len(args.folders) != 1 or not src.exists():
-            print(f"--replot takes one folder holding errors.csv; got {', '.join(map(str, args.folders))}", file=sys.stderr)
-            return 2
-        rows = pd.read_csv(src)
-        args.out.mkdir(parents=True, exist_ok=True)
-        if args.out.resolve() != args.folders[0].resolve():
-            atomic_write_text(args.out / "errors.csv", rows.to_csv(index=False))
-        t = table(rows)
-        atomic_write_text(args.out / "table.csv", t.to_csv(index=False))
-        plot(t, args.out)
-        print(f"rebuilt {args.out}/table.csv and the figure from {src}")
-        return 0
+        return replot(args.folders, args.out, "errors.csv", table, plot)
     runs = (finished_rl_runs(args.folders) if args.final_only else checkpointed_rl_runs(args.folders))
     if not runs:
         print(f"no {'finished ' if args.final_only else ''}RL runs with {'eval/test.json' if args.final_only else 'checkpoints'} under {', '.join(map(str, args.folders))}", file=sys.stderr)
@@ -184,15 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     labels = config_labels(runs)
     rows = [r for d in runs for r in analyse_run(d, labels[d.name], args.every, args.final_only, args.probe_problems)]
-    args.out.mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame(rows)
-    t = table(df)
-    atomic_write_text(args.out / "errors.csv", df.to_csv(index=False))
-    atomic_write_text(args.out / "table.csv", t.to_csv(index=False))
-    atomic_write_text(args.out / "provenance.json", json.dumps({
-        "runs": [str(d) for d in runs], "args": {k: str(v) for k, v in vars(args).items()},
-        "commit": git_commit()}, indent=2))
-    plot(t, args.out)
+    t = write_outputs(args.out, "errors.csv", pd.DataFrame(rows), table, plot, {
+        "runs": [str(d) for d in runs], "args": {k: str(v) for k, v in vars(args).items()}})
     print(t.to_string(index=False))
     print(f"wrote {args.out}/errors.csv, table.csv, provenance.json, error_anatomy.png/pdf")
     return 0

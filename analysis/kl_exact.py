@@ -19,7 +19,6 @@ iteration), provenance.json and kl_exact.{png,pdf}.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -29,14 +28,14 @@ import torch
 from vineppo import checkpoint as ckpt
 from vineppo.analysis.kl import TERMS, digit_tokens, response_kl
 from vineppo.analysis.plotting import pyplot, save
-from vineppo.analysis.runs import checkpointed_rl_runs, config_labels, parse_folders
+from vineppo.analysis.runs import checkpointed_rl_runs, config_labels, parse_folders, replot, write_outputs
 from vineppo.analysis.value_quality import sample_examples
 from vineppo.config import RLConfig, load_config
 from vineppo.inference import HFEngine, SamplingParams
 from vineppo.loop import PPO_FAMILY
 from vineppo.models import load_model, load_tokenizer
 from vineppo.rollout import Episode, collate_episodes
-from vineppo.runio import atomic_write_text, git_commit, read_jsonl
+from vineppo.runio import read_jsonl
 from vineppo.tasks import PROMPT, load_task
 
 
@@ -138,34 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         print("--every, --problems and --samples must be >= 1", file=sys.stderr)
         return 2
     if args.replot:
-        src = args.folders[0] / "kl.csv"
-        if len(args.folders) != 1 or not src.exists():
-            print(f"--replot takes one folder holding kl.csv; got {', '.join(map(str, args.folders))}", file=sys.stderr)
-            return 2
-        rows = pd.read_csv(src)
-        args.out.mkdir(parents=True, exist_ok=True)
-        if args.out.resolve() != args.folders[0].resolve():
-            atomic_write_text(args.out / "kl.csv", rows.to_csv(index=False))
-        t = table(rows)
-        atomic_write_text(args.out / "table.csv", t.to_csv(index=False))
-        plot(t, args.out)
-        print(f"rebuilt {args.out}/table.csv and the figure from {src}")
-        return 0
+        return replot(args.folders, args.out, "kl.csv", table, plot)
     runs = [d for d in checkpointed_rl_runs(args.folders) if load_config(d / "config.yaml").rl.algo in PPO_FAMILY]
     if not runs:
         print(f"no PPO-family runs with checkpoints under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
     labels = config_labels(runs)
     rows = [r for d in runs for r in analyse_run(d, labels[d.name], args.problems, args.samples, args.seed, args.every)]
-    args.out.mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame(rows)
-    t = table(df)
-    atomic_write_text(args.out / "kl.csv", df.to_csv(index=False))
-    atomic_write_text(args.out / "table.csv", t.to_csv(index=False))
-    atomic_write_text(args.out / "provenance.json", json.dumps({
-        "runs": [str(d) for d in runs], "args": {k: str(v) for k, v in vars(args).items()},
-        "commit": git_commit()}, indent=2))
-    plot(t, args.out)
+    t = write_outputs(args.out, "kl.csv", pd.DataFrame(rows), table, plot, {
+        "runs": [str(d) for d in runs], "args": {k: str(v) for k, v in vars(args).items()}})
     print(t[t["states"] == "own samples"].to_string(index=False))
     print(f"wrote {args.out}/kl.csv, table.csv, provenance.json, kl_exact.png/pdf")
     return 0

@@ -89,3 +89,36 @@ def config_labels(runs: list[Path]) -> dict[str, str]:
     rl = {d.name: load_config(d / "config.yaml").rl for d in runs}
     base = method_labels({name: (r.algo, dataclasses.asdict(r)) for name, r in rl.items()})
     return {name: base[name] + (f"_kl{r.kl_coef:g}" if r.kl_coef != RLConfig.kl_coef else "") for name, r in rl.items()}
+
+
+def write_outputs(out: Path, csv_name: str, rows, table: Callable, plot: Callable,
+                  provenance: dict | None = None):
+    """An analysis's outputs under `out`: its per-run rows (`csv_name`), `table(rows)` as table.csv,
+    provenance.json (with the commit that wrote it) when given, and `plot(table, out)`'s figure.
+    Returns the table."""
+    import json
+
+    from vineppo.runio import atomic_write_text, git_commit
+
+    out.mkdir(parents=True, exist_ok=True)
+    t = table(rows)
+    atomic_write_text(out / csv_name, rows.to_csv(index=False))
+    atomic_write_text(out / "table.csv", t.to_csv(index=False))
+    if provenance is not None:
+        atomic_write_text(out / "provenance.json", json.dumps({**provenance, "commit": git_commit()}, indent=2))
+    plot(t, out)
+    return t
+
+
+def replot(folders: list[Path], out: Path, csv_name: str, table: Callable, plot: Callable) -> int:
+    """`--replot`: table.csv and the figure rebuilt in `out` from the `csv_name` in the one folder
+    given (copied to `out` when it is elsewhere); no provenance is rewritten."""
+    import pandas as pd
+
+    src = folders[0] / csv_name
+    if len(folders) != 1 or not src.exists():
+        print(f"--replot takes one folder holding {csv_name}; got {', '.join(map(str, folders))}", file=sys.stderr)
+        return 2
+    write_outputs(out, csv_name, pd.read_csv(src), table, plot)
+    print(f"rebuilt {out}/table.csv and the figure from {src}")
+    return 0
