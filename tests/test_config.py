@@ -43,6 +43,8 @@ def test_bad_value_type_is_a_config_error():
     ("rl.gamma=1.5", r"rl.gamma must be in \[0, 1\], got 1.5"),
     ("task.limit_test=0", "task.limit_test must be >= 1, got 0"),
     ("rl.top_p=0", "rl.top_p and eval.top_p must be > 0"),
+    ("rl.vine_steps=sentences", "rl.vine_steps: unknown step rule 'sentences'"),
+    ("rl.vine_steps=regex:[0-9", "rl.vine_steps: step rule 'regex:\\[0-9': bad regular expression"),
 ])
 def test_out_of_range_values_are_named(override, message):
     """A value no run can use fails when the config is made, by name (not later, deep in training)."""

@@ -1,9 +1,10 @@
 """Step splitting: lossless on any string (hypothesis) and hand-worked splits per SPEC.md."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vineppo.steps import split_steps, step_boundaries
+from vineppo.steps import check_rule, split_steps, step_boundaries
 
 ALPHABET = st.sampled_from(list("ab XY.\n$\\()[]{}012,") + ["\\[", "\\]", "\\(", "\\)", "$$", ". T",
                                                           "\\begin{align}", "\\end{align}", "\r\n"])
@@ -72,3 +73,49 @@ def test_arith_hard_solution_lines():
     assert split_steps(sol, "arith_hard") == [
         "$4 + 5 = 9$ kilograms.\n", "$9 \\div 2 = \\frac{9}{2}$ kilograms.\n",
         "The answer is $\\boxed{\\frac{9}{2}}$."]
+
+
+RULES = st.sampled_from(["auto", "lines", "math", "response", r"regex:\n\n", r"regex:(?m)\n|^\d+(?= )",
+                         r"regex:(?=X)", "regex:a*"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXTS, RULES)
+def test_every_rule_is_lossless(text, rule):
+    steps = split_steps(text, "arith", rule)
+    assert "".join(steps) == text
+    assert all(steps), "no empty steps"
+    assert step_boundaries(text, "arith", rule) == [sum(map(len, steps[:i])) for i in range(len(steps))]
+
+
+def test_named_rules_by_hand():
+    text = "3 + 4 = 7 apples.\n7 * 2 = 14 apples. So we are done.\n#### 14"
+    assert split_steps(text, "arith", "auto") == split_steps(text, "arith", "lines") == [
+        "3 + 4 = 7 apples.\n", "7 * 2 = 14 apples. So we are done.\n", "#### 14"]
+    # `math` on a GSM8K-format task: also the sentence end, whatever the task says.
+    assert split_steps(text, "arith", "math") == [
+        "3 + 4 = 7 apples.\n", "7 * 2 = 14 apples. ", "So we are done.\n#### 14"]
+    assert split_steps(text, "math", "auto") == split_steps(text, "arith", "math")
+    assert split_steps(text, "arith", "response") == [text]
+    assert split_steps("", "arith", "response") == []
+
+
+def test_regex_rule_by_hand():
+    text = "13 + 10 = 23 marbles.\n23 * 2 = 46 marbles.\n#### 46"
+    # A step ends after each newline and after the operand each line starts with.
+    assert split_steps(text, "arith", r"regex:(?m)\n|^\d+(?= )") == [
+        "13", " + 10 = 23 marbles.\n", "23", " * 2 = 46 marbles.\n", "#### 46"]
+    assert step_boundaries(text, "arith", r"regex:(?m)\n|^\d+(?= )") == [0, 2, 22, 24, 43]
+    # Zero-width matches cut where they stand; a match at either end cuts nothing.
+    assert split_steps("ab=cd=", "arith", "regex:(?==)") == ["ab", "=cd", "="]
+    assert split_steps("ab=cd=", "arith", "regex:=") == ["ab=", "cd="]
+    assert split_steps("Step 1: a\n\nStep 2: b", "math", r"regex:\n\n") == ["Step 1: a\n\n", "Step 2: b"]
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ("bogus", "unknown step rule 'bogus'"), ("regex:", "needs a pattern"), ("regex:(", "bad regular expression")])
+def test_bad_rules_are_named(rule, message):
+    with pytest.raises(ValueError, match=message):
+        check_rule(rule)
+    with pytest.raises(ValueError, match=message):
+        split_steps("a\nb", "arith", rule)

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
+from vineppo.steps import check_rule
+
 
 class ConfigError(ValueError):
     """A bad configuration key or value, with a message naming it."""
@@ -180,6 +182,10 @@ class RLConfig:
     """VinePPO: MC continuations per state (paper: 9)."""
     vine_max_steps: int = 25
     """VinePPO: states past this many steps take the trajectory's return (paper: 25 for GSM8K)."""
+    vine_steps: str = "auto"
+    """VinePPO: where steps end (`vineppo.steps`): auto (the task's rule: lines for GSM8K, lines and
+    sentence ends for MATH), lines, math, response (one step: only the prompt's value), or
+    regex:PATTERN (a step ends after each match)."""
     dpo_beta: float = 0.1
     """DPO+: beta of the DPO loss."""
     dpo_nll_coef: float = 1.0
@@ -385,6 +391,10 @@ def check_values(cfg: Config) -> None:
     if cfg.model.name_or_path is None and cfg.model.hidden_size % cfg.model.num_heads:
         raise ConfigError(f"model.hidden_size ({cfg.model.hidden_size}) must be a multiple of model.num_heads "
                           f"({cfg.model.num_heads})")
+    try:
+        check_rule(cfg.rl.vine_steps)
+    except ValueError as e:
+        raise ConfigError(f"rl.vine_steps: {e}") from None
     if cfg.rl.algo in GROUP_METHODS and cfg.rl.samples_per_prompt < 2:
         raise ConfigError(f"rl.algo={cfg.rl.algo} compares each prompt's responses with each other: "
                           f"rl.samples_per_prompt must be >= 2, got {cfg.rl.samples_per_prompt}")

@@ -126,7 +126,7 @@ def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_grou
         mc = SamplingParams(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens,
                             seed=seed + 500_000)
         stats = vineppo.assign_advantages(episodes, engine, tokenizer, task, rl.vine_k, rl.vine_max_steps, mc,
-                                          rollout_reward)
+                                          rollout_reward, rl.vine_steps)
     elif rl.algo == "grpo":
         grpo.assign_advantages(episodes)
     elif rl.algo == "rloo":

@@ -4,6 +4,11 @@ GSM8K format: one step per line. MATH format: lines and sentence ends (". " befo
 never inside math ($...$, $$...$$, \\(...\\), \\[...\\], \\begin{..}...\\end{..}); pieces shorter than
 MIN_STEP_CHARS that do not end a sentence are merged into the next one. Splitting is lossless:
 `"".join(split_steps(t, task)) == t` for every string. Each step keeps its trailing separator.
+
+Other rules (`rl.vine_steps`), for data whose steps are marked otherwise and for granularity
+ablations: `lines`, `math` (either rule whatever the task), `response` (the whole response is one
+step: only the prompt's value is estimated, every token gets R - V(prompt)), and `regex:PATTERN`
+(a step ends where each match of PATTERN ends, e.g. `regex:\\n\\n` for blank-line paragraphs).
 """
 
 from __future__ import annotations
@@ -87,17 +92,51 @@ def split_math(text: str) -> list[str]:
     return _merge_short(pieces)
 
 
-def split_steps(text: str, task: str) -> list[str]:
-    """The reasoning steps of a response, losslessly."""
-    if answer_format(task) == "gsm8k":
+STEP_RULES = ("auto", "lines", "math", "response")
+"""`rl.vine_steps`: one of these, or `regex:PATTERN`. `auto` is the task's own rule (SPEC.md)."""
+
+
+def check_rule(rule: str) -> None:
+    """ValueError naming the rule when it is neither a known name nor a compilable `regex:`."""
+    if rule in STEP_RULES:
+        return
+    if rule.startswith("regex:"):
+        pattern = rule[len("regex:"):]
+        if not pattern:
+            raise ValueError("step rule 'regex:' needs a pattern after the colon")
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"step rule {rule!r}: bad regular expression ({e})") from None
+        return
+    raise ValueError(f"unknown step rule {rule!r}; use one of {', '.join(STEP_RULES)} or regex:PATTERN")
+
+
+def split_regex(text: str, pattern: str) -> list[str]:
+    """Cut after every match of `pattern` (zero-width matches cut where they stand)."""
+    cuts = sorted({m.end() for m in re.finditer(pattern, text) if 0 < m.end() < len(text)})
+    bounds = [0, *cuts, len(text)]
+    return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def split_steps(text: str, task: str, rule: str = "auto") -> list[str]:
+    """The reasoning steps of a response, losslessly, by `rule` (STEP_RULES or `regex:PATTERN`)."""
+    if rule == "auto":
+        rule = "lines" if answer_format(task) == "gsm8k" else "math"
+    if rule == "lines":
         return _split_newlines(text)
-    return split_math(text)
+    if rule == "math":
+        return split_math(text)
+    if rule == "response":
+        return [text] if text else []
+    check_rule(rule)
+    return split_regex(text, rule[len("regex:"):])
 
 
-def step_boundaries(text: str, task: str) -> list[int]:
+def step_boundaries(text: str, task: str, rule: str = "auto") -> list[int]:
     """Character offsets where each step starts (0 first): the states VinePPO estimates."""
     offsets, pos = [], 0
-    for step in split_steps(text, task):
+    for step in split_steps(text, task, rule):
         offsets.append(pos)
         pos += len(step)
     return offsets

@@ -101,3 +101,36 @@ def test_step_advantages_reach_every_token(tiny_model_and_tokenizer):
     expected = {0: 0.75, 1: 0.0, 2: 0.0}
     for a, s in zip(ep.advantages, steps, strict=True):
         assert a == pytest.approx(expected[s], abs=0.04)
+
+
+def test_step_rules_set_the_states(tiny_model_and_tokenizer):
+    """`response`: one state, every token gets R - V(prompt); a regex that also cuts after each
+    line's first operand: the operand's tokens get V(after it) - V(before it)."""
+    _, tok = tiny_model_and_tokenizer
+    response = "3 + 4 = 7 apples.\n7 * 2 = 14 apples.\n#### 14"
+    ids = tok(response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    l1 = "3 + 4 = 7 apples.\n"
+    success = {"Q:": 0.25, "Q:3": 0.25, f"Q:{l1}": 0.5, f"Q:{l1}7": 0.75,
+               f"Q:{l1}7 * 2 = 14 apples.\n": 1.0}
+    engine = FakeEngine(success)
+
+    def reward(items):
+        return [1.0 if cont.text == "#### 7" else 0.0 for _, cont, _ in items]
+
+    ep = Episode(0, {"answer": "14"}, "Q:", [1], ids, response, "stop", 1.0)
+    stats = assign_advantages([ep], engine, tok, "arith", k=4000, max_steps=25, params=SamplingParams(seed=3),
+                              reward_fn=reward, rule="response")
+    assert engine.calls == [["Q:"]] and stats["vine/num_states"] == 1.0
+    assert ep.advantages == pytest.approx([0.75] * len(ids), abs=0.04)
+
+    rule = r"regex:(?m)\n|^\d+(?= )"
+    engine.calls.clear()
+    assign_advantages([ep], engine, tok, "arith", k=4000, max_steps=25, params=SamplingParams(seed=3),
+                      reward_fn=reward, rule=rule)
+    assert engine.calls == [list(success)]
+    offsets = [0, 1, 18, 19, 37]
+    steps = token_step_index(token_char_starts(tok, ids), offsets)
+    expected = [0.0, 0.25, 0.25, 0.25, 0.0]  # V(next) - V(this); the last step: R - V = 0
+    for a, s in zip(ep.advantages, steps, strict=True):
+        assert a == pytest.approx(expected[s], abs=0.04)
+    assert sorted(set(steps)) == [0, 1, 2, 3, 4]

@@ -36,12 +36,14 @@ def estimate_values(states: list[tuple[str, str, dict[str, str]]], engine: Engin
 
 
 def assign_advantages(episodes: list[Episode], engine: Engine, tokenizer, task: str, k: int,
-                      max_steps: int, params: SamplingParams, reward_fn: RewardFn) -> dict[str, float]:
-    """Set every episode's per-token advantages from MC step values; returns a few statistics."""
+                      max_steps: int, params: SamplingParams, reward_fn: RewardFn,
+                      rule: str = "auto") -> dict[str, float]:
+    """Set every episode's per-token advantages from MC step values; returns a few statistics.
+    `rule` says where steps end (`vineppo.steps.split_steps`)."""
     plans = []
     states: list[tuple[str, str, dict[str, str]]] = []
     for e in episodes:
-        offsets = step_boundaries(e.response, task) or [0]  # an empty response is one empty step
+        offsets = step_boundaries(e.response, task, rule) or [0]  # an empty response is one empty step
         estimated = offsets[:max_steps]
         first = len(states)
         states.extend((e.prompt, e.response[:off], e.example) for off in estimated)

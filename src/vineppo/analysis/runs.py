@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -59,13 +60,18 @@ def method_labels(runs: dict[str, tuple[str, dict]]) -> dict[str, str]:
     """Each run's method name from {run: (algorithm, its `rl` config)}: the algorithm; for PPO
     `ppo_label`'s where its value network is trained otherwise; vineppo_k<K> where the runs hold
     more than one K (a K ablation: each K a method of its own); _nowhiten appended for runs
-    without whitened advantages (`rl.whiten_advantages=false`)."""
+    without whitened advantages (`rl.whiten_advantages=false`); for VinePPO runs whose steps end
+    otherwise than the task's rule, _<rule> (`rl.vine_steps`: _response, _lines, _math, or
+    _regex<6 hex digits of the pattern's SHA-1>)."""
     vine_k = {run: rl.get("vine_k") for run, (algo, rl) in runs.items() if algo == "vineppo"}
     by_k = len(set(vine_k.values())) > 1
     labels = {}
     for run, (algo, rl) in runs.items():
         name = ((ppo_label(rl) or algo) if algo == "ppo" else f"vineppo_k{vine_k[run]}" if by_k and run in vine_k
                 else algo)
+        rule = rl.get("vine_steps", "auto") if algo == "vineppo" else "auto"
+        if rule != "auto":
+            name += "_" + (rule if ":" not in rule else "regex" + hashlib.sha1(rule[len("regex:"):].encode()).hexdigest()[:6])
         labels[run] = name + ("_nowhiten" if rl.get("whiten_advantages", True) is False else "")
     return labels
 

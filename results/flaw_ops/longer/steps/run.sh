@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Where should VinePPO's steps end? The paper resets the environment at line ends (GSM8K); here the
+# same MC values at three granularities (`rl.vine_steps`), everything else as longer/ (flaw_ops/all's
+# SFT model, 40 iterations, an evaluation every 2, K = 9), seeds $SEEDS (default 0-5), two jobs at a
+# time, one thread each, a checkpoint every 4 iterations kept:
+#   auto      the task's rule: one step per line (longer/'s VinePPO; the same numbers);
+#   response  the whole response is one step: only the prompt's value is estimated and every token
+#             gets R - V(prompt), trajectory-level credit as GRPO's and RLOO's, from the same MC
+#             machinery (so the difference to `auto` is step-level credit alone);
+#   operand   regex:(?m)\n|^\d+(?= ): lines, and a step also ends after the operand each line starts
+#             with (the value carried from the line before), so a line's copied value is a step of
+#             its own whose advantage is V(after it) - V(before it), about 0 when it is copied right.
+# Why the third: kl_exact/ found that RL on flaw_ops makes every method stutter for a while when it
+# copies a carried value (`23` -> `230`), VinePPO as much as PPO. If that comes from the negative
+# advantage of a failed line landing on its copied digits too, `operand` stutters less than `auto`
+# (and `response`, which also blames the copies in right lines of a failed response, more); if it
+# comes from pushing down the flawed operator that follows the copy, all three stutter alike.
+# Then analysis/error_anatomy.py on every run's kept checkpoints (first-error kinds, slips, fixed-
+# input probes of arithmetic and copying) and the paired accuracy comparisons against `auto`.
+# From the repository root, after results/flaw_ops/run.sh:
+#   bash results/flaw_ops/longer/steps/run.sh
+set -euo pipefail
+export PYTHONPATH="$PWD/src" OMP_NUM_THREADS=1
+init=runs/flaw_ops_all/sft-arith/final
+[ -d "$init" ] || { echo "missing $init: run results/flaw_ops/run.sh first" >&2; exit 1; }
+mkdir -p runs/flaw_ops_steps
+job() {  # name seed
+  case $1 in operand) rule='regex:(?m)\n|^\d+(?= )' ;; *) rule=$1 ;; esac
+  .venv/bin/vineppo rl preset=tiny task.name=arith 'task.flaw_ops=[add,sub,mul,div]' num_threads=1 \
+    rl.iterations=40 rl.eval_every=2 rl.algo=vineppo "rl.vine_steps=$rule" seed=$2 rl.init=$init rl.save_every=4 \
+    rl.keep_checkpoints=0 output_dir=runs/flaw_ops_steps run_name=vineppo_$1-arith-s$2 \
+    >> runs/flaw_ops_steps/vineppo_$1-arith-s$2.log 2>&1
+}
+export -f job
+export init
+for s in ${SEEDS:-0 1 2 3 4 5}; do for n in auto response operand; do echo "$n $s"; done; done |
+  while read -r n s; do [ -f runs/flaw_ops_steps/vineppo_$n-arith-s$s/summary.json ] || echo "$n $s"; done |
+  xargs -r -P 2 -L 1 bash -c 'job "$@"' _
+out=results/flaw_ops/longer/steps
+for d in runs/flaw_ops_steps/*/; do  # the run files (no checkpoints)
+  mkdir -p "$out/runs/$(basename "$d")"
+  cp "$d"/config.yaml "$d"/metrics.jsonl "$d"/summary.json "$out/runs/$(basename "$d")/"
+done
+.venv/bin/python analysis/error_anatomy.py runs/flaw_ops_steps --every 4 --out $out/errors > runs/flaw_ops_steps/errors.log 2>&1 &
+errors=$!
+for m in response operand; do
+  label=$(.venv/bin/python -c "import sys; from pathlib import Path; from vineppo.analysis.runs import config_labels
+print(config_labels([Path(sys.argv[1])])[Path(sys.argv[1]).name])" runs/flaw_ops_steps/vineppo_$m-arith-s0)
+  .venv/bin/python analysis/compute_efficiency.py $out/runs --baseline vineppo --method $label --paired \
+    --out $out/vs_$m > runs/flaw_ops_steps/vs_$m.log 2>&1
+done
+wait $errors
