@@ -41,6 +41,7 @@ from vineppo.config import load_config
 from vineppo.inference import HFEngine
 from vineppo.models import load_model, load_tokenizer
 from vineppo.runio import atomic_write_text, git_commit
+from vineppo.steps import check_rule
 from vineppo.tasks import load_task
 
 
@@ -52,7 +53,8 @@ def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[di
     engine = HFEngine(policy, tok, batch_size=args.batch_size)
     t, n = cfg.rl.temperature, cfg.rl.max_new_tokens
     examples = sample_examples(task.test, args.problems, args.seed)
-    states = held_out_states(engine, examples, cfg.task.name, t, n, args.seed)
+    rule = args.steps
+    states = held_out_states(engine, examples, cfg.task.name, t, n, args.seed, rule)
     truth = mc_values(engine, states, args.truth_samples, cfg.task.name, t, n, args.seed + 1)
     estimates = {"value network": value_net_predictions(value_model, tok, states)}
     for k in args.ks:
@@ -63,7 +65,7 @@ def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[di
 
     # Ranking alternative next steps from a subset of states (not the final one of an episode).
     sources = [s for s in states if s.position < 1.0][:args.ranking_states]
-    groups = [alternative_steps(engine, s, args.alternatives, cfg.task.name, t, n, args.seed + 7 + i)
+    groups = [alternative_steps(engine, s, args.alternatives, cfg.task.name, t, n, args.seed + 7 + i, rule)
               for i, s in enumerate(sources)]
     groups = [g for g in groups if len(g) >= 2]
     flat = [s for g in groups for s in g]
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 3, 9], help="VinePPO's K values to compare")
     ap.add_argument("--ranking-states", type=int, default=16)
     ap.add_argument("--alternatives", type=int, default=4, help="alternative next steps per state (3-5)")
+    ap.add_argument("--steps", default=None, help="where steps end (rl.vine_steps rules: auto, lines, math, "
+                    "response, regex:PATTERN); default: the run's rl.vine_steps")
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -180,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.run}: not a run folder (no config.yaml)", file=sys.stderr)
         return 2
     cfg = load_config(args.run / "config.yaml")
+    try:
+        args.steps = args.steps or cfg.rl.vine_steps  # provenance.json records the rule used
+        check_rule(args.steps)
+    except ValueError as e:
+        print(f"--steps: {e}", file=sys.stderr)
+        return 2
     if cfg.rl.algo != "ppo":
         print(f"{args.run}: rl.algo is {cfg.rl.algo}; the value network needs a PPO run", file=sys.stderr)
         return 2

@@ -1,12 +1,16 @@
-"""Ranking accuracy, MAE, calibration and position error against hand-worked cases."""
+"""Ranking accuracy, MAE, calibration and position error against hand-worked cases; states and
+alternative steps cut by each step rule."""
 
 import math
 
 import pytest
 
 from vineppo.analysis.value_quality import (
+    State,
+    alternative_steps,
     calibration,
     error_by_position,
+    held_out_states,
     mean_absolute_error,
     pairwise_ranking,
     ranking_accuracy,
@@ -71,3 +75,30 @@ def test_mae_calibration_and_position():
     assert cal["mean_truth"].tolist() == [0.0, 0.5, 1.0] and cal["count"].tolist() == [1, 2, 2]
     pos = error_by_position([0.5, 0.5, 0.9], [0.0, 1.0, 1.0], [0.0, 0.5, 0.99], bins=2)
     assert pos["mae"].tolist() == pytest.approx([0.5, 0.3]) and pos["count"].tolist() == [1, 2]
+
+
+class ScriptedEngine:
+    """Returns the given texts, in turn, for every prompt."""
+
+    def __init__(self, texts):
+        self.texts = texts
+
+    def generate(self, prompts, params):
+        from vineppo.inference import Completion
+        return [[Completion(t, [], [], "stop") for t in self.texts[:params.n]] for _ in prompts]
+
+
+def test_states_and_alternatives_follow_the_step_rule():
+    text = "3 + 4 = 7 apples.\n7 * 2 = 14 apples.\n#### 14"
+    ex = [{"question": "q", "answer": "14"}]
+    by_rule = {rule: [s.prefix for s in held_out_states(ScriptedEngine([text]), ex, "arith", 0.6, 64, 0, rule)]
+               for rule in ("auto", "response", r"regex:(?m)\n|^\d+(?= )")}
+    assert by_rule == {"auto": ["", "3 + 4 = 7 apples.\n", "3 + 4 = 7 apples.\n7 * 2 = 14 apples.\n"],
+                       "response": [""],
+                       r"regex:(?m)\n|^\d+(?= )": ["", "3", "3 + 4 = 7 apples.\n", "3 + 4 = 7 apples.\n7",
+                                                  "3 + 4 = 7 apples.\n7 * 2 = 14 apples.\n"]}
+    state = State("Q:", "", ex[0], 0.0)
+    engine = ScriptedEngine(["3 + 4 = 7 a.\n#### 7", "3 - 4 = 1 a.\n#### 1", "3 + 4 = 7 b.\n#### 7"] * 4)
+    alts = lambda rule: [s.prefix for s in alternative_steps(engine, state, 3, "arith", 0.6, 64, 0, rule)]  # noqa: E731
+    assert alts("auto") == ["3 + 4 = 7 a.\n", "3 - 4 = 1 a.\n", "3 + 4 = 7 b.\n"]
+    assert alts(r"regex:(?m)\n|^\d+(?= )") == ["3"]  # every continuation starts with the same step

@@ -56,6 +56,8 @@ def test_value_quality_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert ((states["truth"] * 8).round(9) % 1 == 0).all()  # a mean of 8 rewards in {0, 1}
     assert states["MC K=1"].isin([0.0, 1.0]).all() and ((states["MC K=2"] * 2) % 1 == 0).all()
     assert script.main([str(smoke_runs / "vineppo-arith-s0"), "--out", str(tmp_path / "x")]) == 2  # not PPO
+    assert script.main([str(smoke_runs / "ppo-arith-s0"), "--steps", "regex:(", "--out", str(tmp_path / "x")]) == 2
+    assert json.loads((out / "provenance.json").read_text())["args"]["steps"] == "auto"  # the run's rule
     # MAE in the summary is the states' mean absolute error, recomputed by hand.
     for (step, est), mae in summary.set_index(["checkpoint", "estimator"])["mae"].items():
         st = states[states["checkpoint"] == step]

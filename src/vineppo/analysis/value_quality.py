@@ -81,28 +81,29 @@ class State:
 
 
 def held_out_states(engine: Engine, examples: list[dict[str, str]], task: str, temperature: float,
-                    max_new_tokens: int, seed: int) -> list[State]:
-    """One sampled episode per example; a state at every step boundary of it."""
+                    max_new_tokens: int, seed: int, rule: str = "auto") -> list[State]:
+    """One sampled episode per example; a state at every step boundary of it (steps by `rule`,
+    `vineppo.steps`)."""
     prompts = [PROMPT.format(question=e["question"]) for e in examples]
     episodes = engine.generate(prompts, SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens,
                                                        seed=seed))
     states = []
     for ex, prompt, comps in zip(examples, prompts, episodes, strict=True):
         text = comps[0].text
-        offsets = step_boundaries(text, task) or [0]
+        offsets = step_boundaries(text, task, rule) or [0]
         states += [State(prompt, text[:off], ex, i / len(offsets)) for i, off in enumerate(offsets)]
     return states
 
 
 def alternative_steps(engine: Engine, state: State, n: int, task: str, temperature: float,
-                      max_new_tokens: int, seed: int) -> list[State]:
-    """Up to `n` distinct next steps sampled from `state` (the first step, per `split_steps`, of
-    continuations from it), each as a new state."""
+                      max_new_tokens: int, seed: int, rule: str = "auto") -> list[State]:
+    """Up to `n` distinct next steps sampled from `state` (the first step, per `split_steps` with
+    `rule`, of continuations from it), each as a new state."""
     out = engine.generate([state.prompt + state.prefix], SamplingParams(
         n=4 * n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed))[0]
     steps: list[str] = []
     for c in out:
-        pieces = split_steps(c.text, task)
+        pieces = split_steps(c.text, task, rule)
         if pieces and pieces[0] not in steps:
             steps.append(pieces[0])
         if len(steps) == n:
