@@ -43,10 +43,13 @@ for d in runs/flaw_ops_steps/*/; do  # the run files (no checkpoints)
 done
 .venv/bin/python analysis/error_anatomy.py runs/flaw_ops_steps --every 4 --out $out/errors > runs/flaw_ops_steps/errors.log 2>&1 &
 errors=$!
-for m in response operand; do
-  label=$(.venv/bin/python -c "import sys; from pathlib import Path; from vineppo.analysis.runs import config_labels
-print(config_labels([Path(sys.argv[1])])[Path(sys.argv[1]).name])" runs/flaw_ops_steps/vineppo_$m-arith-s0)
-  .venv/bin/python analysis/compute_efficiency.py $out/runs --baseline vineppo --method $label --paired \
-    --out $out/vs_$m > runs/flaw_ops_steps/vs_$m.log 2>&1
+# Labels: vineppo (auto), vineppo_response, vineppo_regex3170db (the first 6 hex digits of the
+# pattern's SHA-1). Against auto, paired by seed; the response arm also against GRPO (longer/'s runs
+# of the same seeds: one SFT model, the same first prompts and episodes).
+for m in vineppo_response vineppo_regex3170db; do
+  .venv/bin/python analysis/compute_efficiency.py $out/runs --baseline vineppo --method $m --paired \
+    --out $out/vs_${m#vineppo_} > runs/flaw_ops_steps/vs_$m.log 2>&1
 done
+.venv/bin/python analysis/compute_efficiency.py $out/runs results/flaw_ops/longer/runs/grpo-arith-s[0-3] \
+  --baseline grpo --method vineppo_response --paired --out $out/response_vs_grpo > runs/flaw_ops_steps/vs_grpo.log 2>&1
 wait $errors
