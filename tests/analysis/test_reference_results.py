@@ -123,6 +123,14 @@ JOBS = [
     ("kl_exact", ["results/flaw_ops/longer/kl_exact/wide/ppo", "--replot"], "flaw_ops/longer/kl_exact/wide/ppo"),
     ("kl_exact", ["results/flaw_ops/longer/kl_exact/wide/vineppo", "--replot"], "flaw_ops/longer/kl_exact/wide/vineppo"),
     ("error_anatomy", ["results/flaw_ops/longer/kl_exact/errors", "--replot"], "flaw_ops/longer/kl_exact/errors"),
+    ("compute_efficiency", ["results/flaw_ops/longer/steps/runs", "--baseline", "vineppo", "--method", "vineppo_response",
+                            "--paired"], "flaw_ops/longer/steps/vs_response"),
+    ("compute_efficiency", ["results/flaw_ops/longer/steps/runs", "--baseline", "vineppo", "--method",
+                            "vineppo_regex3170db", "--paired"], "flaw_ops/longer/steps/vs_regex3170db"),
+    ("compute_efficiency", ["results/flaw_ops/longer/steps/runs", "results/flaw_ops/longer/runs/grpo-arith-s[0-3]",
+                            "--baseline", "grpo", "--method", "vineppo_response", "--paired"],
+     "flaw_ops/longer/steps/response_vs_grpo"),
+    ("error_anatomy", ["results/flaw_ops/longer/steps/errors", "--replot"], "flaw_ops/longer/steps/errors"),
     ("test_noise", ["results/test_noise/compute_efficiency/runs"], "test_noise/compute_efficiency"),
     ("test_noise", ["results/test_noise/flaw_ops/runs"], "test_noise/flaw_ops"),
     ("compute_efficiency", ["results/test_noise/compute_efficiency/runs", "--paired"],
@@ -315,6 +323,26 @@ def test_longer_runs_repeat_the_shorter_ones_where_they_overlap():
     # GRPO seed 0 trained 40 iterations from scratch at a later commit: the same numbers as the run
     # that continued long/'s 20 iterations, so longer/'s fresh seeds and continued seeds compare
     assert records("longer/scratch_check", "grpo-arith-s0", 40) == records("longer", "grpo-arith-s0", 40)
+
+
+def test_step_rule_runs_repeat_longer_where_the_rule_is_the_default():
+    """flaw_ops/longer/steps/: the `auto` arm (rl.vine_steps added, left at the task's rule) logs
+    longer/'s VinePPO numbers exactly, at a later commit; `response` and the operand split share
+    its first rollouts but estimate other states, so they part from it at the first update."""
+    def records(folder, run):
+        lines = (RESULTS / "flaw_ops" / folder / "runs" / run / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in lines]
+
+    for s in range(4):
+        auto = records("longer/steps", f"vineppo_auto-arith-s{s}")
+        assert len(auto) == 40 and auto == records("longer", f"vineppo-arith-s{s}")
+        for arm, states in (("response", 256.0), ("operand", None)):
+            other = records("longer/steps", f"vineppo_{arm}-arith-s{s}")
+            assert len(other) == 40 and other[0]["train/reward"] == auto[0]["train/reward"]
+            assert other[0]["vine/num_states"] == (states or other[0]["vine/num_states"])
+            if arm == "operand":  # a state after every line's first operand as well as every line
+                assert auto[0]["vine/num_states"] < other[0]["vine/num_states"] <= 2 * auto[0]["vine/num_states"]
+            assert other[0]["loss/policy"] != auto[0]["loss/policy"]
 
 
 def test_test_noise_runs_repeat_the_earlier_ones():
