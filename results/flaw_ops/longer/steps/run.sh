@@ -19,10 +19,12 @@
 # input probes of arithmetic and copying) and the paired accuracy comparisons against `auto`.
 # A second pass (commit in each summary.json) added seeds 4-5 of `auto` and `response`, whose
 # gap was consistent by seed but short of the unpaired rule at 4 seeds: SEEDS="4 5" ARMS="auto
-# response" (the fixed-input error analysis and the operand split stay at seeds 0-3).
+# response" (the fixed-input error analysis stays at seeds 0-3). A third pass added seeds 4-5 of the
+# operand split: SEEDS="4 5" ARMS=operand.
 # From the repository root, after results/flaw_ops/run.sh:
 #   bash results/flaw_ops/longer/steps/run.sh
 #   SEEDS="4 5" ARMS="auto response" bash results/flaw_ops/longer/steps/run.sh
+#   SEEDS="4 5" ARMS=operand bash results/flaw_ops/longer/steps/run.sh
 set -euo pipefail
 export PYTHONPATH="$PWD/src" OMP_NUM_THREADS=1
 init=runs/flaw_ops_all/sft-arith/final
@@ -55,7 +57,7 @@ fi
 # of the same seeds: one SFT model, the same first prompts and episodes).
 .venv/bin/python analysis/compute_efficiency.py $out/runs/vineppo_{auto,response}-* --baseline vineppo \
   --method vineppo_response --paired --out $out/vs_response > runs/flaw_ops_steps/vs_response.log 2>&1
-.venv/bin/python analysis/compute_efficiency.py $out/runs/vineppo_{auto,operand}-*-s[0-3] --baseline vineppo \
+.venv/bin/python analysis/compute_efficiency.py $out/runs/vineppo_{auto,operand}-* --baseline vineppo \
   --method vineppo_regex3170db --paired --out $out/vs_regex3170db > runs/flaw_ops_steps/vs_operand.log 2>&1
 .venv/bin/python analysis/compute_efficiency.py $out/runs/vineppo_response-* results/flaw_ops/longer/runs/grpo-arith-s[0-5] \
   --baseline grpo --method vineppo_response --paired --out $out/response_vs_grpo > runs/flaw_ops_steps/vs_grpo.log 2>&1
