@@ -97,11 +97,12 @@ def test_next_token_mass_hand_worked(tiny_model_and_tokenizer):
     one = {t: tok(t, add_special_tokens=False)["input_ids"] for t in ("+", "-", "*", "/", "3", "0", "5", "7", "\n")}
     assert all(len(ids) == 1 for ids in one.values()), one
     i = {f" {t}" if t in "+-*/" else t: ids[0] for t, ids in one.items()}
-    model = LastToken(len(tok), {
+    model_rows = {
         # after "...5" (a multiplication line): right *, flaw + (FLAW_OF mul), other ops - and /
         i["5"]: {i[" *"]: 0.5, i[" +"]: 0.2, i[" -"]: 0.05, i[" /"]: 0.05, i["0"]: 0.1, i["\n"]: 0.1},
         # after "...7" (an addition line): right +, flaw -, a digit is the most likely token
-        i["7"]: {i[" +"]: 0.3, i[" -"]: 0.2, i["3"]: 0.4, i[" *"]: 0.1}})
+        i["7"]: {i[" +"]: 0.3, i[" -"]: 0.2, i["3"]: 0.4, i[" *"]: 0.1}}
+    model = LastToken(len(tok), model_rows)
     states = [CopyState("Sam has 12 toys.\nAnswer:\n12 - 7 = 5 toys.\n5", "mul"), CopyState("Q\n7", "add")]
     got = next_token_mass(model, tok, states, batch_size=2)  # one right-padded batch of two lengths
     want = [{"right": 0.5, "flaw": 0.2, "other_op": 0.1, "digit": 0.1, "other": 0.1, "greedy": "right"},
@@ -110,6 +111,9 @@ def test_next_token_mass_hand_worked(tiny_model_and_tokenizer):
         assert g["greedy"] == w["greedy"]
         assert {k: g[k] for k in NEXT} == pytest.approx({k: w[k] for k in NEXT}, abs=1e-5)
     assert next_token_mass(model, tok, states, batch_size=1) == got  # batching changes nothing
+    padded = LastToken(len(tok) + 3, model_rows)  # a vocabulary padded past the tokenizer's
+    for g, p in zip(got, next_token_mass(padded, tok, states), strict=True):
+        assert p["greedy"] == g["greedy"] and {k: p[k] for k in NEXT} == pytest.approx({k: g[k] for k in NEXT})
     ops = operation_tokens(tok)
     assert bool(ops["add"][i[" +"]]) and not ops["add"][i[" -"]] and not ops["sub"][i["3"]]
 
