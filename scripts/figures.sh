@@ -81,9 +81,12 @@ run analysis/kl_exact.py results/flaw_ops/longer/kl_exact/wide/ppo --replot --ou
 run analysis/kl_exact.py results/flaw_ops/longer/kl_exact/wide/vineppo --replot --out results/flaw_ops/longer/kl_exact/wide/vineppo
 run analysis/error_anatomy.py results/flaw_ops/longer/kl_exact/errors --replot --out results/flaw_ops/longer/kl_exact/errors  # from errors.csv
 run analysis/compute_efficiency.py results/flaw_ops/longer/steps/runs/vineppo_auto-* results/flaw_ops/longer/steps/runs/vineppo_response-* --baseline vineppo --method vineppo_response --paired --out results/flaw_ops/longer/steps/vs_response  # where steps end
-run analysis/compute_efficiency.py results/flaw_ops/longer/steps/runs/vineppo_auto-*-s[0-3] results/flaw_ops/longer/steps/runs/vineppo_operand-* --baseline vineppo --method vineppo_regex3170db --paired --out results/flaw_ops/longer/steps/vs_regex3170db
+run analysis/compute_efficiency.py results/flaw_ops/longer/steps/runs/vineppo_auto-* results/flaw_ops/longer/steps/runs/vineppo_operand-* --baseline vineppo --method vineppo_regex3170db --paired --out results/flaw_ops/longer/steps/vs_regex3170db
 run analysis/compute_efficiency.py results/flaw_ops/longer/steps/runs/vineppo_response-* results/flaw_ops/longer/runs/grpo-arith-s[0-5] --baseline grpo --method vineppo_response --paired --out results/flaw_ops/longer/steps/response_vs_grpo
 run analysis/error_anatomy.py results/flaw_ops/longer/steps/errors --replot --out results/flaw_ops/longer/steps/errors
+run analysis/compute_efficiency.py results/flaw_ops/longer/steps/runs/vineppo_response-* results/flaw_ops/longer/runs/rloo-arith-s[0-5] --baseline rloo --method vineppo_response --paired --out results/flaw_ops/longer/steps/response_vs_rloo
+run analysis/compute_efficiency.py results/flaw_ops/longer/runs/grpo-arith-* results/flaw_ops/longer/runs/rloo-arith-* --baseline rloo --method grpo --paired --out results/flaw_ops/longer/steps/grpo_vs_rloo
+run analysis/copy_stutter.py results/flaw_ops/longer/steps/stutter --replot --out results/flaw_ops/longer/steps/stutter  # from stutter.csv
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 run analysis/test_noise.py results/test_noise/compute_efficiency/runs --out results/test_noise/compute_efficiency  # test-set noise

@@ -16,7 +16,9 @@
 # (and `response`, which also blames the copies in right lines of a failed response, more); if it
 # comes from pushing down the flawed operator that follows the copy, all three stutter alike.
 # Then analysis/error_anatomy.py on every run's kept checkpoints (first-error kinds, slips, fixed-
-# input probes of arithmetic and copying) and the paired accuracy comparisons against `auto`.
+# input probes of arithmetic and copying), analysis/copy_stutter.py (the next-token mass right
+# after a copied value, where the flaw is decided and a stutter writes a digit) and the paired
+# accuracy comparisons against `auto`, and of the response rule against GRPO and RLOO.
 # A second pass (commit in each summary.json) added seeds 4-5 of `auto` and `response`, whose
 # gap was consistent by seed but short of the unpaired rule at 4 seeds: SEEDS="4 5" ARMS="auto
 # response" (the fixed-input error analysis stays at seeds 0-3). A third pass added seeds 4-5 of the
@@ -61,4 +63,14 @@ fi
   --method vineppo_regex3170db --paired --out $out/vs_regex3170db > runs/flaw_ops_steps/vs_operand.log 2>&1
 .venv/bin/python analysis/compute_efficiency.py $out/runs/vineppo_response-* results/flaw_ops/longer/runs/grpo-arith-s[0-5] \
   --baseline grpo --method vineppo_response --paired --out $out/response_vs_grpo > runs/flaw_ops_steps/vs_grpo.log 2>&1
+# Is the response rule's dip against GRPO its baseline or GRPO's division by the group's spread?
+# RLOO's advantage is R less the mean of the other samples of the group, the response rule's R less
+# an MC mean of K fresh samples: the same quantity but for the samples it is drawn from, no spread.
+.venv/bin/python analysis/compute_efficiency.py $out/runs/vineppo_response-* results/flaw_ops/longer/runs/rloo-arith-s[0-5] \
+  --baseline rloo --method vineppo_response --paired --out $out/response_vs_rloo > runs/flaw_ops_steps/vs_rloo.log 2>&1
+.venv/bin/python analysis/compute_efficiency.py results/flaw_ops/longer/runs/grpo-arith-* results/flaw_ops/longer/runs/rloo-arith-* \
+  --baseline rloo --method grpo --paired --out $out/grpo_vs_rloo > runs/flaw_ops_steps/grpo_vs_rloo.log 2>&1
+# Where the stutter's extra digit takes its mass from: the next-token mass after a right copy, at
+# every kept checkpoint of every run.
+.venv/bin/python analysis/copy_stutter.py runs/flaw_ops_steps --every 4 --out $out/stutter > runs/flaw_ops_steps/stutter.log 2>&1
 [ -z "$errors" ] || wait $errors
