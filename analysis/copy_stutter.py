@@ -34,7 +34,14 @@ import pandas as pd
 from vineppo import checkpoint as ckpt
 from vineppo.analysis.plotting import pyplot, save
 from vineppo.analysis.probe import NEXT, copy_states, next_token_mass
-from vineppo.analysis.runs import checkpointed_rl_runs, config_labels, parse_folders, replot, write_outputs
+from vineppo.analysis.runs import (
+    checkpointed_rl_runs,
+    config_labels,
+    parse_folders,
+    replot,
+    seed_table,
+    write_outputs,
+)
 from vineppo.config import load_config
 from vineppo.models import load_model, load_tokenizer
 from vineppo.tasks import load_task
@@ -90,9 +97,7 @@ def analyse_run(run: Path, label: str, every: int, problems: int) -> list[dict]:
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in rows.columns if c not in ("run", "method", "seed", "iteration", "states")]
-    g = rows.groupby(["method", "iteration"])
-    out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
-    return out.join(g.size().rename("seeds")).reset_index()
+    return seed_table(rows, cols, ["method", "iteration"])
 
 
 def plot(t: pd.DataFrame, out: Path) -> None:

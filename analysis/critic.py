@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 
 from vineppo.analysis.plotting import pyplot, save
-from vineppo.analysis.runs import parse_folders, run_folders
+from vineppo.analysis.runs import parse_folders, run_folders, seed_table
 from vineppo.config import RLConfig
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
@@ -64,9 +64,7 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, list[str]]:
 def table(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per estimator and iteration."""
     cols = [*KEYS.values(), "test_accuracy"]
-    g = rows.groupby(["estimator", "iteration"])
-    out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
-    return out.join(g.size().rename("seeds")).reset_index()
+    return seed_table(rows, cols, ["estimator", "iteration"])
 
 
 def plot(t: pd.DataFrame, out: Path) -> None:

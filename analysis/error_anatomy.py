@@ -43,6 +43,7 @@ from vineppo.analysis.runs import (
     parse_folders,
     replot,
     run_folders,
+    seed_table,
     write_outputs,
 )
 from vineppo.config import load_config
@@ -115,9 +116,7 @@ def analyse_run(run: Path, label: str, every: int, final_only: bool = False, pro
 def table(rows: pd.DataFrame) -> pd.DataFrame:
     cols = ["accuracy", *KINDS, "arithmetic_slips", "copy_slips", *(f"arithmetic_slips_{op}" for op in OPS)]
     cols += [c for c in rows.columns if c.startswith("probe_")]
-    g = rows.groupby(["method", "iteration"])
-    out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
-    return out.join(g.size().rename("seeds")).reset_index()
+    return seed_table(rows, cols, ["method", "iteration"])
 
 
 def plot(t: pd.DataFrame, out: Path) -> None:

@@ -28,7 +28,14 @@ import torch
 from vineppo import checkpoint as ckpt
 from vineppo.analysis.kl import TERMS, digit_tokens, response_kl
 from vineppo.analysis.plotting import pyplot, save
-from vineppo.analysis.runs import checkpointed_rl_runs, config_labels, parse_folders, replot, write_outputs
+from vineppo.analysis.runs import (
+    checkpointed_rl_runs,
+    config_labels,
+    parse_folders,
+    replot,
+    seed_table,
+    write_outputs,
+)
 from vineppo.analysis.value_quality import sample_examples
 from vineppo.config import RLConfig, load_config
 from vineppo.inference import HFEngine, SamplingParams
@@ -94,9 +101,7 @@ def analyse_run(run: Path, label: str, problems: int, samples: int, seed: int, e
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
     cols = [*TERMS, "kl_tempered_digits", "logged_kl_ref"]
-    g = rows.groupby(["method", "states", "iteration"])
-    out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
-    return out.join(g.size().rename("seeds")).reset_index()
+    return seed_table(rows, cols, ["method", "states", "iteration"])
 
 
 def plot(t: pd.DataFrame, out: Path) -> None:

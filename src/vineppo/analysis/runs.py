@@ -97,6 +97,14 @@ def config_labels(runs: list[Path]) -> dict[str, str]:
     return {name: base[name] + (f"_kl{r.kl_coef:g}" if r.kl_coef != RLConfig.kl_coef else "") for name, r in rl.items()}
 
 
+def seed_table(rows, cols: list[str], by: list[str]):
+    """Mean and std (ddof 1) over seeds of `cols` per group of `by`, as `<col>_mean` / `<col>_std`,
+    with the number of seeds (rows) per group."""
+    g = rows.groupby(by)
+    out = g[cols].mean().add_suffix("_mean").join(g[cols].std(ddof=1).add_suffix("_std"))
+    return out.join(g.size().rename("seeds")).reset_index()
+
+
 def write_outputs(out: Path, csv_name: str, rows, table: Callable, plot: Callable,
                   provenance: dict | None = None):
     """An analysis's outputs under `out`: its per-run rows (`csv_name`), `table(rows)` as table.csv,
