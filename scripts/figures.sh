@@ -87,6 +87,9 @@ run analysis/error_anatomy.py results/flaw_ops/longer/steps/errors --replot --ou
 run analysis/compute_efficiency.py results/flaw_ops/longer/steps/runs/vineppo_response-* results/flaw_ops/longer/runs/rloo-arith-s[0-5] --baseline rloo --method vineppo_response --paired --out results/flaw_ops/longer/steps/response_vs_rloo
 run analysis/compute_efficiency.py results/flaw_ops/longer/runs/grpo-arith-* results/flaw_ops/longer/runs/rloo-arith-* --baseline rloo --method grpo --paired --out results/flaw_ops/longer/steps/grpo_vs_rloo
 run analysis/copy_stutter.py results/flaw_ops/longer/steps/stutter --replot --out results/flaw_ops/longer/steps/stutter  # from stutter.csv
+run analysis/copy_stutter.py results/flaw_ops/longer/steps/stutter_methods --replot --out results/flaw_ops/longer/steps/stutter_methods
+run analysis/copy_stutter.py results/flaw_ops/longer/steps/no_add_flaw/stutter --replot --out results/flaw_ops/longer/steps/no_add_flaw/stutter
+run analysis/error_anatomy.py results/flaw_ops/longer/steps/no_add_flaw/errors --replot --out results/flaw_ops/longer/steps/no_add_flaw/errors
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 run analysis/test_noise.py results/test_noise/compute_efficiency/runs --out results/test_noise/compute_efficiency  # test-set noise

@@ -139,6 +139,12 @@ JOBS = [
     ("compute_efficiency", ["results/flaw_ops/longer/runs/grpo-arith-*", "results/flaw_ops/longer/runs/rloo-arith-*",
                             "--baseline", "rloo", "--method", "grpo", "--paired"], "flaw_ops/longer/steps/grpo_vs_rloo"),
     ("copy_stutter", ["results/flaw_ops/longer/steps/stutter", "--replot"], "flaw_ops/longer/steps/stutter"),
+    ("copy_stutter", ["results/flaw_ops/longer/steps/stutter_methods", "--replot"],
+     "flaw_ops/longer/steps/stutter_methods"),
+    ("copy_stutter", ["results/flaw_ops/longer/steps/no_add_flaw/stutter", "--replot"],
+     "flaw_ops/longer/steps/no_add_flaw/stutter"),
+    ("error_anatomy", ["results/flaw_ops/longer/steps/no_add_flaw/errors", "--replot"],
+     "flaw_ops/longer/steps/no_add_flaw/errors"),
     ("test_noise", ["results/test_noise/compute_efficiency/runs"], "test_noise/compute_efficiency"),
     ("test_noise", ["results/test_noise/flaw_ops/runs"], "test_noise/flaw_ops"),
     ("compute_efficiency", ["results/test_noise/compute_efficiency/runs", "--paired"],
@@ -351,6 +357,21 @@ def test_step_rule_runs_repeat_longer_where_the_rule_is_the_default():
             if arm == "operand":  # a state after every line's first operand as well as every line
                 assert auto[0]["vine/num_states"] < other[0]["vine/num_states"] <= 2 * auto[0]["vine/num_states"]
             assert other[0]["loss/policy"] != auto[0]["loss/policy"]
+
+
+def test_stutter_reruns_repeat_longer():
+    """flaw_ops/longer/steps/stutter_methods/: PPO and GRPO rerun with checkpoints kept, at a later
+    commit, log longer/'s numbers record for record, so the checkpoints copy_stutter read are those
+    runs'."""
+    def records(folder, run):
+        lines = (RESULTS / "flaw_ops" / folder / "runs" / run / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in lines]
+
+    runs = sorted(p.name for p in (RESULTS / "flaw_ops" / "longer" / "steps" / "stutter_methods" / "runs").iterdir())
+    assert runs == ["grpo-arith-s0", "grpo-arith-s1", "ppo-arith-s0", "ppo-arith-s1"]
+    for run in runs:
+        again = records("longer/steps/stutter_methods", run)
+        assert len(again) == 40 and again == records("longer", run), run
 
 
 def test_test_noise_runs_repeat_the_earlier_ones():
