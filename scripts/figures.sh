@@ -90,6 +90,7 @@ run analysis/copy_stutter.py results/flaw_ops/longer/steps/stutter --replot --ou
 run analysis/copy_stutter.py results/flaw_ops/longer/steps/stutter_methods --replot --out results/flaw_ops/longer/steps/stutter_methods
 run analysis/copy_stutter.py results/flaw_ops/longer/steps/no_add_flaw/stutter --replot --out results/flaw_ops/longer/steps/no_add_flaw/stutter
 run analysis/error_anatomy.py results/flaw_ops/longer/steps/no_add_flaw/errors --replot --out results/flaw_ops/longer/steps/no_add_flaw/errors
+run analysis/compute_efficiency.py results/flaw_ops/longer/steps/no_add_flaw/runs/vineppo-* results/flaw_ops/longer/steps/no_add_flaw/runs/grpo-* --baseline grpo --paired --out results/flaw_ops/longer/steps/no_add_flaw/vs_grpo
 run analysis/value_quality.py --replot --out results/value_quality                          # from its states.csv
 run analysis/value_quality.py --replot --out results/earlier_preset/value_quality
 run analysis/test_noise.py results/test_noise/compute_efficiency/runs --out results/test_noise/compute_efficiency  # test-set noise
