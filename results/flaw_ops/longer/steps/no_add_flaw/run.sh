@@ -33,9 +33,13 @@ for s in ${SEEDS:-0 1 2 3}; do for a in ${ALGOS:-vineppo grpo}; do
   [ -f runs/flaw_ops_no_add/$a-arith-s$s/summary.json ] || echo "$a $s"
 done; done | xargs -r -P 2 -L 1 bash -c 'job "$@"' _
 out=results/flaw_ops/longer/steps/no_add_flaw
-for d in runs/flaw_ops_no_add/*/; do  # the run files (no checkpoints), the SFT run's too
+for d in runs/flaw_ops_no_add/*/; do  # the run files (no checkpoints), the SFT run's too, and each
+  # evaluation's per-problem bits, so vs_grpo/ also counts the test set's own noise
   mkdir -p "$out/runs/$(basename "$d")"
   cp "$d"/config.yaml "$d"/metrics.jsonl "$d"/summary.json "$out/runs/$(basename "$d")/"
+  if [ -f "$d"/eval/greedy_correct.json ]; then
+    mkdir -p "$out/runs/$(basename "$d")/eval" && cp "$d"/eval/greedy_correct.json "$out/runs/$(basename "$d")/eval/"
+  fi
 done
 .venv/bin/python analysis/error_anatomy.py runs/flaw_ops_no_add --every 4 --out $out/errors > runs/flaw_ops_no_add/errors.log 2>&1 &
 .venv/bin/python analysis/copy_stutter.py runs/flaw_ops_no_add --every 4 --out $out/stutter > runs/flaw_ops_no_add/stutter.log 2>&1
