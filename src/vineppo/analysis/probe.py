@@ -126,6 +126,7 @@ def next_token_mass(model, tokenizer, states: list[CopyState], batch_size: int =
     ops = operation_tokens(tokenizer)
     digits = digit_tokens(tokenizer)
     device = next(model.parameters()).device
+    by_op: dict[str, dict[str, torch.Tensor]] = {}  # each operation's classes, fitted to the model's vocabulary
     out = []
     for start in range(0, len(states), batch_size):
         chunk = states[start:start + batch_size]
@@ -138,9 +139,11 @@ def next_token_mass(model, tokenizer, states: list[CopyState], batch_size: int =
         last = logits[torch.arange(len(ids)), torch.tensor([len(x) - 1 for x in ids])].float()
         probs = last.softmax(-1).cpu()
         for s, p in zip(chunk, probs, strict=True):
-            other_op = torch.stack([ops[o] for o in OPS if o not in (s.op, FLAW_OF[s.op])]).any(0)
-            classes = {k: _fit(m, len(p)) for k, m in (("right", ops[s.op]), ("flaw", ops[FLAW_OF[s.op]]),
-                                                       ("other_op", other_op), ("digit", digits))}
+            if s.op not in by_op:
+                other_op = torch.stack([ops[o] for o in OPS if o not in (s.op, FLAW_OF[s.op])]).any(0)
+                by_op[s.op] = {k: _fit(m, len(p)) for k, m in (("right", ops[s.op]), ("flaw", ops[FLAW_OF[s.op]]),
+                                                               ("other_op", other_op), ("digit", digits))}
+            classes = by_op[s.op]
             mass = {k: float(p[m].sum()) for k, m in classes.items()}
             mass["other"] = max(0.0, 1.0 - sum(mass.values()))
             top = int(p.argmax())
