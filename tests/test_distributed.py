@@ -147,7 +147,7 @@ def test_deepspeed_run_resumes_from_its_checkpoint(tmp_path, easy_sft_checkpoint
     assert len(cut) == 3 and cut == ref
 
 
-def _split_pass_worker(rank: int, port: int, queue) -> None:
+def _split_pass_worker(rank: int, port: int, queue, chunk: int = 3, lockstep: bool = False) -> None:
     """One of 2 gloo processes: the reference pass of `chunked`, split, on the same batch."""
     import torch.distributed as dist
 
@@ -162,10 +162,31 @@ def _split_pass_worker(rank: int, port: int, queue) -> None:
         calls.append(b["input_ids"].shape[0])
         return token_logprobs(model, b, 0.7)
 
-    out = chunked(fn, batch, chunk=3, world=World(rank, 2, rank))
-    queue.put((rank, out, sum(calls)))
+    out = chunked(fn, batch, chunk=chunk, world=World(rank, 2, rank), lockstep=lockstep)
+    queue.put((rank, out, calls))
     dist.barrier()
     dist.destroy_process_group()
+
+
+def _spawn(worker, *args, timeout: float = 120) -> dict:
+    """Run `worker(rank, port, queue, *args)` in 2 spawned processes; {rank: what it put}. A process
+    that hangs (a collective the other never joins) fails the test at `timeout` and is killed."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = free_port()
+    procs = [ctx.Process(target=worker, args=(r, port, queue, *args)) for r in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        got = [queue.get(timeout=timeout) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    return {r: rest for r, *rest in got}
 
 
 def _split_pass_case():
@@ -188,25 +209,124 @@ def _split_pass_case():
 def test_no_grad_passes_split_over_two_processes_equal_one():
     """2 CPU processes (gloo) each compute half of the chunks of a log-prob pass and a sum fills in
     the rest: every process ends with exactly the one-process result, having run half the rows."""
-    import torch.multiprocessing as mp
-
     from vineppo.rollout import chunked, token_logprobs
 
     model, batch = _split_pass_case()
     one = chunked(lambda b: token_logprobs(model, b, 0.7), batch, chunk=3)
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    procs = [ctx.Process(target=_split_pass_worker, args=(r, port, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = dict((r, (out, rows)) for r, out, rows in (queue.get(timeout=120) for _ in procs))
-    for p in procs:
-        p.join(timeout=60)
+    results = _spawn(_split_pass_worker)
     mask = batch["mask"].bool()
     for r in (0, 1):
         assert torch.equal(results[r][0][mask], one[mask])
     # 10 rows in chunks of 3 (3, 3, 3, 1): rank 0 takes chunks 0 and 2, rank 1 chunks 1 and 3.
-    assert (results[0][1], results[1][1]) == (6, 4)
+    assert (results[0][1], results[1][1]) == ([3, 3], [3, 1])
+
+
+def test_lockstep_split_runs_as_many_passes_on_every_process():
+    """ZeRO-3's split (lockstep): 10 rows in chunks of 4 (4, 4, 2) over 2 processes; rank 0 takes
+    chunks 0 and 2, rank 1 chunk 1 and then the last chunk again, dropped: 2 passes each, and both
+    still end with exactly the one-process result. Without lockstep rank 1 runs one pass."""
+    from vineppo.rollout import chunked, token_logprobs
+
+    model, batch = _split_pass_case()
+    one = chunked(lambda b: token_logprobs(model, b, 0.7), batch, chunk=4)
+    mask = batch["mask"].bool()
+    locked, free = _spawn(_split_pass_worker, 4, True), _spawn(_split_pass_worker, 4, False)
+    for r in (0, 1):
+        assert torch.equal(locked[r][0][mask], one[mask]) and torch.equal(free[r][0][mask], one[mask])
+    assert (locked[0][1], locked[1][1]) == ([4, 2], [4, 2])
+    assert (free[0][1], free[1][1]) == ([4, 2], [4])
+
+
+def _path_batch(shareable: bool):
+    """4 rows: 2 prompts x 2 samples (sharing saves work), or 4 distinct prompts (it does not)."""
+    from vineppo.rollout import Episode, collate_episodes
+
+    prompts = [[5, 6, 7, 8, 9, 10]] * 2 + [[11, 12, 13, 14, 15, 16]] * 2 if shareable else \
+        [[5 + i, 6, 7, 8, 9, 10] for i in range(4)]
+    eps = [Episode(i // 2, {}, "", p, [20 + i, 21, 22], "", "stop", 1.0) for i, p in enumerate(prompts)]
+    return collate_episodes(eps, 0)
+
+
+def _path_worker(rank: int, port: int, queue, shareable: tuple[bool, bool], locked: bool) -> None:
+    """One of 2 gloo processes: token log-probs of its own batch, in lockstep or not; how many
+    times the model ran, and the result against the plain forward's."""
+    import torch.distributed as dist
+
+    from vineppo import shared_prefix
+    from vineppo.rollout import token_logprobs
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    model, _ = _split_pass_case()
+    batch = _path_batch(shareable[rank])
+    calls = []
+    model.get_input_embeddings().register_forward_hook(lambda mod, i, o: calls.append(tuple(i[0].shape)))
+    with torch.no_grad(), shared_prefix.lockstep(World(rank, 2, rank) if locked else None):
+        out = token_logprobs(model, batch, 1.0)
+    plain = token_logprobs(model, batch, 1.0, shared_prefix=False).detach()
+    m = batch["mask"].bool()
+    queue.put((rank, calls[:-1], float((out[m] - plain[m]).abs().max())))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_lockstep_takes_the_shared_path_only_where_every_process_would():
+    """Rank 0's batch shares its prompts, rank 1's does not. Free, rank 0 runs the model twice
+    (prompts [2, 6], then responses [4, 3]) and rank 1 once: under ZeRO-3 that hangs. In
+    lockstep both run once, on the plain path; where both batches share, both take the shared path."""
+    free = _spawn(_path_worker, (True, False), False)
+    assert (free[0][0], free[1][0]) == ([(2, 6), (4, 3)], [(4, 9)])
+    locked = _spawn(_path_worker, (True, False), True)
+    assert (locked[0][0], locked[1][0]) == ([(4, 9)], [(4, 9)])
+    both = _spawn(_path_worker, (True, True), True)
+    assert both[0][0] == both[1][0] == [(2, 6), (4, 3)]
+    for got in (free, locked, both):
+        assert got[0][1] < 1e-5 and got[1][1] < 1e-5  # the same log-probs on either path
+
+
+def _zero3_worker(rank: int, port: int, queue) -> None:
+    """One of 2 gloo processes training a tiny Llama under DeepSpeed ZeRO-3 on batches whose paths
+    differ (rank 0's shares its prompts, rank 1's does not), in lockstep: 2 steps complete."""
+    import os
+
+    os.environ.update(DS_ACCELERATOR="cpu", RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    import deepspeed
+
+    from vineppo import shared_prefix
+    from vineppo.rollout import token_logprobs
+
+    torch.set_num_threads(1)
+    deepspeed.init_distributed(dist_backend="gloo")
+    model, _ = _split_pass_case()
+    conf = {"train_micro_batch_size_per_gpu": 4, "train_batch_size": 8, "zero_optimization": {"stage": 3},
+            "optimizer": {"type": "Adam", "params": {"lr": 1e-3, "torch_adam": True}}, "steps_per_print": 10**9}
+    engine = deepspeed.initialize(model=model.train(), model_parameters=model.parameters(), config=conf)[0]
+    batch = _path_batch(shareable=rank == 0)
+    losses = []
+    for _ in range(2):
+        with shared_prefix.lockstep(World(rank, 2, rank)):
+            logp = token_logprobs(engine, batch, 1.0)
+        loss = -(logp * batch["mask"]).sum() / batch["mask"].sum()
+        engine.backward(loss)
+        engine.step()
+        losses.append(float(loss))
+    queue.put((rank, losses))
+    torch.distributed.barrier()
+
+
+@pytest.mark.slow
+def test_zero3_with_processes_on_different_paths_does_not_hang():
+    """The failure lockstep prevents, for real: without it this ZeRO-3 run waits forever (rank 0's
+    second forward gathers weights rank 1 never sends). In lockstep both steps complete, and the
+    first step's loss is each batch's loss under the untrained weights."""
+    from vineppo.rollout import token_logprobs
+
+    model, _ = _split_pass_case()
+    got = _spawn(_zero3_worker, timeout=240)
+    for r in (0, 1):
+        batch = _path_batch(shareable=r == 0)
+        with torch.no_grad():
+            expect = -(token_logprobs(model, batch, 1.0) * batch["mask"]).sum() / batch["mask"].sum()
+        assert got[r][0][0] == pytest.approx(float(expect), abs=1e-5)
+        assert got[r][0][1] < got[r][0][0]  # a step of Adam on its own batch lowered its loss

@@ -12,8 +12,11 @@ What each process does in an iteration (see loop.py):
 - old / reference log-probs and PPO's values: the iteration's no-grad passes are cut into chunks
   and process r computes chunks r, r + W, ...; a sum over processes then gives every process the
   whole result (each entry computed once, the others adding zeros), so the passes cost 1/W each
-  instead of being repeated on every process. Under ZeRO-3 a sharded module's forward is collective,
-  so passes through the policy or the value network are not split there.
+  instead of being repeated on every process. Under ZeRO-3 a sharded module's forward is collective
+  (each layer gathers its weights from every process), so there every process must run the same
+  number of forwards of the same shape of call: each runs as many chunks as the busiest one (a
+  spare one runs a chunk again and drops it), and every forward takes the shared-prefix path only
+  where every process's batch would (`shared_prefix.lockstep`), in these passes and in the update.
 - update: each mini-batch (the same permutation on every process) is split across processes, and
   each process's loss is weighted by its share of the mini-batch's tokens (or pairs), so the
   averaged gradient equals the single-process gradient of the whole mini-batch.
@@ -71,6 +74,12 @@ class World:
         if self.world_size > 1:
             torch_dist.all_reduce(t)
         return t
+
+    def all(self, flag: bool) -> bool:
+        """True on every process if `flag` is true on every process (one all-reduce)."""
+        if self.world_size == 1:
+            return flag
+        return self.sum([float(flag)])[0] == self.world_size
 
     def sum(self, values: list[float]) -> list[float]:
         """Element-wise sum of a list of floats over processes."""

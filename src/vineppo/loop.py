@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from vineppo import checkpoint as ckpt
+from vineppo import shared_prefix as prefix
 from vineppo.algorithms import dpo_plus, grpo, ppo, restem, rloo, vineppo
 from vineppo.algorithms.advantages import masked_mean, value_fit, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
@@ -266,20 +267,19 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         if mc_values is not None:  # VinePPO: how much of the returns' variance its MC values explain
             stats.update(value_fit(mc_values, batch["rewards"][:, None] * batch["mask"], batch["mask"]))
         # Each process computes its share of these passes (distributed.py); under ZeRO-3 the
-        # sharded policy and value network must run on every process together.
-        split = world if zero_stage != 3 else None
+        # sharded policy and value network run them in lockstep.
         with autocast(device, precision):  # the same numerics as the update's forward
             if rl.old_logprobs == "sampler" and sampler_logp is not None and engine_logprobs_exact:
                 old_logp = sampler_logp
             else:
                 old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature, rl.shared_prefix), batch,
-                                   rl.minibatch_size, split)
+                                   rl.minibatch_size, world, lockstep=zero_stage == 3)
             ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature, rl.shared_prefix), batch,
                                 rl.minibatch_size, world)
                         if rl.algo in PPO_FAMILY else None)
             if value_model is not None:
                 batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
-                    value_model, batch, rl.gamma, rl.lam, rl.minibatch_size, split)
+                    value_model, batch, rl.gamma, rl.lam, rl.minibatch_size, world, lockstep=zero_stage == 3)
                 stats.update(value_fit(batch["old_values"], batch["returns"], batch["mask"]))
         if rl.whiten_advantages:
             batch["advantages"] = whiten(batch["advantages"], batch["mask"])
@@ -314,7 +314,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                                                   ref_logp[idx] if ref_logp is not None else None)
                 share = (loss_items(rl.algo, mb["mask"]) / loss_items(rl.algo, batch["mask"][all_rows])
                          if mine_units else 0.0)
-                logp, values = updater(mb, rl.temperature)
+                # Under ZeRO-3 every forward is collective: each process's share takes the
+                # shared-prefix path only where every process's does.
+                with prefix.lockstep(world if zero_stage == 3 else None):
+                    logp, values = updater(mb, rl.temperature)
                 losses, step_logs = minibatch_loss(rl, logp, values, mb, mb_old, mb_ref)
                 for part, loss in losses.items():
                     check_finite(f"loss ({part})", loss, it + 1, run)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +27,24 @@ from transformers import DynamicCache
 
 SAVING = 0.9
 """Take the shared path only when its token count is below this fraction of the plain one's."""
+
+_lockstep = None
+"""The World whose processes must take one path together (set by `lockstep`), or None."""
+
+
+@contextmanager
+def lockstep(world) -> Iterator[None]:
+    """Within it, a forward takes the shared path only where every process of `world` would, so
+    that every process runs the model the same number of times (two passes shared, one plain).
+    ZeRO-3 needs this: there each forward gathers every layer's weights from all processes, and
+    a process running one pass more than another waits for it forever. Every process must call
+    `forward` the same number of times inside (one all-reduce each). None or one process: no-op."""
+    global _lockstep
+    before, _lockstep = _lockstep, (world if world is not None and world.world_size > 1 else None)
+    try:
+        yield
+    finally:
+        _lockstep = before
 
 
 @functools.cache
@@ -82,13 +102,16 @@ def forward(model, batch: dict[str, torch.Tensor], outputs) -> tuple[torch.Tenso
     ids, has = batch["input_ids"], batch["mask"].bool()
     n, width = ids.shape
     resp_len = has.sum(1)
-    if not bool((resp_len > 0).all()):
-        return None
-    prompt_len = has.int().argmax(1) + 1  # response token t of row i is input column prompt_len[i] + t
-    prompts, group = prompt_groups(ids, prompt_len.tolist())
-    p_max, r_max = max(len(p) for p in prompts), int(resp_len.max())
-    plain = n * int(batch["attention_mask"].sum(1).max()) if "attention_mask" in batch else n * width
-    if len(prompts) * p_max + n * r_max >= SAVING * plain:
+    share = bool((resp_len > 0).all())
+    if share:
+        prompt_len = has.int().argmax(1) + 1  # response token t of row i is input column prompt_len[i] + t
+        prompts, group = prompt_groups(ids, prompt_len.tolist())
+        p_max, r_max = max(len(p) for p in prompts), int(resp_len.max())
+        plain = n * int(batch["attention_mask"].sum(1).max()) if "attention_mask" in batch else n * width
+        share = len(prompts) * p_max + n * r_max < SAVING * plain
+    if _lockstep is not None:
+        share = _lockstep.all(share)
+    if not share:
         return None
 
     device, pad = ids.device, 0  # any id: padding is after every real token or masked
