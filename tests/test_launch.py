@@ -172,6 +172,21 @@ def test_bad_input_names_what_is_wrong():
     assert load_profile("local", {"time_min": 5})["timeout_min"] == 5
 
 
+def test_help_lists_every_sweep_with_its_description_and_every_profile(capsys):
+    from vineppo.launch import SWEEPS_DIR, main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    sweeps = sorted(SWEEPS_DIR.glob("*.yaml"))
+    assert len(sweeps) >= 10
+    for path in sweeps:
+        description = load_sweep(path.stem)["description"]
+        assert f"  {path.stem:<20} {description}\n" in out + "\n"
+    assert "Slurm profiles (slurm/): a100x4, default, h100x8, local" in out
+    assert main([]) == 2 and "usage:" in capsys.readouterr().err  # nothing asked: usage, as an error
+    assert main(["sweep=tabel1"]) == 2 and "unknown sweep 'tabel1'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_complete_sweep_submits_nothing_and_a_deleted_run_reruns_alone(tmp_path):
     args = ["sweep=smoke", f"output_dir={tmp_path}"]

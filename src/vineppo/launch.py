@@ -519,11 +519,42 @@ def latex_table(df) -> str:
     return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"]) + "\n"
 
 
+USAGE = """usage: python experiments/launch.py sweep=NAME [preset=tiny|paper] [cluster=local|slurm]
+       [seeds=N] [base=NAME] [profile=NAME] [processes=N] [max_parallel=N] [slurm.KEY=VALUE ...]
+       [key=value ...] [--dry-run]
+
+  --dry-run        list every job (stage, done/todo, config overrides, run folder); runs nothing
+  preset           tiny (default: generated tasks, models trained here) or paper (the authors' SFT
+                   checkpoints on GSM8K and MATH)
+  cluster          local (default: submitit on this machine), slurm (profile from slurm/NAME.yaml),
+                   debug (in this process)
+  key=value        any config key (`vineppo keys` lists them), e.g. rl.iterations=10
+
+Finished runs are skipped and unfinished ones resume from their last checkpoint."""
+
+
+def usage() -> str:
+    """The command's usage, with every sweep and its description and every Slurm profile."""
+    lines = [USAGE, "", "sweeps (experiments/sweeps/):"]
+    for name in available_sweeps():
+        description = OmegaConf.load(SWEEPS_DIR / f"{name}.yaml").get("description", "")
+        lines.append(f"  {name:<20} {description}")
+    lines += ["", "Slurm profiles (slurm/): " + ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     import sys
 
+    argv = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help", "help"} & set(argv):
+        print(usage())
+        return 0
+    if not argv:
+        print(usage(), file=sys.stderr)
+        return 2
     try:
-        result = launch(sys.argv[1:] if argv is None else argv)
+        result = launch(argv)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
