@@ -53,3 +53,38 @@ def test_usage_names_every_rl_algorithm():
 
     line = next(x for x in USAGE.splitlines() if x.strip().startswith("rl "))
     assert set(line.split("rl.algo=")[1].split()[0].split("|")) == set(ALGOS)
+
+
+def test_keys_shows_values_under_the_settings_given_and_each_key_described(capsys):
+    from vineppo.config import valid_keys
+
+    assert main(["keys"]) == 0
+    out = capsys.readouterr().out
+    listed = [line.split(" = ")[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert listed == valid_keys()  # every key, once, in order, each followed by its description
+    lines = out.splitlines()
+    assert all(lines[i + 1].startswith("    ") for i, line in enumerate(lines) if not line.startswith(" "))
+    # A section and a key, under the paper preset (presets/paper.yaml: learning_rate 1.0e-6,
+    # model realtreetune/rho-1b-sft-GSM8K); the dataclass default of rl.learning_rate differs.
+    assert main(["keys", "rl.learning_rate", "model", "preset=paper"]) == 0
+    out = capsys.readouterr().out
+    assert "rl.learning_rate = 1e-06\n" in out and "model.name_or_path = realtreetune/rho-1b-sft-GSM8K\n" in out
+    assert {line.split(" = ")[0] for line in out.splitlines() if not line.startswith(" ")} == \
+        {"rl.learning_rate"} | {k for k in valid_keys() if k.startswith("model.")}
+    assert main(["keys", "rl.clip"]) == 0
+    assert capsys.readouterr().out == "rl.clip = 0.2\n    PPO ratio clip.\n"
+    assert main(["keys", "", "rl.init"]) == 0  # "": the top-level keys
+    out = capsys.readouterr().out
+    assert "seed = 0\n" in out and "rl.init = null\n" in out and "rl.clip" not in out
+    assert main(["keys", "rll"]) == 2
+    assert "no config key or section 'rll'; sections: deepspeed, eval, model, rl, sft, task" in capsys.readouterr().err
+
+
+def test_command_help_lists_the_keys_it_reads(capsys):
+    assert main(["rl", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: vineppo rl [key=value ...]\n") and "\nrl.algo = vineppo\n" in out
+    assert "\ndeepspeed.zero_stage = 2\n" in out and "sft.learning_rate" not in out
+    assert main(["eval", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert "\neval.split = test\n" in out and "rl.algo" not in out and "sft.max_steps" not in out

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 
-from vineppo.config import ConfigError, make_config, parse_overrides
+from vineppo.config import ConfigError, _flatten, key_docs, make_config, parse_overrides, to_dict
 from vineppo.runio import atomic_write_text, git_commit
 from vineppo.tasks.hub import DataError
 
@@ -17,8 +18,38 @@ commands:
   rl     train (or resume) rl.algo=ppo|vineppo|grpo|rloo|restem|dpo_plus from rl.init=<SFT checkpoint>
   eval   evaluate model.name_or_path on task.name's eval.split (test|train), writes <output_dir>/<run_name>.json
   tiny   the tiny preset's main job: SFT + evaluation on arith and arith_hard, then a summary table
-  keys   list every config key
+  keys   every config key with its value and what it does; `vineppo keys rl model.dtype preset=paper`
+         shows only those sections or keys, under those settings
+
+`vineppo COMMAND --help` lists the keys that COMMAND reads.
 """
+
+SECTIONS = {"sft": ("", "task", "model", "sft", "eval"), "rl": ("", "task", "model", "rl", "eval", "deepspeed"),
+            "eval": ("", "task", "model", "eval"), "tiny": ("", "task", "model", "sft", "eval")}
+"""The config sections each command reads ("": the top-level keys)."""
+
+
+def describe_keys(args: list[str]) -> str:
+    """`key = value` and its description for every key, or for the sections and keys named in
+    `args` (`rl`, `rl.`, `model.dtype`; "" is the top level), with the `key=value` pairs in `args`
+    applied first (so `preset=paper` shows the paper preset's values)."""
+    names = [a for a in args if "=" not in a]
+    values = _flatten(to_dict(make_config([a for a in args if "=" in a])))
+    known = key_docs()
+    wanted = [n.rstrip(".") for n in names]
+    sections = sorted({k.split(".")[0] for k in known if "." in k})
+    for name in wanted:
+        if name and name not in known and name not in sections:
+            raise ConfigError(f"no config key or section '{name}'; sections: {', '.join(sections)}")
+    lines = []
+    for key, doc in known.items():
+        section = key.rsplit(".", 1)[0] if "." in key else ""
+        if wanted and not any(w == key or w == section or (w and key.startswith(w + ".")) for w in wanted):
+            continue
+        value = values[key]
+        lines.append(f"{key} = {value if isinstance(value, str) else json.dumps(value)}")
+        lines += textwrap.wrap(doc, 96, initial_indent="    ", subsequent_indent="    ")
+    return "\n".join(lines)
 
 
 def cmd_sft(args: list[str]) -> dict:
@@ -107,9 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"sft": cmd_sft, "rl": cmd_rl, "eval": cmd_eval, "tiny": cmd_tiny}
     try:
         if command == "keys":
-            from vineppo.config import valid_keys
-
-            print("\n".join(valid_keys()))
+            print(describe_keys(args))
+            return 0
+        if command in SECTIONS and {"-h", "--help"} & set(args):
+            line = next(x for x in USAGE.splitlines() if x.startswith(f"  {command} "))
+            print(f"usage: vineppo {command} [key=value ...]\n{line.strip()}\n\nkeys (value in the tiny preset):\n"
+                  + describe_keys(list(SECTIONS[command])))
             return 0
         if command not in commands:
             print(f"unknown command '{command}'\n\n{USAGE}", file=sys.stderr)

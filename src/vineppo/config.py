@@ -6,6 +6,7 @@ A config is built as: dataclass defaults <- preset YAML (`presets/<name>.yaml`) 
 
 from __future__ import annotations
 
+import ast
 import difflib
 from dataclasses import dataclass, field, fields, is_dataclass
 from importlib import resources
@@ -278,6 +279,30 @@ def _all_keys(cls: type, prefix: str = "") -> list[str]:
 def valid_keys() -> list[str]:
     """Every settable dotted key, e.g. `sft.learning_rate`."""
     return _all_keys(Config)
+
+
+def key_docs() -> dict[str, str]:
+    """Every settable key's description: the string under its field in this file's dataclasses
+    (read from the source, so `vineppo keys` says what the code says), on one line."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    docs: dict[tuple[str, str], str] = {}
+    for node in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        for a, b in zip(node.body, node.body[1:], strict=False):
+            if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr)
+                    and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)):
+                docs[node.name, a.target.id] = " ".join(b.value.value.split())
+    out: dict[str, str] = {}
+
+    def walk(cls: type, prefix: str) -> None:
+        for f in fields(cls):
+            sub = f.default_factory() if callable(f.default_factory) else None  # type: ignore[misc]
+            if is_dataclass(sub):
+                walk(type(sub), f"{prefix}{f.name}.")
+            else:
+                out[f"{prefix}{f.name}"] = docs.get((cls.__name__, f.name), "")
+
+    walk(Config, "")
+    return out
 
 
 def _check_keys(flat: dict[str, Any], where: str) -> None:
