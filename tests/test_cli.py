@@ -19,6 +19,28 @@ def test_eval_command_writes_results(tmp_path, tiny_model_and_tokenizer, capsys)
     assert all(len(p["sampled_correct"]) == 2 for p in result["problems"])
 
 
+def test_eval_of_a_hub_task_reads_only_its_test_file(tmp_path, tiny_model_and_tokenizer, monkeypatch, capsys):
+    """`vineppo eval` on GSM8K with only task.test_path: the train split is never loaded, so no
+    hub is asked; eval.split=sft on a task without an SFT pool is named."""
+    import datasets
+
+    def offline(*a, **kw):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    rows = [{"question": "Tom has 3 apples and buys 4. How many?", "answer": "3 + 4 = 7\n#### 7"}] * 3
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = [f"model.name_or_path={tmp_path / 'm'}", f"output_dir={tmp_path}", "task.name=gsm8k",
+              f"task.test_path={tmp_path / 'test.jsonl'}", "eval.max_new_tokens=4", "eval.num_samples=0"]
+    assert main(["eval", *common]) == 0
+    assert json.loads((tmp_path / "eval-gsm8k-test.json").read_text())["num_problems"] == 3
+    assert main(["eval", *common, "eval.split=sft"]) == 2
+    assert "eval.split=sft: task gsm8k has no SFT pool here" in capsys.readouterr().err
+
+
 def test_bad_key_exits_2_naming_closest(capsys):
     assert main(["sft", "sft.max_stepz=3"]) == 2
     err = capsys.readouterr().err

@@ -133,3 +133,43 @@ def test_check_unchanged_names_each_changed_key_and_allows_free_ones(tmp_path):
         check_unchanged(path, make_config(["rl.learning_rate=2e-4", "rl.clip=0.3", "sft.max_steps=10"]), ())
     with pytest.raises(ConfigError, match=r"sft.max_steps: 10 there, 99 now"):  # 'sft.' frees sft.*, not 'sft'
         check_unchanged(path, make_config(["rl.learning_rate=1e-4", "sft.max_steps=99"]), ("sft",))
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("task.name=gsm9k", "task.name: 'gsm9k' is not one of arith, arith_hard, gsm8k, math; did you mean 'gsm8k'"),
+    ("model.dtype=float17", "model.dtype: 'float17' is not one of float32, bfloat16, float16; did you mean 'float16'"),
+    ("engine=vlm", "engine: 'vlm' is not one of hf, vllm; did you mean 'vllm'"),
+    ("eval.split=tset", "eval.split: 'tset' is not one of test, train, sft; did you mean 'test'"),
+    ("rl.algo=grp", "rl.algo: 'grp' is not one of ppo, vineppo, grpo, rloo, restem, dpo_plus; did you mean"),
+    ("rl.old_logprobs=x", "rl.old_logprobs: 'x' is not one of sampler, recompute$"),
+    ("rl.grad_clip_scope=both", "rl.grad_clip_scope: 'both' is not one of per_model, joint$"),
+    ("rl.autocast=fp8", "rl.autocast: 'fp8' is not one of auto, bfloat16"),
+    ("deepspeed.bf16=maybe", "deepspeed.bf16: 'maybe' is not one of auto, true, false"),
+    ("deepspeed.zero_stage=4", "deepspeed.zero_stage: '4' is not one of 0, 1, 2, 3"),
+    ("device=gpu", "device: 'gpu' is not one of auto, cpu, cuda, cuda:N"),
+    ("task.flaw_ops=[add,pow]", r"task.flaw_ops must be a non-empty list of add, sub, mul, div, got \['add', 'pow'\]"),
+    ("task.flaw_ops=[]", "task.flaw_ops must be a non-empty list"),
+])
+def test_a_setting_outside_its_choices_is_named_with_them(override, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config([override])
+
+
+def test_every_choice_is_accepted_and_the_lists_agree_with_the_code():
+    from vineppo.config import CHOICES, FLAW_OPS
+    from vineppo.inference import ENGINES
+    from vineppo.learner import AUTOCAST_CHOICES, CLIP_SCOPES
+    from vineppo.loop import ALGOS
+    from vineppo.tasks import TASKS
+    from vineppo.tasks.arith import FLAW_OF
+
+    assert CHOICES["rl.algo"] == ALGOS and CHOICES["engine"] == ENGINES and set(CHOICES["task.name"]) == set(TASKS)
+    assert CHOICES["rl.autocast"] == AUTOCAST_CHOICES and CHOICES["rl.grad_clip_scope"] == CLIP_SCOPES
+    assert set(FLAW_OPS) == set(FLAW_OF)
+    for key, choices in CHOICES.items():
+        for choice in choices:
+            extra = ["rl.samples_per_prompt=2"] if key == "rl.algo" else []
+            make_config([f"{key}={choice}", *extra])
+    for device in ("auto", "cpu", "cuda", "cuda:3"):
+        assert make_config([f"device={device}"]).device == device
+    assert make_config(["deepspeed.bf16=true", "rl.autocast=null"]).rl.autocast is None

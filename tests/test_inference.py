@@ -168,3 +168,22 @@ def test_shared_prefix_decoding_equals_the_plain_path(tiny_model_and_tokenizer):
                 ref = fresh_logprobs(m, tok, prompt, c.token_ids, 0.9)
                 assert max(abs(a - b) for a, b in zip(c.logprobs, ref, strict=True)) < 1e-4
     assert len(lengths) > 1  # rows did finish at different steps
+
+
+def test_vllm_engine_missing_is_a_config_error(tiny_model_and_tokenizer, monkeypatch):
+    """Where vllm is not installed, engine=vllm ends in one ConfigError that says how to get it
+    (not an ImportError from inside the engine)."""
+    import importlib.util
+
+    import pytest
+
+    from vineppo.config import ConfigError
+    from vineppo.inference import make_engine
+
+    model, tok = tiny_model_and_tokenizer
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else find_spec(name, *a))
+    with pytest.raises(ConfigError, match="engine=vllm: vLLM is not installed here; .*ensure_vllm_env.sh"):
+        make_engine("vllm", model, tok, batch_size=4)
+    with pytest.raises(ConfigError, match="engine: unknown engine 'vlm'; available: hf, vllm"):
+        make_engine("vlm", model, tok, batch_size=4)

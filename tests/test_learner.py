@@ -214,8 +214,12 @@ def test_bad_grad_clip_scope_is_named(tiny_model_and_tokenizer, tmp_path):
     from vineppo.learner import Updater
 
     learner, _ = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
+    with pytest.raises(ConfigError, match="rl.grad_clip_scope: 'both' is not one of per_model, joint"):
+        make_config(["rl.grad_clip_scope=both"])
+    cfg = make_config([])
+    cfg.rl.grad_clip_scope = "both"  # a config not made by make_config: the updater still names it
     with pytest.raises(ConfigError, match="rl.grad_clip_scope must be one of per_model, joint, got 'both'"):
-        Updater(learner, make_config(["rl.grad_clip_scope=both"]), World(), CPU, micro_batch=8)
+        Updater(learner, cfg, World(), CPU, micro_batch=8)
 
 
 def test_deepspeed_bf16_trains_both_engines(tiny_model_and_tokenizer, tmp_path):

@@ -149,8 +149,11 @@ def test_finished_run_given_more_iterations_continues_exactly(tmp_path, easy_sft
 def test_unknown_algo_and_missing_init(tmp_path):
     from vineppo.config import ConfigError
 
-    with pytest.raises(ConfigError, match="unknown algorithm 'vinepo'"):
-        train_rl(make_config(["rl.algo=vinepo", "rl.init=x", f"output_dir={tmp_path}"]))
+    with pytest.raises(ConfigError, match="rl.algo: 'vinepo' is not one of ppo, vineppo, .*; did you mean 'vineppo'"):
+        make_config(["rl.algo=vinepo", "rl.init=x", f"output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="rl.init=runs/sft/final: no such folder"):
+        train_rl(make_config(["rl.init=runs/sft/final", f"output_dir={tmp_path}"]))
+    assert not (tmp_path / "vineppo-arith-s0").exists()  # nothing written before the check
     with pytest.raises(ConfigError, match="rl.init"):
         train_rl(make_config([f"output_dir={tmp_path}"]))
     with pytest.raises(ConfigError, match=r"rl.value_clip must be > 0 \(or null: no clip\), got 0.0"):

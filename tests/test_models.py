@@ -28,8 +28,45 @@ def test_model_save_load_same_logits(tmp_path, tiny_model_and_tokenizer):
     assert num_parameters(loaded) == num_parameters(model)
 
 
-def test_missing_local_model_is_named(tmp_path):
+def test_bad_model_sources_are_named_by_their_key(tmp_path, tiny_model_and_tokenizer):
+    """A path that is not there, a file, a folder without a saved model, and a source transformers
+    cannot read each end in one ConfigError naming the key, before anything is loaded."""
     import pytest
 
-    with pytest.raises(FileNotFoundError, match="no model at"):
-        load_model(tmp_path / "absent")
+    from vineppo.config import ConfigError
+    from vineppo.models import check_source, loading
+
+    with pytest.raises(ConfigError, match=f"rl.init={tmp_path / 'absent'}: no such folder"):
+        load_model(tmp_path / "absent", key="rl.init")
+    with pytest.raises(ConfigError, match="model.name_or_path=runs/sft/final: no such folder"):
+        load_tokenizer("runs/sft/final")  # relative, two slashes: a path, not a hub name
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no config.json in this folder"):
+        load_model(tmp_path / "empty")
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(ConfigError, match="weights.bin: a file, not a model folder"):
+        load_tokenizer(tmp_path / "weights.bin")
+    check_source("realtreetune/rho-1b-sft-GSM8K")  # a hub name passes; it is tried when loaded
+    with pytest.raises(ConfigError, match=r"rl.init=org/name: could not load it \(not on the hub\)"):
+        with loading("org/name", "rl.init"):
+            raise OSError("not on the hub\nmore detail")
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    assert num_parameters(load_model(tmp_path / "m")) == num_parameters(model)  # a good folder loads
+
+
+def test_cuda_without_a_gpu_is_named(monkeypatch):
+    import pytest
+
+    from vineppo.config import ConfigError
+    from vineppo.distributed import World
+    from vineppo.models import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ConfigError, match=f"device={device}: torch .* sees no CUDA GPU here"):
+            resolve_device(device)
+    with pytest.raises(ConfigError, match="device=cuda: torch"):
+        World().device("cuda")
+    assert resolve_device("auto").type == World().device("auto").type == "cpu"

@@ -131,6 +131,30 @@ def test_gsm8k_local_jsonl(tmp_path):
     assert grade(task.train[1]["solution"], task.train[1]["answer"], "gsm8k") == 1.0
 
 
+def test_unreachable_hub_is_a_data_error_saying_what_to_give(tmp_path, monkeypatch):
+    """Offline with nothing cached (or no such dataset): one DataError naming the task, the
+    dataset, the split and the keys that avoid the hub; a split given as a file never asks it."""
+    import datasets
+
+    asked = []
+
+    def offline(name, config=None, split=None, **kw):
+        asked.append((name, config, split))
+        raise ConnectionError(f"Couldn't reach '{name}' on the Hub (OfflineModeIsEnabled)\nmore")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError, match=r"task gsm8k: could not load openai/gsm8k \(main\) \[train\] from the hub "
+                       r"or its cache \(ConnectionError: Couldn't reach 'openai/gsm8k' on the Hub "
+                       r"\(OfflineModeIsEnabled\)\); give local files with task.train_path=FILE"):
+        load_task(TaskConfig(name="gsm8k"))
+    write_jsonl(tmp_path / "test.jsonl", [{"question": "1 + 1?", "answer": "1 + 1 = 2\n#### 2"}])
+    with pytest.raises(DataError, match=r"my/math \[train\] .*task.train_path=FILE"):
+        load_task(TaskConfig(name="math", hub_name="my/math", test_path=str(tmp_path / "test.jsonl")))
+    asked.clear()
+    task = load_task(TaskConfig(name="gsm8k", test_path=str(tmp_path / "test.jsonl")), with_train=False)
+    assert task.train == [] and task.test[0]["answer"] == "2" and asked == []  # the hub never asked
+
+
 def test_math_local_parquet(tmp_path):
     pd = pytest.importorskip("pandas")
     rows = [{"problem": "What is $1/2 + 1$?", "solution": "We get $\\boxed{\\frac{3}{2}}$.",

@@ -82,12 +82,14 @@ def cmd_eval(args: list[str]) -> dict:
     from vineppo.grading import set_timeout
 
     set_timeout(cfg.task.grade_timeout_s)
+    # The data first: a bad file or an unreachable hub fails before a model is loaded.
+    task = load_task(cfg.task, with_sft=cfg.eval.split == "sft", with_train=cfg.eval.split == "train")
+    if cfg.eval.split == "sft" and not task.sft_data:
+        raise ConfigError(f"eval.split=sft: task {cfg.task.name} has no SFT pool here (the generated tasks "
+                          "arith and arith_hard with task.num_sft > 0 do); use eval.split=train or test")
     model = load_model(cfg.model.name_or_path, cfg.model.dtype, cfg.device)
     engine = make_engine(cfg.engine, model, load_tokenizer(cfg.model.name_or_path), cfg.eval.batch_size,
                          path=cfg.model.name_or_path)
-    if cfg.eval.split not in ("test", "train", "sft"):
-        raise ConfigError(f"eval.split must be test, train or sft, got '{cfg.eval.split}'")
-    task = load_task(cfg.task, with_sft=cfg.eval.split == "sft")
     # sft: as many of the SFT problems as the test split holds (the model trained on these).
     examples = {"test": task.test, "train": task.train, "sft": task.sft_data[:len(task.test)]}[cfg.eval.split]
     result = evaluate(engine, examples, cfg.task.name, batch_size=cfg.eval.batch_size,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
@@ -394,6 +395,24 @@ ABOVE_0 = ("sft.learning_rate", "rl.learning_rate", "rl.temperature", "eval.temp
            "sft.grad_clip", "rl.grad_clip")
 IN_0_1 = ("rl.gamma", "rl.lam", "task.flaw_rate", "sft.warmup_ratio", "rl.top_p", "eval.top_p")
 GROUP_METHODS = ("grpo", "rloo", "dpo_plus")  # compare a prompt's responses with each other
+# The settings that name one of a few choices (None passes where a key allows it). The modules that
+# act on them keep their own lists (loop.ALGOS, inference.ENGINES, tasks.TASKS, ...); tests/test_config.py
+# checks that these agree with them.
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "task.name": ("arith", "arith_hard", "gsm8k", "math"),
+    "model.dtype": ("float32", "bfloat16", "float16"),
+    "engine": ("hf", "vllm"),
+    "eval.split": ("test", "train", "sft"),
+    "rl.algo": ("ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus"),
+    "rl.old_logprobs": ("sampler", "recompute"),
+    "rl.grad_clip_scope": ("per_model", "joint"),
+    "rl.autocast": ("auto", "bfloat16"),
+    "deepspeed.bf16": ("auto", "true", "false"),
+    "deepspeed.zero_stage": (0, 1, 2, 3),
+}
+FLAW_OPS = ("add", "sub", "mul", "div")
+"""The operations whose steps `task.flaw_ops` may flaw (tasks.arith.FLAW_OF)."""
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 def check_values(cfg: Config) -> None:
@@ -411,6 +430,17 @@ def check_values(cfg: Config) -> None:
             v = value(key)
             if v is not None and not ok(v):
                 raise ConfigError(f"{key} must be {rule}, got {v}")
+    for key, choices in CHOICES.items():
+        v = value(key)
+        v = str(v).lower() if key == "deepspeed.bf16" else v  # `true` arrives as the string 'True'
+        if v is not None and v not in choices:
+            close = difflib.get_close_matches(str(v), [str(c) for c in choices], n=1)
+            raise ConfigError(f"{key}: '{v}' is not one of {', '.join(map(str, choices))}"
+                              + (f"; did you mean '{close[0]}'?" if close else ""))
+    if not DEVICE.fullmatch(str(cfg.device)):
+        raise ConfigError(f"device: '{cfg.device}' is not one of auto, cpu, cuda, cuda:N")
+    if not cfg.task.flaw_ops or set(cfg.task.flaw_ops) - set(FLAW_OPS):
+        raise ConfigError(f"task.flaw_ops must be a non-empty list of {', '.join(FLAW_OPS)}, got {cfg.task.flaw_ops}")
     if cfg.rl.top_p == 0 or cfg.eval.top_p == 0:
         raise ConfigError("rl.top_p and eval.top_p must be > 0 (nucleus sampling keeps at least one token)")
     if cfg.model.name_or_path is None and cfg.model.hidden_size % cfg.model.num_heads:

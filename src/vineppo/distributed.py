@@ -51,6 +51,7 @@ class World:
         one, else the CPU."""
         if name == "auto":
             name = "cuda" if torch.cuda.is_available() else "cpu"
+        require_cuda(name)
         if name == "cuda":  # a task that sees only its own GPU (Slurm via launch.py) has it as cuda:0
             index = self.local_rank % torch.cuda.device_count()
             torch.cuda.set_device(index)
@@ -89,6 +90,15 @@ class World:
                          device="cuda" if torch_dist.get_backend() == "nccl" else "cpu")
         torch_dist.all_reduce(t)
         return t.tolist()
+
+
+def require_cuda(device: str) -> None:
+    """A ConfigError naming `device` where it asks for a GPU that torch cannot see (instead of
+    torch's assertion deep inside the first tensor moved there)."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        why = "a build without CUDA" if torch.version.cuda is None else "no GPU visible"
+        raise ConfigError(f"device={device}: torch {torch.__version__} sees no CUDA GPU here ({why}); "
+                          "use device=cpu or device=auto")
 
 
 def init_world() -> World:

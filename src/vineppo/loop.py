@@ -24,14 +24,14 @@ from vineppo import shared_prefix as prefix
 from vineppo.algorithms import dpo_plus, grpo, ppo, restem, rloo, vineppo
 from vineppo.algorithms.advantages import masked_mean, value_fit, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
-from vineppo.config import Config, ConfigError, RLConfig, check_unchanged, to_yaml
-from vineppo.distributed import full_parameters, init_world, shards_of
+from vineppo.config import Config, ConfigError, RLConfig, check_unchanged, check_values, to_yaml
+from vineppo.distributed import full_parameters, init_world, require_cuda, shards_of
 from vineppo.evaluate import correct_bits, evaluate, log_fields, record_bits, rewards, summarise
 from vineppo.grading import pop_timeouts, set_timeout, set_workers
 from vineppo.inference import Completion, SamplingParams, make_engine
 from vineppo.learner import Learner, Updater, autocast, resolve_autocast, use_eager_attention
 from vineppo.memory import available_bytes, check_fits, estimate, model_shape
-from vineppo.models import load_model, load_tokenizer
+from vineppo.models import check_source, load_model, load_tokenizer
 from vineppo.rollout import Episode, chunked, collate_episodes, token_logprobs, trim_padding
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import PROMPT, load_task
@@ -157,10 +157,7 @@ def sync_engine(engine, policy, rollout_model, zero_stage: int) -> None:
 
 def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     rl, world = cfg.rl, init_world()
-    if rl.algo not in ALGOS:
-        raise ConfigError(f"rl.algo: unknown algorithm '{rl.algo}'; available: {', '.join(ALGOS)}")
-    if rl.old_logprobs not in ("sampler", "recompute"):
-        raise ConfigError(f"rl.old_logprobs: '{rl.old_logprobs}' is not one of sampler, recompute")
+    check_values(cfg)  # a Config made otherwise than by make_config is checked too
     if rl.autocast not in (None, "auto") and cfg.deepspeed.enabled:
         raise ConfigError("rl.autocast with deepspeed.enabled: DeepSpeed has its own mixed precision "
                           "(deepspeed.bf16); set rl.autocast=null")
@@ -168,6 +165,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         raise ConfigError(f"rl.value_clip must be > 0 (or null: no clip), got {rl.value_clip}")
     if rl.init is None:
         raise ConfigError("rl.init: give the SFT checkpoint to start from (hub name or folder)")
+    check_source(rl.init, "rl.init")
+    require_cuda(cfg.device)
     if world.world_size > 1 and not cfg.deepspeed.enabled:
         raise ConfigError(f"{world.world_size} processes: multi-process training runs through DeepSpeed; "
                           "set deepspeed.enabled=true")
@@ -202,18 +201,19 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                         zero_stage=zero_stage, num_processes=world.world_size,
                         offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer),
                available_bytes(device), str(device))
-    tokenizer = load_tokenizer(rl.init)
+    tokenizer = load_tokenizer(rl.init, "rl.init")
     # DeepSpeed keeps fp32 master weights itself and casts the trained modules to bf16 when asked.
     train_dtype = "float32" if cfg.deepspeed.enabled else cfg.model.dtype
-    policy = load_model(resume or rl.init, train_dtype, str(device)).train()
-    reference = load_model(rl.init, cfg.model.dtype, str(device)).eval().requires_grad_(False)
+    start_key = "rl.init" if resume is None else "the run's last checkpoint"
+    policy = load_model(resume or rl.init, train_dtype, str(device), start_key).train()
+    reference = load_model(rl.init, cfg.model.dtype, str(device), "rl.init").eval().requires_grad_(False)
     value_model = ppo.ValueModel(rl.init, rl.shared_prefix).to(device) if rl.algo == "ppo" else None
     if precision is not None and device.type == "cpu":
         use_eager_attention(policy, reference, value_model.backbone if value_model is not None else None)
     updater = Updater(Learner(policy, value_model, precision, rl.shared_prefix), cfg, world, device,
                       micro_batch=max(rl.minibatch_size // world.world_size, 1))
     # Under ZeRO-3 each process holds a shard of the policy; the hf engine samples from a whole copy.
-    rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device))
+    rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device), start_key)
                      if zero_stage == 3 and cfg.engine == "hf" else None)
     engine = make_engine(cfg.engine, rollout_model or policy, tokenizer, batch_size=rl.rollout_batch_size,
                          path=str(rl.init))

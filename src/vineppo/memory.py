@@ -60,12 +60,15 @@ def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, 
     return parts
 
 
-def model_shape(name_or_path: str) -> tuple[int, int, int]:
+def model_shape(name_or_path: str, key: str = "rl.init") -> tuple[int, int, int]:
     """(parameters, hidden size, layers) of a checkpoint from its config alone: the model is built
     on the meta device, so nothing is allocated or downloaded beyond config.json."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(str(name_or_path))
+    from vineppo.models import loading
+
+    with loading(name_or_path, key):
+        config = AutoConfig.from_pretrained(str(name_or_path))
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return sum(p.numel() for p in model.parameters()), config.hidden_size, config.num_hidden_layers

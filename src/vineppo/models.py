@@ -5,7 +5,8 @@ same path through the code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -18,7 +19,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from vineppo.config import ModelConfig
+from vineppo.config import ConfigError, ModelConfig
+from vineppo.distributed import require_cuda
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 
@@ -62,8 +64,43 @@ def build_tiny_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed:
     return model
 
 
-def load_tokenizer(name_or_path: str | Path):
-    tok = AutoTokenizer.from_pretrained(str(name_or_path))
+MODEL_FILES = ("config.json",)
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
+
+
+def check_source(name_or_path: str | Path, key: str = "model.name_or_path", files: tuple[str, ...] = MODEL_FILES) -> None:
+    """A ConfigError naming `key` where `name_or_path` cannot be a model (or, with TOKENIZER_FILES,
+    a tokenizer): a path that does not exist, a file, or a folder with none of `files`. A hub name
+    ("org/name") is tried when loaded."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"{key}={text}: a file, not a model folder")
+        if not any((path / f).exists() for f in files):
+            raise ConfigError(f"{key}={text}: no {' or '.join(files)} in this folder, so no saved "
+                              f"{'model' if files == MODEL_FILES else 'tokenizer'} (a run's final/ or "
+                              "checkpoints/step-N/ folder holds one)")
+    elif text.startswith((".", "/", "~")) or text.count("/") > 1:
+        raise ConfigError(f"{key}={text}: no such folder")
+
+
+@contextmanager
+def loading(name_or_path: str | Path, key: str = "model.name_or_path",
+            files: tuple[str, ...] = MODEL_FILES) -> Iterator[None]:
+    """Load from `name_or_path` inside: a bad source, or one transformers cannot read (not on
+    the hub, not cached while offline, files missing), ends in one ConfigError naming `key`."""
+    check_source(name_or_path, key, files)
+    try:
+        yield
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{key}={name_or_path}: could not load it ({first})") from e
+
+
+def load_tokenizer(name_or_path: str | Path, key: str = "model.name_or_path"):
+    with loading(name_or_path, key, TOKENIZER_FILES):
+        tok = AutoTokenizer.from_pretrained(str(name_or_path))
     if tok.pad_token is None:  # many causal LMs ship without one
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -73,16 +110,17 @@ def load_tokenizer(name_or_path: str | Path):
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    require_cuda(device)
     return torch.device(device)
 
 
-def load_model(name_or_path: str | Path, dtype: str = "float32", device: str = "cpu"):
+def load_model(name_or_path: str | Path, dtype: str = "float32", device: str = "cpu",
+               key: str = "model.name_or_path"):
     """A causal LM from a hub name or a local folder, in eval mode on `device`."""
-    path = Path(str(name_or_path))
-    if str(name_or_path).startswith((".", "/")) and not path.exists():
-        raise FileNotFoundError(f"model.name_or_path: no model at {path}")
-    model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=getattr(torch, dtype))
-    return model.to(resolve_device(device)).eval()
+    target = resolve_device(device)
+    with loading(name_or_path, key):
+        model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=getattr(torch, dtype))
+    return model.to(target).eval()
 
 
 def num_parameters(model: torch.nn.Module) -> int:

@@ -14,12 +14,13 @@ def make_engine(name: str, model, tokenizer, batch_size: int, path: str | None =
     if name == "hf":
         return HFEngine(model, tokenizer, batch_size=batch_size)
     if name == "vllm":
-        try:
-            from vineppo.inference.vllm import VLLMEngine
-        except ImportError as e:
-            raise ConfigError(f"engine=vllm: vLLM is not installed here ({e}); make the vLLM environment "
-                              "with `bash scripts/ensure_vllm_env.sh` and run with .venv-vllm/bin/python, "
-                              "or use engine=hf") from e
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:  # vllm.py imports it only when an engine is made
+            raise ConfigError("engine=vllm: vLLM is not installed here; make the vLLM environment with "
+                              "`bash scripts/ensure_vllm_env.sh` and run with .venv-vllm/bin/python, or use engine=hf")
+        from vineppo.inference.vllm import VLLMEngine
+
         return VLLMEngine.from_model(model, tokenizer, path=path)
     raise ConfigError(f"engine: unknown engine '{name}'; available: {', '.join(ENGINES)}")
 

@@ -66,9 +66,10 @@ def arith_spec(cfg: TaskConfig) -> _arith.ArithSpec:
     return spec
 
 
-def load_task(cfg: TaskConfig, with_sft: bool = False) -> Task:
+def load_task(cfg: TaskConfig, with_sft: bool = False, with_train: bool = True) -> Task:
     """Build or load the task named by `cfg.name`; `with_sft` also generates the SFT pool (when
-    `task.num_sft` > 0), which only SFT needs."""
+    `task.num_sft` > 0), which only SFT needs; without `with_train` a hub task's train split is
+    not loaded (left empty: evaluating the test split needs no train file or download)."""
     if cfg.name not in ANSWER_FORMAT:
         raise ConfigError(f"task.name: unknown task '{cfg.name}'; available: {', '.join(TASKS)}")
     if cfg.name in ("arith", "arith_hard"):
@@ -92,7 +93,7 @@ def load_task(cfg: TaskConfig, with_sft: bool = False) -> Task:
                 return load_local(path, cfg.name)
             return load_hub(cfg.name, name, cfg.hub_name, cfg.hub_config)
 
-        train, test = split("train", cfg.train_path), split("test", cfg.test_path)
+        train, test = split("train", cfg.train_path) if with_train else [], split("test", cfg.test_path)
         sft = None
     if cfg.limit_test is not None:
         test = test[: cfg.limit_test]

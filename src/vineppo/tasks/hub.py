@@ -112,5 +112,12 @@ def load_hub(task: str, split: str, hub_name: str | None, hub_config: str | None
 
     name, config = HUB_DEFAULTS[task]
     name, config = hub_name or name, hub_config or config
-    ds = datasets.load_dataset(name, config, split=split)
+    try:
+        ds = datasets.load_dataset(name, config, split=split)
+    except (OSError, ConnectionError, ValueError) as e:  # offline and not cached, no such dataset or split
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"task {task}: could not load {name}" + (f" ({config})" if config else "")
+                        + f" [{split}] from the hub or its cache ({type(e).__name__}: {first}); give local files "
+                        f"with task.{split}_path=FILE (JSONL, JSON or Parquet), or another dataset with "
+                        "task.hub_name") from e
     return [_example(dict(row), task, f"{name}[{split}]", i) for i, row in enumerate(ds)]
