@@ -172,6 +172,34 @@ def test_bad_input_names_what_is_wrong():
     assert load_profile("local", {"time_min": 5})["timeout_min"] == 5
 
 
+def test_launcher_runs_its_own_checkout_and_hands_it_to_its_jobs(tmp_path):
+    """experiments/launch.py in another checkout (here a stand-in whose package only reports where
+    it was imported from) imports that checkout's package, not the installed one, and puts its src/
+    first on the PYTHONPATH that its local and Slurm jobs inherit."""
+    import os
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "experiments").mkdir()
+    shutil.copy(repo / "experiments" / "launch.py", tmp_path / "experiments" / "launch.py")
+    (tmp_path / "src" / "vineppo").mkdir(parents=True)
+    (tmp_path / "src" / "vineppo" / "__init__.py").write_text("")
+    (tmp_path / "src" / "vineppo" / "launch.py").write_text(
+        "import os, subprocess, sys\n"
+        "def main():\n"
+        "    print('launcher', __file__)\n"
+        "    child = 'import vineppo.launch as l; print(\"job\", l.__file__)'\n"
+        "    subprocess.run([sys.executable, '-c', child], check=True)\n"
+        "    return 0\n")
+    env = {**os.environ, "PYTHONPATH": "/elsewhere"}
+    out = subprocess.run([sys.executable, str(tmp_path / "experiments" / "launch.py")], cwd="/", env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    fake = str(tmp_path / "src" / "vineppo" / "launch.py")
+    assert out.stdout.splitlines() == [f"launcher {fake}", f"job {fake}"]
+
+
 def test_help_lists_every_sweep_with_its_description_and_every_profile(capsys):
     from vineppo.launch import SWEEPS_DIR, main
 

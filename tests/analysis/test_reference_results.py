@@ -302,6 +302,22 @@ def test_main_table_runs_reproduce_earlier_runs():
         assert losses("table1_runs", f"sft-{task}") == losses("table1_rerun_7be5850/runs", f"sft-{task}")
 
 
+def test_main_table_reruns_record_for_record():
+    """table1_rerun_e7616c2_f54beba/: `make tiny` again, its jobs at commits e7616c2 to f54beba
+    (each in its summary.json), 159 or more after table1_runs/'s (new settings with their old
+    defaults, checkpoint, config and ZeRO-3 changes between): every run logs table1_runs/'s
+    records, losses, rewards and evaluations alike (only time/ differs)."""
+    def records(folder, name):
+        lines = (RESULTS / folder / name / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in lines]
+
+    runs = sorted(p.parent.name for p in (RESULTS / "table1_rerun_e7616c2_f54beba" / "runs").glob("*/summary.json"))
+    assert len(runs) == 38 and runs == sorted(p.parent.name for p in (RESULTS / "table1_runs").glob("*/summary.json"))
+    for name in runs:
+        again = records("table1_rerun_e7616c2_f54beba/runs", name)
+        assert len(again) >= 5 and again == records("table1_runs", name), name
+
+
 def test_dial_sft_reproduces_across_code_versions():
     """credit_dial_per_model/'s SFT (today's code) logs every loss and evaluation of credit_dial/'s
     (commit 1843b51): its RL numbers moved with later RL changes, its starting point did not."""
