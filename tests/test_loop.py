@@ -135,6 +135,14 @@ def test_finished_run_given_more_iterations_continues_exactly(tmp_path, easy_sft
     test = json.loads((b / "eval" / "test.json").read_text())
     assert [p["id"] for p in test["problems"]] == bits["problem_ids"]
     assert "".join("1" if p["greedy_correct"] else "0" for p in test["problems"]) == bits["iterations"]["3"]
+    # final/: the policy after the last iteration (step-3's weights, re-exported by the extension;
+    # the uninterrupted run's to the bit), without the training state.
+    assert extended["final_model"] == str(b / "final") and not (b / "final" / "state.pt").exists()
+    weights = load_file(b / "final" / "model.safetensors")
+    for other in (b / "checkpoints" / "step-3" / "model.safetensors", a / "final" / "model.safetensors"):
+        assert all(torch.equal(v, load_file(other)[k]) for k, v in weights.items())
+    assert not torch.equal(weights["model.embed_tokens.weight"],
+                           load_file(b / "checkpoints" / "step-2" / "model.safetensors")["model.embed_tokens.weight"])
     (b / "summary.json").unlink()  # as if killed after iteration 3 of a longer extension
     with pytest.raises(ConfigError, match="has reached iteration 3; rl.iterations=2 would end it before that"):
         train_rl(config(tmp_path / "ext", easy_sft_checkpoint, "ppo"))

@@ -57,6 +57,26 @@ def test_checkpoint_roundtrip_and_rotation(tmp_path, tiny_model_and_tokenizer):
     assert state["step"] == 30 and state["elapsed_s"] == 30
 
 
+def test_export_model_links_model_files_without_training_state(tmp_path, tiny_model_and_tokenizer):
+    """An RL run's final/: the checkpoint's model and tokenizer (same logits), not its state.pt; the
+    weights are the checkpoint's own file (a hard link), and they outlive the checkpoint's rotation."""
+    from vineppo.models import load_model, load_tokenizer
+
+    model, tok = tiny_model_and_tokenizer
+    step = ckpt.save_checkpoint(tmp_path / "checkpoints", 1, model, tok, {}, keep=1)
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "stale.bin").write_text("from an earlier export")
+    final = ckpt.export_model(step, tmp_path / "final")
+    assert sorted(p.name for p in final.iterdir()) == sorted(p.name for p in step.iterdir() if p.name != "state.pt")
+    assert os.path.samefile(final / "model.safetensors", step / "model.safetensors")
+    ckpt.save_checkpoint(tmp_path / "checkpoints", 2, model, tok, {}, keep=1)
+    assert not step.exists() and not (tmp_path / ".tmp-final").exists()
+    ids = torch.tensor([tok("Question: Ava has 3 apples.", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(load_model(final)(input_ids=ids).logits, model(input_ids=ids).logits)
+    assert load_tokenizer(final).encode("Ava has 12") == tok.encode("Ava has 12")
+
+
 def test_rng_state_restores_sampling(tmp_path):
     """Every generator the loop draws from (python, numpy, torch) replays after a save and load."""
     import random

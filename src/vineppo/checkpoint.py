@@ -7,6 +7,7 @@ temporary name and renamed when complete, so a folder named `step-N` is always w
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
@@ -99,6 +100,27 @@ def checkpoint_step(checkpoint: str | Path) -> int:
 def latest_checkpoint(directory: str | Path) -> Path | None:
     found = list_checkpoints(directory)
     return found[-1] if found else None
+
+
+def export_model(checkpoint: str | Path, path: str | Path) -> Path:
+    """`path` (e.g. an RL run's final/): the model and tokenizer files of `checkpoint`, without its
+    training state (state.pt, DeepSpeed shards), as a folder AutoModelForCausalLM loads. Files are
+    hard links where the file system allows (no second copy of a 7B model's weights; a checkpoint
+    file is never rewritten in place, so the link stays the checkpoint's content), copies elsewhere;
+    the folder is renamed into place when whole."""
+    checkpoint, path = Path(checkpoint), Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in sorted(checkpoint.iterdir()):
+        if f.is_file() and f.name != "state.pt":
+            try:
+                os.link(f, tmp / f.name)
+            except OSError:
+                shutil.copy2(f, tmp / f.name)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+    return path
 
 
 # What checkpoints written before rng_state kept numpy's key array as a list need besides tensors

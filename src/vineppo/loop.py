@@ -365,11 +365,15 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                      "num_records": len(read_jsonl(run.metrics))}
             updater.save(run.checkpoints, done, tokenizer, extra, keep=rl.keep_checkpoints or 10**9)
 
+    if world.is_main:  # the policy after the last iteration, as a model folder of its own
+        last = ckpt.latest_checkpoint(run.checkpoints)
+        assert last is not None and ckpt.checkpoint_step(last) == rl.iterations, last
+        ckpt.export_model(last, run.final)
     records = read_jsonl(run.metrics)
     last_eval = next((r["eval/greedy_accuracy"] for r in reversed(records) if "eval/greedy_accuracy" in r), None)
     summary = {"algo": rl.algo, "task": cfg.task.name, "seed": cfg.seed, "iterations": rl.iterations,
                "grad_steps": records[-1]["train/grad_steps"] if records else 0,
-               "test_greedy_accuracy": last_eval,
+               "test_greedy_accuracy": last_eval, "final_model": str(run.final),
                "seconds_per_iteration": (records[-1]["time/elapsed_s"] / len(records)) if records else None,
                "commit": commit, "processes": world.world_size, "autocast": precision}
     if finished is not None:  # extended: where the earlier part came from
