@@ -50,7 +50,7 @@ from vineppo.config import load_config
 from vineppo.evaluate import GENERATED, evaluate
 from vineppo.inference import HFEngine
 from vineppo.models import load_model, load_tokenizer
-from vineppo.tasks import load_task
+from vineppo.tasks import PromptFormat, load_task
 from vineppo.tasks.arith import ERROR_DETAILS, OPS, error_detail, line_slips
 
 KINDS = ("none", *ERROR_DETAILS)
@@ -60,10 +60,11 @@ def anatomy(model_path, cfg, test: list[dict], fixed: list[Probe]) -> dict[str, 
     """Greedy accuracy and the share of `test` problems per first-wrong-step kind, for one model;
     its error rates on the fixed probes."""
     model, tok = load_model(model_path).eval(), load_tokenizer(model_path)
-    engine = HFEngine(model, tok, batch_size=cfg.eval.batch_size)
+    engine = HFEngine(model, tok, batch_size=cfg.eval.batch_size, bos=cfg.task.prompt_bos)
     flaw_ops = tuple(cfg.task.flaw_ops)
     result = evaluate(engine, test, cfg.task.name, batch_size=cfg.eval.batch_size,
-                      max_new_tokens=cfg.eval.max_new_tokens, progress=False, flaw_ops=flaw_ops)
+                      max_new_tokens=cfg.eval.max_new_tokens, progress=False, flaw_ops=flaw_ops,
+                      fmt=PromptFormat.of(cfg.task))
     return {**tally([p["greedy"] for p in result["problems"]], test, flaw_ops, result["greedy_accuracy"]),
             **(probe_errors(engine, fixed) if fixed else {})}
 

@@ -87,7 +87,8 @@ def one_batch(policy, tokenizer, engine, task, cfg, ks: list[int], truth_k: int,
 
     # The episodes as an iteration samples them ("grpo": no MC rollouts here); each estimate below
     # sets its own advantages on copies of them.
-    episodes, _, _ = generate_shard(engine, tokenizer, examples, 0, replace(rl, algo="grpo"), name, seed, rollout_reward)
+    episodes, _, _ = generate_shard(engine, tokenizer, examples, 0, replace(rl, algo="grpo"), name, seed, rollout_reward,
+                                    task.format)
 
     def mc(k: int, draw: int):
         params = SamplingParams(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens,
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     policy, tokenizer = load_model(args.checkpoint), load_tokenizer(args.checkpoint)
     policy.eval()  # no dropout: the gradient of the sampling policy itself
-    engine = HFEngine(policy, tokenizer, batch_size=cfg.rl.rollout_batch_size)
+    engine = HFEngine(policy, tokenizer, batch_size=cfg.rl.rollout_batch_size, bos=cfg.task.prompt_bos)
     task = load_task(cfg.task)
     rows = []
     for b in range(args.batches):

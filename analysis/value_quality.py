@@ -50,13 +50,14 @@ def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[di
     value_model = ValueModel(cfg.rl.init)
     value_model.load_state_dict(ckpt.load_state(path)["value_model"])
     value_model.eval()
-    engine = HFEngine(policy, tok, batch_size=args.batch_size)
+    bos = cfg.task.prompt_bos  # the run's prompt format (task.format holds its template)
+    engine = HFEngine(policy, tok, batch_size=args.batch_size, bos=bos)
     t, n = cfg.rl.temperature, cfg.rl.max_new_tokens
     examples = sample_examples(task.test, args.problems, args.seed)
     rule = args.steps
-    states = held_out_states(engine, examples, cfg.task.name, t, n, args.seed, rule)
+    states = held_out_states(engine, examples, cfg.task.name, t, n, args.seed, rule, task.format)
     truth = mc_values(engine, states, args.truth_samples, cfg.task.name, t, n, args.seed + 1)
-    estimates = {"value network": value_net_predictions(value_model, tok, states)}
+    estimates = {"value network": value_net_predictions(value_model, tok, states, bos=bos)}
     for k in args.ks:
         estimates[f"MC K={k}"] = mc_values(engine, states, k, cfg.task.name, t, n, args.seed + 100 + k)
     step = int(path.name.split("-")[1])
@@ -70,7 +71,7 @@ def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[di
     groups = [g for g in groups if len(g) >= 2]
     flat = [s for g in groups for s in g]
     g_truth = mc_values(engine, flat, args.truth_samples, cfg.task.name, t, n, args.seed + 2) if flat else []
-    g_est = {"value network": value_net_predictions(value_model, tok, flat) if flat else []}
+    g_est = {"value network": value_net_predictions(value_model, tok, flat, bos=bos) if flat else []}
     for k in args.ks:
         g_est[f"MC K={k}"] = mc_values(engine, flat, k, cfg.task.name, t, n, args.seed + 200 + k) if flat else []
 

@@ -20,6 +20,30 @@ def test_paper_preset_then_override():
     assert cfg.eval.temperature == 0.6 and cfg.eval.max_new_tokens == 1024
     cfg = make_config(["preset=paper", "model.name_or_path=/models/rho"])
     assert cfg.model.name_or_path == "/models/rho"
+    # The authors' SFT format (McGill-NLP/VinePPO configs/sft_rho1b_for_gsm8k.jsonnet and _MATH:
+    # query_template, response_template, append_bos_to_query), which their checkpoints expect.
+    assert (cfg.task.prompt_template, cfg.task.response_template, cfg.task.prompt_bos) == (
+        "[MATH_TASK] Problem:\n{question}\n\nSolution:", "\n{solution}\n", True)
+
+
+def test_templates_are_text_and_need_their_field():
+    """A template on the command line is its text with \\n and \\t as newline and tab (not the YAML
+    mapping `Q: {question}` parses to), or a quoted YAML string read as YAML reads it (single
+    quotes keep the backslash); it must hold its field exactly once."""
+    assert make_config(["task.prompt_template=Q: {question} A:"]).task.prompt_template == "Q: {question} A:"
+    assert make_config([r"task.prompt_template=Q:\n{question}\tA:"]).task.prompt_template == "Q:\n{question}\tA:"
+    assert make_config([r'task.prompt_template="Q:\n{question}\nA:"']).task.prompt_template == "Q:\n{question}\nA:"
+    assert make_config([r"task.prompt_template='Q:\n{question}'"]).task.prompt_template == r"Q:\n{question}"
+    assert make_config(["task.response_template= {solution}"]).task.response_template == " {solution}"
+    # As typed, the paper preset's own values.
+    typed = make_config(["preset=paper", r"task.prompt_template=[MATH_TASK] Problem:\n{question}\n\nSolution:",
+                         r"task.response_template=\n{solution}\n"])
+    assert typed == make_config(["preset=paper"])
+    for bad, message in [("task.prompt_template=Q: {q}", r"task.prompt_template must hold \{question\} exactly once"),
+                         ("task.prompt_template={question} {question}", "exactly once"),
+                         ("task.response_template=x", r"task.response_template must hold \{solution\}")]:
+        with pytest.raises(ConfigError, match=message):
+            make_config([bad])
 
 
 def test_unknown_key_names_the_closest():

@@ -105,6 +105,19 @@ def test_token_id_prompts_equal_text_prompts(tiny_model_and_tokenizer):
         [[c.token_ids for c in x] for x in engine.generate(PROMPTS, params)]
 
 
+def test_bos_engine_reads_text_prompts_after_the_bos_token(tiny_model_and_tokenizer):
+    """With `bos` (task.prompt_bos) a text prompt is read as [BOS] + its tokens: the same samples as
+    those ids given directly, and other samples than the text without BOS (the check can fail)."""
+    model, tok = tiny_model_and_tokenizer
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=8, seed=1)
+    ids = [[tok.bos_token_id, *tok(p, add_special_tokens=False)["input_ids"]] for p in PROMPTS]
+    with_bos = HFEngine(model, tok, bos=True).generate(PROMPTS, params)
+    assert [[c.token_ids for c in x] for x in with_bos] == \
+        [[c.token_ids for c in x] for x in HFEngine(model, tok).generate(ids, params)]
+    assert [[c.logprobs for c in x] for x in with_bos] != \
+        [[c.logprobs for c in x] for x in HFEngine(model, tok).generate(PROMPTS, params)]
+
+
 def test_sampling_matches_softmax(tiny_model_and_tokenizer):
     """100,000 one-token samples from a fixed prefix: their frequencies match softmax(logits / T)
     after the top-p cut within sampling noise, and differ from the untempered or uncut softmax."""

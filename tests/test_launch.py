@@ -200,6 +200,41 @@ def test_launcher_runs_its_own_checkout_and_hands_it_to_its_jobs(tmp_path):
     assert out.stdout.splitlines() == [f"launcher {fake}", f"job {fake}"]
 
 
+def test_paper_eval_job_runs_with_its_settings_as_they_are(tmp_path, tiny_model_and_tokenizer):
+    """A stage-1 eval job (the paper table evaluates each released SFT checkpoint) gets its resolved
+    settings as values: a null one stays null (printed and parsed again it was the string 'None',
+    which a float key refuses), and it prompts in the paper preset's format."""
+    from vineppo.launch import Job
+
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path / "sft")
+    tok.save_pretrained(tmp_path / "sft")
+    rows = tmp_path / "gsm8k.jsonl"
+    rows.write_text("".join(json.dumps({"question": f"Ava has {i} apples. How many?", "answer": f"{i}\n#### {i}"}) + "\n"
+                            for i in range(3)))
+    overrides = {"preset": "paper", "task.name": "gsm8k", "task.test_path": str(rows), "task.train_path": str(rows),
+                 "model.name_or_path": str(tmp_path / "sft"), "model.dtype": "float32", "device": "cpu",
+                 "engine": "hf", "eval.batch_size": 3, "eval.max_new_tokens": 4, "rl.value_clip": None,
+                 "output_dir": str(tmp_path), "run_name": "sft-gsm8k"}
+    job = Job("sft-gsm8k", "eval", overrides, stage=1, marker=tmp_path / "done.json")
+    summary = JobRunner(job)()
+    assert summary["num_problems"] == 3 and job.is_complete()
+    assert json.loads((tmp_path / "done.json").read_text())["test_greedy_accuracy"] == summary["greedy_accuracy"]
+    from vineppo.config import make_config
+    from vineppo.evaluate import evaluate
+    from vineppo.inference import HFEngine
+    from vineppo.tasks import TINY_FORMAT, PromptFormat, load_task
+
+    test = load_task(make_config(overrides).task).test
+    greedy = [p["greedy"] for p in json.loads((tmp_path / "sft-gsm8k.json").read_text())["problems"]]
+
+    def answers(engine, fmt):
+        return [p["greedy"] for p in evaluate(engine, test, "gsm8k", max_new_tokens=4, progress=False, fmt=fmt)["problems"]]
+
+    assert greedy == answers(HFEngine(model, tok, bos=True), PromptFormat.of(make_config(["preset=paper"]).task))
+    assert greedy != answers(HFEngine(model, tok), TINY_FORMAT)
+
+
 def test_help_lists_every_sweep_with_its_description_and_every_profile(capsys):
     from vineppo.launch import SWEEPS_DIR, main
 

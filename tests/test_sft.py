@@ -44,6 +44,60 @@ def test_lr_schedule_warmup_then_cosine_floor():
     assert lr_lambda(100, total, 0.1) == pytest.approx(0.1)
 
 
+AUTHORS = [r"task.prompt_template=[MATH_TASK] Problem:\n{question}\n\nSolution:",
+           r"task.response_template=\n{solution}\n", "task.prompt_bos=true"]
+"""The paper preset's prompt format (the authors' SFT format), as typed on the command line."""
+
+
+def test_encode_examples_in_the_authors_format(tiny_model_and_tokenizer):
+    """BOS + prompt, then the target wrapped in newlines, then EOS; the loss starts after the prompt."""
+    from vineppo.sft import encode_examples
+    from vineppo.tasks import PromptFormat
+
+    tok = tiny_model_and_tokenizer[1]
+    fmt = PromptFormat.of(make_config(["preset=paper"]).task)
+    ex = {"id": "a", "question": "Ava has 3 apples. She gets 4 more. How many?", "solution": "3 + 4 = 7\n#### 7"}
+    [(ids, n_prompt)] = encode_examples([ex], tok, 256, fmt)
+
+    def enc(text):
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    prompt = [tok.bos_token_id, *enc(f"[MATH_TASK] Problem:\n{ex['question']}\n\nSolution:")]
+    assert ids == prompt + enc("\n3 + 4 = 7\n#### 7\n") + [tok.eos_token_id] and n_prompt == len(prompt)
+
+
+@pytest.mark.slow
+def test_the_prompt_format_a_model_learned_is_the_one_it_is_run_with(tmp_path):
+    """SFT in the authors' format; its evaluations and RL prompt it that way. Prompted in another
+    format (the tiny preset's, as this code did before task.prompt_template) the same model
+    solves far fewer problems: the reason the paper preset gives their checkpoints their format."""
+    from vineppo.evaluate import evaluate
+    from vineppo.inference import HFEngine
+    from vineppo.loop import train_rl
+    from vineppo.models import load_model, load_tokenizer
+    from vineppo.tasks import TINY_FORMAT, PromptFormat, load_task
+
+    from .test_loop import RL
+
+    cfg = make_config(EASY + AUTHORS + [f"output_dir={tmp_path}", "sft.max_steps=500", "sft.save_every=1000",
+                                        "eval.num_samples=0", "task.num_test=50"])
+    summary = train_sft(cfg, progress=False)
+    assert summary["test_greedy_accuracy"] >= ACCURACY_FLOOR, summary
+    model, tok = load_model(summary["final_model"]), load_tokenizer(summary["final_model"])
+    test = load_task(cfg.task).test
+    own = evaluate(HFEngine(model, tok, bos=True), test, "arith", max_new_tokens=60, progress=False,
+                   fmt=PromptFormat.of(cfg.task))
+    other = evaluate(HFEngine(model, tok), test, "arith", max_new_tokens=60, progress=False, fmt=TINY_FORMAT)
+    assert own["greedy_accuracy"] == summary["test_greedy_accuracy"]
+    assert other["greedy_accuracy"] < own["greedy_accuracy"] / 2, (own["greedy_accuracy"], other["greedy_accuracy"])
+    rl = train_rl(make_config(EASY + AUTHORS + RL + [f"rl.init={summary['final_model']}", "rl.algo=vineppo",
+                                                     f"output_dir={tmp_path}"]))
+    records = read_jsonl(tmp_path / "vineppo-arith-s0" / "metrics.jsonl")
+    # Sampled in its own format, the policy solves problems from the start (0.5 and 0.25 of the
+    # two iterations' episodes here; prompted in the tiny format it solves 0.14 greedily).
+    assert sum(r["train/reward"] for r in records) / len(records) > 0.25 and rl["test_greedy_accuracy"] > 0.25
+
+
 @pytest.mark.slow
 def test_sft_learns_easy_arith(tmp_path):
     cfg = make_config(EASY + [f"output_dir={tmp_path}", "sft.max_steps=500", "sft.log_every=20",

@@ -32,7 +32,12 @@ def test_boundaries_are_step_starts(text):
 def test_gsm8k_lines():
     text = "12 + 5 = 17 apples.\n17 * 2 = 34 apples.\n#### 34"
     assert split_steps(text, "gsm8k") == ["12 + 5 = 17 apples.\n", "17 * 2 = 34 apples.\n", "#### 34"]
-    assert split_steps("a\n\nb\n", "arith") == ["a\n", "\n", "b\n"]
+    # Blank lines join the line after them (the last line, at the end): the authors' SFT responses
+    # start with "\n", which is no step of its own (their GSM8K step splitter merges it too).
+    assert split_steps("a\n\nb\n", "arith") == ["a\n", "\nb\n"]
+    assert split_steps("\n3 + 4 = 7\n#### 7\n", "gsm8k") == ["\n3 + 4 = 7\n", "#### 7\n"]
+    assert split_steps("a\nb\n\n \n", "gsm8k") == ["a\n", "b\n\n \n"]
+    assert split_steps("\n\n", "gsm8k") == ["\n\n"]
     assert split_steps("", "gsm8k") == []
     # GSM8K steps are lines only: a sentence end inside a line does not split it.
     assert split_steps("First we add. Then we stop.\n#### 1", "gsm8k") == [

@@ -120,14 +120,17 @@ def write_jsonl(path, rows):
 
 
 def test_gsm8k_local_jsonl(tmp_path):
-    rows = [{"question": "Tom has 3 apples and buys 4. How many?", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
+    rows = [{"question": "Tom has 3 apples and buys 4. How many?\n", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
             {"question": "A costs 1,000 and B 234. Total?", "answer": "1000 + 234 = 1234\n#### 1,234"}]
     write_jsonl(tmp_path / "train.jsonl", rows)
     write_jsonl(tmp_path / "test.jsonl", rows[:1])
     task = load_task(TaskConfig(name="gsm8k", train_path=str(tmp_path / "train.jsonl"),
                                 test_path=str(tmp_path / "test.jsonl")))
     assert [e["answer"] for e in task.train] == ["7", "1234"]
-    assert task.test[0]["solution"] == rows[0]["answer"]
+    # The calculator annotation goes from the solution (the authors' SFT targets had none), the
+    # question's surrounding whitespace from the question.
+    assert task.test[0]["solution"] == "3 + 4 = 7\n#### 7"
+    assert task.test[0]["question"] == "Tom has 3 apples and buys 4. How many?"
     assert grade(task.train[1]["solution"], task.train[1]["answer"], "gsm8k") == 1.0
 
 
@@ -387,3 +390,30 @@ def test_line_slips_counts_within_the_response():
     assert main("$15 - 8 = 6$ grams.") == {"lines": 1, "arithmetic": 1, "carried": 0, "copy": 0}
     assert line_slips("$15 - 8 = 6$ grams.")["arithmetic_sub"] == 1
     assert set(line_slips("").values()) == {0}
+
+
+# ----------------------------------------------------------------------------- prompt format
+
+
+def test_prompt_format_by_hand(tiny_model_and_tokenizer):
+    """Only `{question}` / `{solution}` are filled (other braces stay text: LaTeX in a template or
+    a problem is safe), and BOS goes before the prompt's ids, not into its text."""
+    from vineppo.tasks import TINY_FORMAT, PromptFormat
+
+    tok = tiny_model_and_tokenizer[1]
+    assert TINY_FORMAT.prompt("What is 2 + 3?") == "Question: What is 2 + 3?\nAnswer:\n"
+    assert TINY_FORMAT.target("2 + 3 = 5\n#### 5") == "2 + 3 = 5\n#### 5"
+    paper = PromptFormat("[MATH_TASK] Problem:\n{question}\n\nSolution:", "\n{solution}\n", bos=True)
+    assert paper.prompt("Find $\\frac{1}{2}$ of {x}.") == "[MATH_TASK] Problem:\nFind $\\frac{1}{2}$ of {x}.\n\nSolution:"
+    assert paper.target("$\\boxed{3}$") == "\n$\\boxed{3}$\n"
+    text = paper.prompt("Ava has 3 apples.")
+    assert paper.encode(tok, text) == [tok.bos_token_id, *tok(text, add_special_tokens=False)["input_ids"]]
+    assert TINY_FORMAT.encode(tok, text) == tok(text, add_special_tokens=False)["input_ids"]
+
+
+def test_task_carries_its_configs_format():
+    cfg = TaskConfig(name="arith", num_train=5, num_test=5, prompt_template="Q: {question}\nA:",
+                     response_template=" {solution}", prompt_bos=True)
+    task = load_task(cfg)
+    assert task.prompt(task.test[0]["question"]) == f"Q: {task.test[0]['question']}\nA:"
+    assert task.format.target("x") == " x" and task.format.bos

@@ -47,7 +47,8 @@ def describe_keys(args: list[str]) -> str:
         if wanted and not any(w == key or w == section or (w and key.startswith(w + ".")) for w in wanted):
             continue
         value = values[key]
-        lines.append(f"{key} = {value if isinstance(value, str) else json.dumps(value)}")
+        plain = isinstance(value, str) and value.isprintable()  # a template's newlines shown as \n
+        lines.append(f"{key} = {value if plain else json.dumps(value)}")
         lines += textwrap.wrap(doc, 96, initial_indent="    ", subsequent_indent="    ")
     return "\n".join(lines)
 
@@ -69,7 +70,8 @@ def cmd_rl(args: list[str]) -> dict:
     return summary
 
 
-def cmd_eval(args: list[str]) -> dict:
+def cmd_eval(args: list[str] | dict) -> dict:
+    """`vineppo eval` (args: key=value strings, or the launcher's resolved overrides as a dict)."""
     from vineppo.evaluate import evaluate
     from vineppo.inference import make_engine
     from vineppo.models import load_model, load_tokenizer
@@ -89,13 +91,13 @@ def cmd_eval(args: list[str]) -> dict:
                           "arith and arith_hard with task.num_sft > 0 do); use eval.split=train or test")
     model = load_model(cfg.model.name_or_path, cfg.model.dtype, cfg.device)
     engine = make_engine(cfg.engine, model, load_tokenizer(cfg.model.name_or_path), cfg.eval.batch_size,
-                         path=cfg.model.name_or_path)
+                         path=cfg.model.name_or_path, bos=cfg.task.prompt_bos)
     # sft: as many of the SFT problems as the test split holds (the model trained on these).
     examples = {"test": task.test, "train": task.train, "sft": task.sft_data[:len(task.test)]}[cfg.eval.split]
     result = evaluate(engine, examples, cfg.task.name, batch_size=cfg.eval.batch_size,
                       max_new_tokens=cfg.eval.max_new_tokens, num_samples=cfg.eval.num_samples,
                       temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, seed=cfg.seed,
-                      flaw_ops=tuple(cfg.task.flaw_ops))
+                      flaw_ops=tuple(cfg.task.flaw_ops), fmt=task.format)
     out = Path(cfg.output_dir) / f"{cfg.run_name or f'eval-{cfg.task.name}-{cfg.eval.split}'}.json"
     atomic_write_json(out, {"model": cfg.model.name_or_path, "commit": git_commit(), **result})
     print(json.dumps({k: v for k, v in result.items() if k != "problems"}, indent=2))

@@ -64,6 +64,16 @@ class TaskConfig:
     """Hub tasks: local JSONL or Parquet file for the test split (overrides the hub)."""
     limit_test: int | None = None
     """Use only the first N test problems (None: all)."""
+    prompt_template: str = "Question: {question}\nAnswer:\n"
+    """The prompt: this text with `{question}` (its one field; other braces are plain text)
+    replaced by the problem. It must be the format the model was trained on: the tiny preset's
+    (this default) or, for the authors' SFT checkpoints, theirs (the paper preset)."""
+    response_template: str = "{solution}"
+    """SFT: the training target, this text with `{solution}` replaced by the worked solution (the
+    end-of-sequence token follows). The authors' SFT format wraps it in newlines."""
+    prompt_bos: bool = False
+    """Put the tokenizer's beginning-of-sequence token before every prompt (as the authors' SFT
+    data did, and as vLLM and `tokenizer(text)` do by default for Llama-family tokenizers)."""
     grade_timeout_s: float = 1.0
     """Wall-clock cap on one grading call's symbolic comparison (MATH-format answers): past it the
     answer counts as wrong, and the call is counted in `train/grading_timeouts`."""
@@ -325,6 +335,12 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+TEXT_KEYS = ("task.prompt_template", "task.response_template")
+"""Free text: `task.prompt_template=Q:\n{question}` is that text with \n and \t read as a newline
+and a tab, not YAML (which would read a mapping, or keep the backslash); a quoted YAML string
+(`'task.prompt_template="Q:\n{question}"'`) is read as YAML reads it."""
+
+
 def parse_overrides(args: list[str]) -> dict[str, Any]:
     """`["a.b=1", "c=x"]` -> `{"a.b": 1, "c": "x"}`, values parsed as YAML scalars."""
     out = {}
@@ -336,6 +352,8 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             parsed = yaml.safe_load(value) if value != "" else None
         except yaml.YAMLError:
             parsed = value
+        if key.strip() in TEXT_KEYS and not (value.lstrip()[:1] in ("'", '"') and isinstance(parsed, str)):
+            parsed = value.replace("\\n", "\n").replace("\\t", "\t")
         out[key.strip()] = parsed
     return out
 
@@ -441,6 +459,10 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"device: '{cfg.device}' is not one of auto, cpu, cuda, cuda:N")
     if not cfg.task.flaw_ops or set(cfg.task.flaw_ops) - set(FLAW_OPS):
         raise ConfigError(f"task.flaw_ops must be a non-empty list of {', '.join(FLAW_OPS)}, got {cfg.task.flaw_ops}")
+    for key, field_name in (("task.prompt_template", "question"), ("task.response_template", "solution")):
+        if str(value(key)).count("{" + field_name + "}") != 1:
+            raise ConfigError(f"{key} must hold {{{field_name}}} exactly once (where the {field_name} goes), "
+                              f"got {value(key)!r}")
     if cfg.rl.top_p == 0 or cfg.eval.top_p == 0:
         raise ConfigError("rl.top_p and eval.top_p must be > 0 (nucleus sampling keeps at least one token)")
     if cfg.model.name_or_path is None and cfg.model.hidden_size % cfg.model.num_heads:

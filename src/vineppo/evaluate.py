@@ -11,7 +11,7 @@ from tqdm import tqdm
 from vineppo.grading import extract_answer, grade, grade_many
 from vineppo.inference import Completion, Engine, SamplingParams
 from vineppo.runio import atomic_write_json
-from vineppo.tasks import PROMPT
+from vineppo.tasks import TINY_FORMAT, PromptFormat
 from vineppo.tasks.arith import first_error
 
 GENERATED = ("arith", "arith_hard")
@@ -35,14 +35,15 @@ def rewards(pairs: list[tuple[Completion, str]], task: str) -> list[float]:
 def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch_size: int = 64,
              max_new_tokens: int = 256, num_samples: int = 0, temperature: float = 0.6,
              top_p: float = 0.9, seed: int = 0, desc: str = "eval", progress: bool = True,
-             flaw_ops: tuple[str, ...] = ("sub",)) -> dict[str, Any]:
+             flaw_ops: tuple[str, ...] = ("sub",), fmt: PromptFormat = TINY_FORMAT) -> dict[str, Any]:
     """Greedy accuracy, and sampled accuracy over `num_samples` samples per problem when > 0;
-    on generated tasks also where each greedy answer first goes wrong (`flaw_ops`: task.flaw_ops)."""
+    on generated tasks also where each greedy answer first goes wrong (`flaw_ops`: task.flaw_ops).
+    Prompts in the model's format `fmt` (its BOS, if any, is the engine's to add)."""
     rows: list[dict[str, Any]] = []
     batches = range(0, len(examples), batch_size)
     for b in tqdm(batches, desc=desc, disable=not progress, leave=False):
         chunk = examples[b:b + batch_size]
-        prompts = [PROMPT.format(question=e["question"]) for e in chunk]
+        prompts = [fmt.prompt(e["question"]) for e in chunk]
         greedy = engine.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens))
         sampled = [[] for _ in chunk]
         if num_samples > 0:

@@ -85,7 +85,7 @@ class JobRunner:
             return train_rl(cfg)
         from vineppo.cli import cmd_eval
 
-        result = cmd_eval([f"{k}={v}" for k, v in self.job.overrides.items()])
+        result = cmd_eval(self.job.overrides)  # the values as they are, not printed and parsed again
         summary = {k: v for k, v in result.items() if k != "problems"}
         summary["test_greedy_accuracy"] = result["greedy_accuracy"]
         from vineppo.runio import atomic_write_json

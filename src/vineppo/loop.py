@@ -34,7 +34,7 @@ from vineppo.memory import available_bytes, check_fits, estimate, model_shape
 from vineppo.models import check_source, load_model, load_tokenizer
 from vineppo.rollout import Episode, chunked, collate_episodes, token_logprobs, trim_padding
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
-from vineppo.tasks import PROMPT, load_task
+from vineppo.tasks import TINY_FORMAT, PromptFormat, load_task
 
 ALGOS = ("ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus")
 PPO_FAMILY = ("ppo", "vineppo", "grpo", "rloo")
@@ -106,20 +106,22 @@ def loss_items(algo: str, mask: torch.Tensor) -> float:
 
 
 def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_group: int, rl: RLConfig,
-                   task: str, seed: int, rollout_reward) -> tuple[list[Episode], dict[str, float], float]:
+                   task: str, seed: int, rollout_reward,
+                   fmt: PromptFormat = TINY_FORMAT) -> tuple[list[Episode], dict[str, float], float]:
     """Episodes of one rollout shard (samples_per_prompt per example), with advantages for the
     methods whose advantages come from their own samples (VinePPO's MC values, GRPO, RLOO), and
-    the seconds spent on those advantages."""
-    prompts = [PROMPT.format(question=e["question"]) for e in examples]
+    the seconds spent on those advantages. Prompts in the model's format `fmt`, encoded as the
+    engine encodes them (its BOS with task.prompt_bos)."""
+    prompts = [fmt.prompt(e["question"]) for e in examples]
     sampling = SamplingParams(n=rl.samples_per_prompt, temperature=rl.temperature, top_p=rl.top_p,
                               max_new_tokens=rl.max_new_tokens, seed=seed)
-    outputs = engine.generate(prompts, sampling)
+    prompt_ids = [fmt.encode(tokenizer, p) for p in prompts]
+    outputs = engine.generate(prompt_ids, sampling)
     graded = iter(rewards([(c, ex["answer"]) for ex, comps in zip(examples, outputs, strict=True) for c in comps], task))
     episodes = []
-    for g, (ex, prompt, comps) in enumerate(zip(examples, prompts, outputs, strict=True)):
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    for g, (ex, prompt, ids, comps) in enumerate(zip(examples, prompts, prompt_ids, outputs, strict=True)):
         for c in comps:
-            episodes.append(Episode(first_group + g, ex, prompt, prompt_ids, c.token_ids, c.text, c.finish_reason,
+            episodes.append(Episode(first_group + g, ex, prompt, ids, c.token_ids, c.text, c.finish_reason,
                                     next(graded), logprobs=c.logprobs))
     stats: dict[str, float] = {}
     t0 = time.time()
@@ -216,7 +218,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device), start_key)
                      if zero_stage == 3 and cfg.engine == "hf" else None)
     engine = make_engine(cfg.engine, rollout_model or policy, tokenizer, batch_size=rl.rollout_batch_size,
-                         path=str(rl.init))
+                         path=str(rl.init), bos=cfg.task.prompt_bos)
     # The hf engine's log-probs come from the same module and temperature as the training forward
     # (tests/test_loop.py checks they agree within 1e-5); vLLM's from its own kernels and after top-p;
     # under rl.autocast the training forward rounds differently from the fp32 sampler.
@@ -250,7 +252,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         examples = random.Random(cfg.seed * 1_000_003 + it).sample(task.train, rl.prompts_per_iter)
         bounds = [len(examples) * s // num_shards for s in range(num_shards + 1)]
         mine = {s: generate_shard(engine, tokenizer, examples[bounds[s]:bounds[s + 1]], bounds[s], rl,
-                                  cfg.task.name, cfg.seed * 1_000_003 + it + s * 1_000_000_007, rollout_reward)
+                                  cfg.task.name, cfg.seed * 1_000_003 + it + s * 1_000_000_007, rollout_reward,
+                                  task.format)
                 for s in my_shards}
         t_advantages = sum(out[2] for out in mine.values())
         shards = {s: out for part in world.gather(mine) for s, out in part.items()}
@@ -347,7 +350,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             policy.eval()
             result = evaluate(engine, task.test[world.rank::world.world_size], cfg.task.name,
                               batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
-                              progress=progress and world.is_main, flaw_ops=tuple(cfg.task.flaw_ops))
+                              progress=progress and world.is_main, flaw_ops=tuple(cfg.task.flaw_ops),
+                              fmt=task.format)
             shares = world.gather(result["problems"])
             problems = [p for part in shares for p in part]
             whole = {**result, **summarise(problems), "problems": problems}  # every process's share

@@ -21,18 +21,20 @@ from vineppo.grading import set_timeout
 from vineppo.inference import make_engine
 from vineppo.models import build_tiny_model, build_tokenizer, load_model, load_tokenizer, num_parameters
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
-from vineppo.tasks import PROMPT, load_task
+from vineppo.tasks import TINY_FORMAT, PromptFormat, load_task
 
 TOKENIZER_TEXTS = 10_000
 """SFT examples the tiny tokenizer is trained on: plenty for a 512-token vocabulary."""
 
 
-def encode_examples(examples: list[dict[str, str]], tokenizer, max_length: int) -> list[tuple[list[int], int]]:
-    """(token ids of prompt + solution + EOS, number of prompt tokens) for each example."""
-    prompts = tokenizer([PROMPT.format(question=e["question"]) for e in examples], add_special_tokens=False)
-    responses = tokenizer([e["solution"] for e in examples], add_special_tokens=False)
+def encode_examples(examples: list[dict[str, str]], tokenizer, max_length: int,
+                    fmt: PromptFormat = TINY_FORMAT) -> list[tuple[list[int], int]]:
+    """(token ids of prompt + target + EOS, number of prompt tokens) for each example, in the
+    format `fmt` (task.prompt_template, task.response_template, task.prompt_bos)."""
+    prompts = [fmt.encode(tokenizer, fmt.prompt(e["question"])) for e in examples]
+    responses = tokenizer([fmt.target(e["solution"]) for e in examples], add_special_tokens=False)["input_ids"]
     out = []
-    for e, prompt, response in zip(examples, prompts["input_ids"], responses["input_ids"], strict=True):
+    for e, prompt, response in zip(examples, prompts, responses, strict=True):
         ids = prompt + response + [tokenizer.eos_token_id]
         if len(ids) > max_length:
             raise ValueError(f"example {e['id']} is {len(ids)} tokens, over model.max_length={max_length}")
@@ -105,14 +107,14 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         tokenizer = load_tokenizer(resume)
         model = load_model(resume, cfg.model.dtype, device)
     elif cfg.model.name_or_path is None:
-        texts = [PROMPT.format(question=e["question"]) + e["solution"] for e in task.sft_data[:TOKENIZER_TEXTS]]
+        texts = [task.prompt(e["question"]) + task.format.target(e["solution"]) for e in task.sft_data[:TOKENIZER_TEXTS]]
         tokenizer = build_tokenizer(texts, cfg.model.vocab_size)
         model = build_tiny_model(cfg.model, tokenizer, cfg.seed).to(device)
     else:
         tokenizer = load_tokenizer(cfg.model.name_or_path)
         model = load_model(cfg.model.name_or_path, cfg.model.dtype, device)
     model.train()
-    data = encode_examples(task.sft_data, tokenizer, cfg.model.max_length)
+    data = encode_examples(task.sft_data, tokenizer, cfg.model.max_length, task.format)
     s = cfg.sft
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay,
                                   betas=(0.9, 0.95))
@@ -137,12 +139,12 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         if engines:
             engines[0].load_weights(model)
         else:
-            engines.append(make_engine(cfg.engine, model, tokenizer, cfg.eval.batch_size))
+            engines.append(make_engine(cfg.engine, model, tokenizer, cfg.eval.batch_size, bos=cfg.task.prompt_bos))
         engine = engines[0]
         result = evaluate(engine, task.test[:limit] if limit else task.test, cfg.task.name,
                           batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                           num_samples=num_samples, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
-                          seed=cfg.seed, progress=progress, flaw_ops=tuple(cfg.task.flaw_ops))
+                          seed=cfg.seed, progress=progress, flaw_ops=tuple(cfg.task.flaw_ops), fmt=task.format)
         model.train()
         return result
 

@@ -1,6 +1,6 @@
 """Reasoning steps: where VinePPO resets the environment and estimates a value (SPEC.md).
 
-GSM8K format: one step per line. MATH format: lines and sentence ends (". " before a capital),
+GSM8K format: one step per line (a blank line joins the next). MATH format: lines and sentence ends (". " before a capital),
 never inside math ($...$, $$...$$, \\(...\\), \\[...\\], \\begin{..}...\\end{..}); pieces shorter than
 MIN_STEP_CHARS that do not end a sentence are merged into the next one. Splitting is lossless:
 `"".join(split_steps(t, task)) == t` for every string. Each step keeps its trailing separator.
@@ -21,11 +21,24 @@ MIN_STEP_CHARS = 20
 
 
 def _split_newlines(text: str) -> list[str]:
-    """`"a\\nb\\n\\nc"` -> `["a\\n", "b\\n", "\\n", "c"]`: each line with its newline."""
+    """`"a\\nb\\n\\nc"` -> `["a\\n", "b\\n", "\\nc"]`: each line with its newline; a blank line is
+    no step of its own and joins the line after it (the last line, where none follows), as the
+    authors' code merges the empty first step of their SFT responses ("\\n" + solution)."""
     parts = text.split("\n")
-    out = [p + "\n" for p in parts[:-1]]
-    if parts[-1]:
-        out.append(parts[-1])
+    lines = [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    out: list[str] = []
+    carry = ""
+    for line in lines:
+        if line.strip():
+            out.append(carry + line)
+            carry = ""
+        else:
+            carry += line
+    if carry:
+        if out:
+            out[-1] += carry
+        else:
+            out.append(carry)
     return out
 
 

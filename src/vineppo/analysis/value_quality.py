@@ -18,9 +18,9 @@ import torch
 
 from vineppo.algorithms.vineppo import estimate_values
 from vineppo.evaluate import rewards
-from vineppo.inference import Completion, Engine, SamplingParams
+from vineppo.inference import Completion, Engine, SamplingParams, encode_prompt
 from vineppo.steps import split_steps, step_boundaries
-from vineppo.tasks import PROMPT
+from vineppo.tasks import TINY_FORMAT, PromptFormat
 
 
 def pairwise_ranking(predicted: list[float], truth: list[float]) -> tuple[int, int]:
@@ -81,10 +81,11 @@ class State:
 
 
 def held_out_states(engine: Engine, examples: list[dict[str, str]], task: str, temperature: float,
-                    max_new_tokens: int, seed: int, rule: str = "auto") -> list[State]:
-    """One sampled episode per example; a state at every step boundary of it (steps by `rule`,
-    `vineppo.steps`)."""
-    prompts = [PROMPT.format(question=e["question"]) for e in examples]
+                    max_new_tokens: int, seed: int, rule: str = "auto",
+                    fmt: PromptFormat = TINY_FORMAT) -> list[State]:
+    """One sampled episode per example, prompted in the model's format `fmt`; a state at every
+    step boundary of it (steps by `rule`, `vineppo.steps`)."""
+    prompts = [fmt.prompt(e["question"]) for e in examples]
     episodes = engine.generate(prompts, SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens,
                                                        seed=seed))
     states = []
@@ -123,17 +124,20 @@ def mc_values(engine: Engine, states: list[State], k: int, task: str, temperatur
 
 
 @torch.no_grad()
-def value_net_predictions(value_model, tokenizer, states: list[State], batch_size: int = 64) -> list[float]:
-    """PPO's value network at each state: V(prompt + prefix), read at the state's last token."""
+def value_net_predictions(value_model, tokenizer, states: list[State], batch_size: int = 64,
+                          bos: bool = False) -> list[float]:
+    """PPO's value network at each state: V(prompt + prefix), read at the state's last token
+    (the text encoded as the engines encode it: BOS first with `bos`, task.prompt_bos)."""
     device = next(value_model.parameters()).device
     out: list[float] = []
     for i in range(0, len(states), batch_size):
-        texts = [s.prompt + s.prefix for s in states[i:i + batch_size]]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, padding_side="right",
-                        add_special_tokens=False).to(device)
-        hidden = value_model.backbone(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-        last = enc["attention_mask"].sum(1) - 1
-        out += value_model.head(hidden[torch.arange(len(texts), device=device), last]).squeeze(-1).tolist()
+        ids = [encode_prompt(tokenizer, s.prompt + s.prefix, bos) for s in states[i:i + batch_size]]
+        width = max(len(x) for x in ids)
+        input_ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x in ids], device=device)
+        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=device)
+        hidden = value_model.backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        last = mask.sum(1) - 1
+        out += value_model.head(hidden[torch.arange(len(ids), device=device), last]).squeeze(-1).tolist()
     return out
 
 

@@ -1,18 +1,19 @@
 """Inference engines: one interface (`Engine.generate`) for rollouts, evaluation and MC values."""
 
-from vineppo.inference.base import Completion, Engine, SamplingParams
+from vineppo.inference.base import Completion, Engine, SamplingParams, encode_prompt
 from vineppo.inference.hf import HFEngine
 
 ENGINES = ("hf", "vllm")
 
 
-def make_engine(name: str, model, tokenizer, batch_size: int, path: str | None = None) -> Engine:
+def make_engine(name: str, model, tokenizer, batch_size: int, path: str | None = None, bos: bool = False) -> Engine:
     """The engine named by the `engine` config key, sampling from `model`'s current weights.
-    `path` (the model's hub name or folder) spares the vllm engine writing a temporary copy."""
+    `path` (the model's hub name or folder) spares the vllm engine writing a temporary copy; `bos`
+    puts the BOS token before text prompts (task.prompt_bos)."""
     from vineppo.config import ConfigError
 
     if name == "hf":
-        return HFEngine(model, tokenizer, batch_size=batch_size)
+        return HFEngine(model, tokenizer, batch_size=batch_size, bos=bos)
     if name == "vllm":
         import importlib.util
 
@@ -21,8 +22,8 @@ def make_engine(name: str, model, tokenizer, batch_size: int, path: str | None =
                               "`bash scripts/ensure_vllm_env.sh` and run with .venv-vllm/bin/python, or use engine=hf")
         from vineppo.inference.vllm import VLLMEngine
 
-        return VLLMEngine.from_model(model, tokenizer, path=path)
+        return VLLMEngine.from_model(model, tokenizer, path=path, bos=bos)
     raise ConfigError(f"engine: unknown engine '{name}'; available: {', '.join(ENGINES)}")
 
 
-__all__ = ["ENGINES", "Completion", "Engine", "HFEngine", "SamplingParams", "make_engine"]
+__all__ = ["ENGINES", "Completion", "Engine", "HFEngine", "SamplingParams", "encode_prompt", "make_engine"]

@@ -6,6 +6,21 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+def encode_prompt(tokenizer, text: str, bos: bool = False) -> list[int]:
+    """Token ids of a text prompt: no special tokens, but with `bos` the tokenizer's BOS id first
+    (what `tokenizer(text)` and vLLM add for Llama-family tokenizers). At the id level, not by
+    writing the BOS token into the text: a tokenizer may encode the text after a special token
+    differently (SentencePiece's leading space)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if bos:
+        if tokenizer.bos_token_id is None:
+            from vineppo.config import ConfigError
+
+            raise ConfigError("task.prompt_bos=true, but the tokenizer has no beginning-of-sequence token")
+        ids = [tokenizer.bos_token_id, *ids]
+    return ids
+
+
 @dataclass
 class SamplingParams:
     n: int = 1

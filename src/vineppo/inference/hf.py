@@ -20,7 +20,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from vineppo.inference import cascade
-from vineppo.inference.base import Completion, SamplingParams
+from vineppo.inference.base import Completion, SamplingParams, encode_prompt
 
 COMPACT_FRACTION = 0.25
 """Drop finished rows from the batch once this fraction of the rows in flight has finished."""
@@ -101,11 +101,12 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
 
 class HFEngine:
     def __init__(self, model, tokenizer, batch_size: int = 64, compact_fraction: float = COMPACT_FRACTION,
-                 shared_prefix: bool = True):
+                 shared_prefix: bool = True, bos: bool = False):
         """`batch_size` counts sequences in flight (prompts x n); `compact_fraction` > 1 disables
         compaction; `shared_prefix` decodes Llama-family models with one prompt cache per prompt
-        (cascade.py), others always take the plain path."""
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        (cascade.py), others always take the plain path; `bos` puts the BOS token before text
+        prompts (task.prompt_bos)."""
+        self.model, self.tokenizer, self.batch_size, self.bos = model, tokenizer, batch_size, bos
         self.compact_fraction, self.shared_prefix = compact_fraction, shared_prefix
         # transformers >= 5.20 names the KV cache argument `cache`; older 5.x (the vLLM environment's
         # pin) `past_key_values`.
@@ -126,9 +127,8 @@ class HFEngine:
         return next(self.model.parameters()).device
 
     def generate(self, prompts: list[str] | list[list[int]], params: SamplingParams) -> list[list[Completion]]:
-        """`params.n` completions for each prompt (text, or token ids without special tokens)."""
-        ids = [p if isinstance(p, list) else self.tokenizer(p, add_special_tokens=False)["input_ids"]
-               for p in prompts]
+        """`params.n` completions for each prompt (text, or token ids as the model reads them)."""
+        ids = [p if isinstance(p, list) else encode_prompt(self.tokenizer, p, self.bos) for p in prompts]
         gen = torch.Generator(device=self.device).manual_seed(params.seed)
         per_batch = max(1, self.batch_size // max(params.n, 1))
         # Batch prompts of similar length together: less padding, and (for MC states, where a longer

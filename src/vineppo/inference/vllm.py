@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from vineppo.inference.base import Completion, SamplingParams
+from vineppo.inference.base import Completion, SamplingParams, encode_prompt
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
@@ -29,15 +29,17 @@ children of a request seeds seed, seed + 1, ...), so every call and prompt is se
 
 class VLLMEngine:
     def __init__(self, path: str | Path, tokenizer, *, dtype: str = "float32", seed: int = 0,
-                 memory_fraction: float = 0.3, cpu_kv_cache_gb: float = 1.0, max_model_len: int | None = None):
+                 memory_fraction: float = 0.3, cpu_kv_cache_gb: float = 1.0, max_model_len: int | None = None,
+                 bos: bool = False):
         """`path`: a hub name or folder with the model's config and tokenizer (its weights are
         replaced by `load_weights` when training). On a GPU the KV cache takes what is left of
         `memory_fraction` of its memory (vLLM's `gpu_memory_utilization`); on the CPU build it is a
         fixed `cpu_kv_cache_gb`, since vLLM would otherwise count this whole process's memory
-        (the policy, reference, optimizer) against a share of RAM."""
+        (the policy, reference, optimizer) against a share of RAM. `bos` puts the BOS token before
+        text prompts (task.prompt_bos), as the hf engine does: both encode text the same way."""
         from vllm import LLM
 
-        self.tokenizer = tokenizer
+        self.tokenizer, self.bos = tokenizer, bos
         threads, set_threads = torch.get_num_threads(), torch.set_num_threads
         try:
             self.llm = LLM(model=str(path), tokenizer=str(path), dtype=dtype, seed=seed,
@@ -98,11 +100,10 @@ class VLLMEngine:
         self.llm.reset_prefix_cache()
 
     def generate(self, prompts: list[str] | list[list[int]], params: SamplingParams) -> list[list[Completion]]:
-        """`params.n` completions for each prompt (text, or token ids without special tokens)."""
+        """`params.n` completions for each prompt (text, or token ids as the model reads them)."""
         from vllm import SamplingParams as VSampling
 
-        ids = [p if isinstance(p, list) else self.tokenizer(p, add_special_tokens=False)["input_ids"]
-               for p in prompts]
+        ids = [p if isinstance(p, list) else encode_prompt(self.tokenizer, p, self.bos) for p in prompts]
         greedy = params.temperature == 0
         requests = [VSampling(n=params.n, temperature=params.temperature, top_p=1.0 if greedy else params.top_p,
                               max_tokens=params.max_new_tokens, stop=list(params.stop) or None, logprobs=0,

@@ -9,13 +9,45 @@ from dataclasses import dataclass, replace
 
 from vineppo.config import ConfigError, TaskConfig
 from vineppo.grading import ANSWER_FORMAT, answer_format
+from vineppo.inference.base import encode_prompt
 from vineppo.tasks import arith as _arith
 from vineppo.tasks.hub import DataError, load_hub, load_local
 
 TASKS = tuple(ANSWER_FORMAT)
 
 PROMPT = "Question: {question}\nAnswer:\n"
-"""Prompt template; the response is the worked solution, one reasoning step per line."""
+"""The tiny preset's prompt template; the response is the worked solution, one reasoning step per line."""
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How a problem becomes a prompt, and a worked solution an SFT target: the format the model
+    was trained on (task.prompt_template, task.response_template, task.prompt_bos). The
+    authors' SFT checkpoints were trained on BOS + "[MATH_TASK] Problem:\n{question}\n\nSolution:"
+    then "\n{solution}\n" + EOS (the paper preset); another format costs them accuracy."""
+
+    template: str = PROMPT
+    response: str = "{solution}"
+    bos: bool = False
+
+    @classmethod
+    def of(cls, cfg: TaskConfig) -> PromptFormat:
+        return cls(cfg.prompt_template, cfg.response_template, cfg.prompt_bos)
+
+    def prompt(self, question: str) -> str:
+        return self.template.replace("{question}", question)
+
+    def target(self, solution: str) -> str:
+        return self.response.replace("{solution}", solution)
+
+    def encode(self, tokenizer, text: str) -> list[int]:
+        """Token ids of a prompt (or a prompt and the start of its response): BOS first with
+        `bos`, as the engines encode text prompts (`inference.encode_prompt`)."""
+        return encode_prompt(tokenizer, text, self.bos)
+
+
+TINY_FORMAT = PromptFormat()
+"""The tiny preset's format (task.prompt_template etc. at their defaults)."""
 
 
 @dataclass
@@ -27,6 +59,8 @@ class Task:
     sft: list[dict] | None = None
     """SFT data of its own (generated tasks with `task.num_sft` > 0, loaded `with_sft`); None: SFT
     on `train`."""
+    format: PromptFormat = TINY_FORMAT
+    """The prompt and SFT target format (task.prompt_template, ...)."""
 
     @property
     def sft_data(self) -> list[dict]:
@@ -36,9 +70,8 @@ class Task:
     def answer_format(self) -> str:
         return ANSWER_FORMAT[self.name]
 
-    @staticmethod
-    def prompt(question: str) -> str:
-        return PROMPT.format(question=question)
+    def prompt(self, question: str) -> str:
+        return self.format.prompt(question)
 
 
 def arith_spec(cfg: TaskConfig) -> _arith.ArithSpec:
@@ -97,7 +130,7 @@ def load_task(cfg: TaskConfig, with_sft: bool = False, with_train: bool = True) 
         sft = None
     if cfg.limit_test is not None:
         test = test[: cfg.limit_test]
-    return Task(cfg.name, train, test, sft)
+    return Task(cfg.name, train, test, sft, PromptFormat.of(cfg))
 
 
-__all__ = ["ANSWER_FORMAT", "DataError", "PROMPT", "TASKS", "Task", "answer_format", "load_task"]
+__all__ = ["ANSWER_FORMAT", "DataError", "PROMPT", "TASKS", "TINY_FORMAT", "PromptFormat", "Task", "answer_format", "load_task"]

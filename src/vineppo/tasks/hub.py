@@ -7,6 +7,7 @@ never deep inside training.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,14 @@ def _example(row: Any, task: str, source: str, index: int) -> dict[str, str]:
     if not answer:
         marker = "'#### <answer>'" if task == "gsm8k" else "'\\boxed{...}'"
         raise DataError(f"{where}: field '{layout['solution']}' has no final answer ({marker})")
+    solution = CALCULATOR.sub("", out["solution"]) if task == "gsm8k" else out["solution"]
     return {"id": str(row.get("id", row.get("unique_id", f"{task}-{index}"))),
-            "question": out["question"], "solution": out["solution"], "answer": answer}
+            "question": out["question"].strip(), "solution": solution, "answer": answer}
+
+
+CALCULATOR = re.compile(r"<<.*?>>", re.DOTALL)
+"""GSM8K's calculator annotations (`48/2 = <<48/2=24>>24`): not part of a written solution, and
+removed from the SFT targets as the authors removed them for their SFT checkpoints."""
 
 
 def read_rows(path: str | Path) -> list[Any]:
