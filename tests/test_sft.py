@@ -96,6 +96,17 @@ def test_the_prompt_format_a_model_learned_is_the_one_it_is_run_with(tmp_path):
     # Sampled in its own format, the policy solves problems from the start (0.5 and 0.25 of the
     # two iterations' episodes here; prompted in the tiny format it solves 0.14 greedily).
     assert sum(r["train/reward"] for r in records) / len(records) > 0.25 and rl["test_greedy_accuracy"] > 0.25
+    # Every model folder records its format; RL or evaluation in another format is refused by name.
+    from vineppo.cli import cmd_eval
+    from vineppo.config import ConfigError
+    from vineppo.tasks import FORMAT_FILE
+
+    for folder in (summary["final_model"], rl["final_model"]):
+        assert json.loads((Path(folder) / FORMAT_FILE).read_text())["task.prompt_bos"] is True
+        with pytest.raises(ConfigError, match="was trained in another prompt format"):
+            cmd_eval(EASY + [f"model.name_or_path={folder}", f"output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=r"rl.init=.* was trained in another prompt format"):
+        train_rl(make_config(EASY + RL + [f"rl.init={summary['final_model']}", f"output_dir={tmp_path / 'other'}"]))
 
 
 @pytest.mark.slow

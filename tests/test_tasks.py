@@ -417,3 +417,19 @@ def test_task_carries_its_configs_format():
     task = load_task(cfg)
     assert task.prompt(task.test[0]["question"]) == f"Q: {task.test[0]['question']}\nA:"
     assert task.format.target("x") == " x" and task.format.bos
+
+
+def test_a_model_folder_records_its_format_and_refuses_another(tmp_path):
+    from vineppo.config import ConfigError
+    from vineppo.tasks import FORMAT_FILE, TINY_FORMAT, PromptFormat
+
+    paper = PromptFormat("[MATH_TASK] Problem:\n{question}\n\nSolution:", "\n{solution}\n", bos=True)
+    for name, text in paper.files().items():
+        (tmp_path / name).write_text(text)
+    assert json.loads((tmp_path / FORMAT_FILE).read_text())["task.prompt_bos"] is True
+    paper.check(tmp_path, "rl.init")  # its own format passes
+    with pytest.raises(ConfigError, match=r"rl.init=.* was trained in another prompt format \(task.prompt_template: "
+                       r"'\[MATH_TASK\] Problem:\\n\{question\}\\n\\nSolution:' there, 'Question: \{question\}"
+                       r"\\nAnswer:\\n' now; task.response_template: .*; task.prompt_bos: True there, False now\)"):
+        TINY_FORMAT.check(tmp_path, "rl.init")
+    TINY_FORMAT.check(tmp_path / "elsewhere", "rl.init")  # no record (a hub model, an older run): passes

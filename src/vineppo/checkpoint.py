@@ -44,10 +44,11 @@ def seed_everything(seed: int) -> None:
 
 
 def save_checkpoint(directory: str | Path, step: int, model, tokenizer, state: dict[str, Any],
-                    keep: int = 2) -> Path:
-    """Write `directory/step-{step}` atomically and keep only the newest `keep` checkpoints."""
+                    keep: int = 2, files: dict[str, str] | None = None) -> Path:
+    """Write `directory/step-{step}` atomically (with `files`, name -> text, beside the model) and
+    keep only the newest `keep` checkpoints."""
     tmp = staging_dir(directory, step)
-    write_model_and_state(tmp, step, model, tokenizer, state)
+    write_model_and_state(tmp, step, model, tokenizer, state, files)
     return commit_checkpoint(directory, step, keep)
 
 
@@ -65,10 +66,13 @@ def staging_dir(directory: str | Path, step: int) -> Path:
     return tmp
 
 
-def write_model_and_state(tmp: Path, step: int, model, tokenizer, state: dict[str, Any]) -> None:
+def write_model_and_state(tmp: Path, step: int, model, tokenizer, state: dict[str, Any],
+                          files: dict[str, str] | None = None) -> None:
     model.save_pretrained(tmp)
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
+    for name, text in (files or {}).items():  # e.g. the prompt format the model is trained in
+        (tmp / name).write_text(text)
     torch.save({"step": step, "rng": rng_state(), **state}, tmp / "state.pt")
 
 
@@ -134,13 +138,15 @@ def load_state(checkpoint: str | Path) -> dict[str, Any]:
         return torch.load(Path(checkpoint) / "state.pt", weights_only=True)
 
 
-def save_model_atomic(path: str | Path, model, tokenizer) -> Path:
-    """Save a model (and tokenizer) folder atomically, e.g. a run's final SFT checkpoint."""
+def save_model_atomic(path: str | Path, model, tokenizer, files: dict[str, str] | None = None) -> Path:
+    """Save a model (and tokenizer, and `files`) folder atomically, e.g. a run's final SFT checkpoint."""
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    for name, text in (files or {}).items():
+        (tmp / name).write_text(text)
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
     return path

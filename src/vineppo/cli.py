@@ -89,6 +89,7 @@ def cmd_eval(args: list[str] | dict) -> dict:
     if cfg.eval.split == "sft" and not task.sft_data:
         raise ConfigError(f"eval.split=sft: task {cfg.task.name} has no SFT pool here (the generated tasks "
                           "arith and arith_hard with task.num_sft > 0 do); use eval.split=train or test")
+    task.format.check(cfg.model.name_or_path, "model.name_or_path")
     model = load_model(cfg.model.name_or_path, cfg.model.dtype, cfg.device)
     engine = make_engine(cfg.engine, model, load_tokenizer(cfg.model.name_or_path), cfg.eval.batch_size,
                          path=cfg.model.name_or_path, bos=cfg.task.prompt_bos)

@@ -15,6 +15,7 @@ from vineppo import checkpoint as ckpt
 from vineppo.config import Config, ConfigError
 from vineppo.distributed import World, deepspeed_config, full_parameters, join_single_process_group
 from vineppo.rollout import token_logprobs
+from vineppo.tasks import PromptFormat
 
 AUTOCAST_CHOICES = ("auto", "bfloat16")
 
@@ -142,6 +143,7 @@ class Updater:
 
     def __init__(self, learner: Learner, cfg: Config, world: World, device: torch.device, micro_batch: int):
         self.learner, self.world, self.grad_clip = learner, world, cfg.rl.grad_clip
+        self.files = PromptFormat.of(cfg.task).files()  # saved beside the policy in each checkpoint
         self.clip_groups = clip_groups(learner, cfg.rl.grad_clip_scope)
         groups = param_groups(learner, cfg.rl.value_learning_rate)
         self.zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
@@ -222,7 +224,7 @@ class Updater:
                 state["value_model"] = self.learner.value_model.state_dict()
         with full_parameters(self.learner.policy, self.zero_stage):
             if world.is_main:
-                ckpt.write_model_and_state(tmp, step, self.learner.policy, tokenizer, state)
+                ckpt.write_model_and_state(tmp, step, self.learner.policy, tokenizer, state, self.files)
         world.barrier()
         if world.is_main:
             ckpt.commit_checkpoint(directory, step, keep)

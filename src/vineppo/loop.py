@@ -168,6 +168,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     if rl.init is None:
         raise ConfigError("rl.init: give the SFT checkpoint to start from (hub name or folder)")
     check_source(rl.init, "rl.init")
+    PromptFormat.of(cfg.task).check(rl.init, "rl.init")  # the format the SFT model learned
     require_cuda(cfg.device)
     if world.world_size > 1 and not cfg.deepspeed.enabled:
         raise ConfigError(f"{world.world_size} processes: multi-process training runs through DeepSpeed; "

@@ -175,10 +175,11 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         if done % s.save_every == 0 and done < s.max_steps:
             ckpt.save_checkpoint(run.checkpoints, done, model, tokenizer, {
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "elapsed_s": time.time() - t0, "num_records": len(read_jsonl(run.metrics))})
+                "elapsed_s": time.time() - t0, "num_records": len(read_jsonl(run.metrics))},
+                files=task.format.files())
     train_time = time.time() - t0
 
-    ckpt.save_model_atomic(run.final, model, tokenizer)
+    ckpt.save_model_atomic(run.final, model, tokenizer, task.format.files())
     result = eval_now(limit=None, num_samples=cfg.eval.num_samples)
     atomic_write_json(run.eval_file("test"), result)
     summary = {

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from vineppo.config import ConfigError, TaskConfig
 from vineppo.grading import ANSWER_FORMAT, answer_format
@@ -44,6 +46,29 @@ class PromptFormat:
         """Token ids of a prompt (or a prompt and the start of its response): BOS first with
         `bos`, as the engines encode text prompts (`inference.encode_prompt`)."""
         return encode_prompt(tokenizer, text, self.bos)
+
+    def files(self) -> dict[str, str]:
+        """What a model folder trained here records of its format (FORMAT_FILE), for `check_format`."""
+        keys = {"task.prompt_template": self.template, "task.response_template": self.response,
+                "task.prompt_bos": self.bos}
+        return {FORMAT_FILE: json.dumps(keys, indent=2) + "\n"}
+
+    def check(self, folder: str | Path, key: str) -> None:
+        """ConfigError where the model at `folder` (named by `key`) was trained here in another
+        prompt format than this one: prompted otherwise it loses most of its accuracy
+        (tests/test_sft.py). A folder without FORMAT_FILE (a hub model, an older run) passes."""
+        path = Path(folder) / FORMAT_FILE
+        if not path.is_file():
+            return
+        saved = json.loads(path.read_text())
+        mine = json.loads(self.files()[FORMAT_FILE])
+        differ = [f"{k}: {saved[k]!r} there, {mine[k]!r} now" for k in mine if k in saved and saved[k] != mine[k]]
+        if differ:
+            raise ConfigError(f"{key}={folder} was trained in another prompt format ({'; '.join(differ)}); "
+                              "give the settings it was trained with")
+
+
+FORMAT_FILE = "prompt_format.json"
 
 
 TINY_FORMAT = PromptFormat()
