@@ -20,8 +20,8 @@ pytestmark = pytest.mark.vllm
 PROMPTS = ["Question: Ava has 3 apples.\nAnswer:\n", "Question: Ben has 12 coins. He finds 4 more.\nAnswer:\n"]
 
 
-def fresh_logprobs(model, tok, prompt, ids, temperature):
-    p = tok(prompt, add_special_tokens=False)["input_ids"]
+def fresh_logprobs(model, tok, prompt, ids, temperature, bos=False):
+    p = [tok.bos_token_id] * bos + tok(prompt, add_special_tokens=False)["input_ids"]
     x = torch.tensor([p + ids])
     with torch.no_grad():
         logits = model(input_ids=x).logits[0, len(p) - 1:-1].float() / temperature
@@ -54,6 +54,23 @@ def test_greedy_matches_hf_engine(model_tok, engine):
     ref = HFEngine(model, tok).generate(PROMPTS, params)
     assert [c[0].token_ids for c in ours] == [c[0].token_ids for c in ref]
     assert [c[0].text for c in ours] == [c[0].text for c in ref]
+
+
+def test_bos_prompts_are_read_after_the_bos_token(model_tok, engine):
+    """With task.prompt_bos a text prompt is read as [BOS] + its tokens, as the hf engine reads it:
+    the sampled tokens' log-probs are those of a forward pass with BOS first, not without it."""
+    model, tok = model_tok
+    engine.bos = True
+    try:
+        out = engine.generate(PROMPTS, SamplingParams(n=2, temperature=0.8, max_new_tokens=12, seed=2))
+    finally:
+        engine.bos = False
+    for prompt, comps in zip(PROMPTS, out, strict=True):
+        for c in comps:
+            with_bos = fresh_logprobs(model, tok, prompt, c.token_ids, 0.8, bos=True)
+            without = fresh_logprobs(model, tok, prompt, c.token_ids, 0.8)
+            assert max(abs(a - b) for a, b in zip(c.logprobs, with_bos, strict=True)) < 1e-4
+            assert max(abs(a - b) for a, b in zip(c.logprobs, without, strict=True)) > 1e-3
 
 
 def test_logprobs_equal_fresh_forward(model_tok, engine):
