@@ -17,13 +17,17 @@ def test_defaults_and_overrides():
 def test_paper_preset_then_override():
     cfg = make_config(["preset=paper"])
     assert cfg.model.name_or_path == "realtreetune/rho-1b-sft-GSM8K"
-    assert cfg.eval.temperature == 0.6 and cfg.eval.max_new_tokens == 1024
+    assert cfg.eval.temperature == 0.35 and cfg.eval.max_new_tokens == 1024
     cfg = make_config(["preset=paper", "model.name_or_path=/models/rho"])
     assert cfg.model.name_or_path == "/models/rho"
     # The authors' SFT format (McGill-NLP/VinePPO configs/sft_rho1b_for_gsm8k.jsonnet and _MATH:
     # query_template, response_template, append_bos_to_query), which their checkpoints expect.
     assert (cfg.task.prompt_template, cfg.task.response_template, cfg.task.prompt_bos) == (
         "[MATH_TASK] Problem:\n{question}\n\nSolution:", "\n{solution}\n", True)
+    # Their test evaluation (configs/sft_rho1b_for_gsm8k_eval.jsonnet, imported by every RL config):
+    # 16 samples at temperature 0.35, top-p 0.9, up to 1024 tokens; for the SFT row and RL alike.
+    assert (cfg.eval.num_samples, cfg.rl.eval_samples, cfg.eval.temperature, cfg.eval.top_p,
+            cfg.eval.max_new_tokens) == (16, 16, 0.35, 0.9, 1024)
 
 
 def test_templates_are_text_and_need_their_field():

@@ -42,6 +42,37 @@ def test_no_flaw_share_against_flawed_references():
     assert "greedy_flawed" not in evaluate(Scripted(), PROBLEMS[:1], "gsm8k", progress=False)
 
 
+class ScriptedSamples(Scripted):
+    """Greedy: ANSWERS; sampled (n per prompt): the i-th sample right where SAMPLED[q][i] is 1."""
+
+    SAMPLED = {"q0": [1, 1, 0, 1], "q1": [0, 0, 0, 0], "q2": [1, 0, 0, 0], "q3": [0, 1, 1, 1]}
+
+    def generate(self, prompts, params):
+        if params.temperature == 0:
+            return super().generate(prompts, params)
+        answer = {"q0": "3", "q1": "9", "q2": "2", "q3": "8"}
+        out = []
+        for p in prompts:
+            q = p.split("Question: ")[1].split("\n")[0]
+            out.append([Completion(text=f"#### {answer[q] if ok else -1}", token_ids=[1], logprobs=[0.0],
+                                   finish_reason="stop") for ok in self.SAMPLED[q][:params.n]])
+        return out
+
+
+def test_sampled_accuracy_and_pass_at_k_by_hand_and_from_gathered_shares():
+    """Sampled accuracy: each problem's share of right samples, averaged (3/4, 0, 1/4, 3/4 -> 7/16);
+    pass@4: problems with any right sample (3/4). The same from two processes' shares gathered."""
+    from vineppo.evaluate import log_fields, summarise
+
+    r = evaluate(ScriptedSamples(), PROBLEMS, "arith", num_samples=4, progress=False)
+    assert r["sampled_accuracy"] == 7 / 16 and r["pass_at_k"] == 0.75 and r["greedy_accuracy"] == 0.25
+    halves = [evaluate(ScriptedSamples(), PROBLEMS[i::2], "arith", num_samples=4, progress=False) for i in (0, 1)]
+    whole = summarise([p for h in halves for p in h["problems"]])
+    assert whole["sampled_accuracy"] == 7 / 16 and whole["pass_at_k"] == 0.75
+    assert log_fields(r)["eval/sampled_accuracy"] == 7 / 16 and log_fields(r)["eval/pass_at_k"] == 0.75
+    assert "sampled_accuracy" not in evaluate(ScriptedSamples(), PROBLEMS, "arith", progress=False)
+
+
 def test_correct_bits_follow_the_test_sets_order_and_record_bits_keeps_each_evaluation(tmp_path):
     import json
 

@@ -362,6 +362,17 @@ def test_table_mean_std_markdown_and_latex(tmp_path):
     tex = (tmp_path / "table1.tex").read_text()
     assert "PPO & 25.0 $\\pm$ 7.1 \\\\" in tex and "VinePPO & 40.0 $\\pm$ 0.0 \\\\" in tex
     assert len((tmp_path / "table1.csv").read_text().strip().splitlines()) == 1 + 4
+    assert "Test accuracy: greedy." in md
+    # Where every finished run also sampled its test problems (the paper preset), the table gives
+    # the sampled accuracy (the SFT evaluation's key is sampled_accuracy, RL's test_sampled_accuracy).
+    for j in jobs:
+        if j.marker.exists():
+            summary = json.loads(j.marker.read_text())
+            key = "test_sampled_accuracy" if j.command == "rl" else "sampled_accuracy"
+            j.marker.write_text(json.dumps({**summary, key: summary["test_greedy_accuracy"] + 0.1}))
+    md = write_table(jobs, tmp_path / "table1", log=quiet).read_text()
+    assert "| sft | 0.400 ± 0.000 |" in md and "| ppo | 0.350 ± 0.071 | 2 |" in md
+    assert "Test accuracy: the mean over each problem's samples" in md
 
 
 def test_every_slurm_profile_loads_and_paper_profiles_match_the_paper():

@@ -28,8 +28,17 @@ def config(tmp_path, init, algo, extra=()):
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus"])
 def test_two_iterations(tmp_path, easy_sft_checkpoint, algo):
-    summary = train_rl(config(tmp_path, easy_sft_checkpoint, algo))
+    sampled = algo == "rloo"  # one method also samples its test problems (rl.eval_samples)
+    summary = train_rl(config(tmp_path, easy_sft_checkpoint, algo, ["rl.eval_samples=3"] if sampled else []))
     records = read_jsonl(tmp_path / f"{algo}-arith-s0" / "metrics.jsonl")
+    last = json.loads((tmp_path / f"{algo}-arith-s0" / "eval" / "test.json").read_text())
+    if sampled:  # the logged sampled accuracy is the per-problem samples' mean, and the summary's
+        assert all(len(p["sampled_correct"]) == 3 for p in last["problems"])
+        mean = sum(sum(p["sampled_correct"]) / 3 for p in last["problems"]) / len(last["problems"])
+        assert records[-1]["eval/sampled_accuracy"] == pytest.approx(mean) == summary["test_sampled_accuracy"]
+        assert records[-1]["eval/pass_at_k"] >= records[-1]["eval/sampled_accuracy"]
+    else:
+        assert "eval/sampled_accuracy" not in records[-1] and "test_sampled_accuracy" not in summary
     assert [r["iteration"] for r in records] == [1, 2]
     if algo in ("restem", "dpo_plus"):
         # Units: correct responses (RestEM) or pairs (DPO+, 4 pairs per 8-episode mini-batch).

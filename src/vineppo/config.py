@@ -204,6 +204,10 @@ class RLConfig:
     """DPO+: weight of the NLL term on the correct response."""
     eval_every: int = 5
     """Evaluate test accuracy every N iterations (and at the end)."""
+    eval_samples: int = 0
+    """Also sample this many responses per test problem at each evaluation (at eval.temperature,
+    eval.top_p): eval/sampled_accuracy (their mean, pass@1; the authors report it from 16 samples
+    at 0.35) and eval/pass_at_k beside greedy accuracy. 0: greedy only."""
     save_every: int = 1
     """Checkpoint every N iterations."""
     keep_checkpoints: int = 2
@@ -408,7 +412,7 @@ AT_LEAST_1 = ("model.vocab_size", "model.hidden_size", "model.num_layers", "mode
               "rl.eval_every", "rl.save_every", "rl.rollout_batch_size", "task.num_train", "task.num_test",
               "task.limit_test")
 AT_LEAST_0 = ("rl.iterations", "sft.eval_every", "eval.num_samples", "rl.keep_checkpoints", "rl.rollout_shards",
-              "rl.vine_max_steps", "num_threads", "task.num_sft", "rl.kl_coef", "sft.weight_decay", "rl.dpo_nll_coef")
+              "rl.vine_max_steps", "rl.eval_samples", "num_threads", "task.num_sft", "rl.kl_coef", "sft.weight_decay", "rl.dpo_nll_coef")
 ABOVE_0 = ("sft.learning_rate", "rl.learning_rate", "rl.temperature", "eval.temperature", "rl.clip", "rl.dpo_beta",
            "sft.grad_clip", "rl.grad_clip")
 IN_0_1 = ("rl.gamma", "rl.lam", "task.flaw_rate", "sft.warmup_ratio", "rl.top_p", "eval.top_p")

@@ -63,11 +63,8 @@ def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch
                 # wrong, against a correct reference solution (see tasks/arith.py)
                 row["first_error_step"], row["first_error_kind"] = first_error(g[0].text, e["solution"], flaw_ops)
             rows.append(row)
-    n = max(len(rows), 1)
     result: dict[str, Any] = {"task": task, **summarise(rows)}
     if num_samples > 0:
-        result["sampled_accuracy"] = sum(sum(r["sampled_correct"]) / num_samples for r in rows) / n
-        result["pass_at_k"] = sum(max(r["sampled_correct"]) for r in rows) / n
         result["num_samples"], result["temperature"], result["top_p"] = num_samples, temperature, top_p
     result["problems"] = rows
     return result
@@ -75,10 +72,15 @@ def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Greedy accuracy and unparseable share of per-problem rows (one process's, or all gathered),
-    and the share whose first wrong step is the flaw where every row could be located."""
+    the share whose first wrong step is the flaw where every row could be located, and where the
+    rows were sampled too, the sampled accuracy (mean over each problem's samples, then problems:
+    pass@1 estimated from k samples) and pass@k."""
     n = max(len(rows), 1)
     out = {"num_problems": len(rows), "greedy_accuracy": sum(r["greedy_correct"] for r in rows) / n,
            "greedy_unparsed": sum(not r["greedy_parsed"] for r in rows) / n}
+    if rows and all(r.get("sampled_correct") for r in rows):
+        out["sampled_accuracy"] = sum(sum(r["sampled_correct"]) / len(r["sampled_correct"]) for r in rows) / n
+        out["pass_at_k"] = sum(max(r["sampled_correct"]) for r in rows) / n
     if rows and all("first_error_kind" in r for r in rows):
         out["greedy_flawed"] = sum(r["first_error_kind"] == "flaw" for r in rows) / n
     return out
@@ -86,7 +88,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def log_fields(result: dict[str, Any]) -> dict[str, float]:
     """An evaluation's numbers as metrics.jsonl logs them."""
-    return {f"eval/{k}": result[k] for k in ("greedy_accuracy", "greedy_unparsed", "greedy_flawed") if k in result}
+    keys = ("greedy_accuracy", "greedy_unparsed", "greedy_flawed", "sampled_accuracy", "pass_at_k")
+    return {f"eval/{k}": result[k] for k in keys if k in result}
 
 
 def correct_bits(shares: list[list[dict[str, Any]]]) -> str:

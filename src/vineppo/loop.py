@@ -352,7 +352,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             result = evaluate(engine, task.test[world.rank::world.world_size], cfg.task.name,
                               batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                               progress=progress and world.is_main, flaw_ops=tuple(cfg.task.flaw_ops),
-                              fmt=task.format)
+                              fmt=task.format, num_samples=rl.eval_samples, temperature=cfg.eval.temperature,
+                              top_p=cfg.eval.top_p, seed=(cfg.seed * 1_000_003 + done) * 1_000 + world.rank)
             shares = world.gather(result["problems"])
             problems = [p for part in shares for p in part]
             whole = {**result, **summarise(problems), "problems": problems}  # every process's share
@@ -375,10 +376,12 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         assert last is not None and ckpt.checkpoint_step(last) == rl.iterations, last
         ckpt.export_model(last, run.final)
     records = read_jsonl(run.metrics)
-    last_eval = next((r["eval/greedy_accuracy"] for r in reversed(records) if "eval/greedy_accuracy" in r), None)
+    last_eval = next((r for r in reversed(records) if "eval/greedy_accuracy" in r), {})
     summary = {"algo": rl.algo, "task": cfg.task.name, "seed": cfg.seed, "iterations": rl.iterations,
                "grad_steps": records[-1]["train/grad_steps"] if records else 0,
-               "test_greedy_accuracy": last_eval, "final_model": str(run.final),
+               "test_greedy_accuracy": last_eval.get("eval/greedy_accuracy"), "final_model": str(run.final),
+               **({"test_sampled_accuracy": last_eval["eval/sampled_accuracy"], "eval_samples": rl.eval_samples}
+                  if "eval/sampled_accuracy" in last_eval else {}),
                "seconds_per_iteration": (records[-1]["time/elapsed_s"] / len(records)) if records else None,
                "commit": commit, "processes": world.world_size, "autocast": precision}
     if finished is not None:  # extended: where the earlier part came from
