@@ -28,6 +28,10 @@ def test_paper_preset_then_override():
     # 16 samples at temperature 0.35, top-p 0.9, up to 1024 tokens; for the SFT row and RL alike.
     assert (cfg.eval.num_samples, cfg.rl.eval_samples, cfg.eval.temperature, cfg.eval.top_p,
             cfg.eval.max_new_tokens) == (16, 16, 0.35, 0.9, 1024)
+    # Their RestEM picks its checkpoints on a validation split (restem_trainer, SPEC.md).
+    assert (cfg.rl.restem_select, cfg.task.num_validation) == ("validation", 500)
+    with pytest.raises(ConfigError, match="rl.restem_select=validation needs a validation split"):
+        make_config(["rl.algo=restem", "rl.restem_select=validation"])
 
 
 def test_templates_are_text_and_need_their_field():

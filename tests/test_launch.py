@@ -225,7 +225,7 @@ def test_paper_eval_job_runs_with_its_settings_as_they_are(tmp_path, tiny_model_
     from vineppo.inference import HFEngine
     from vineppo.tasks import TINY_FORMAT, PromptFormat, load_task
 
-    test = load_task(make_config(overrides).task).test
+    test = load_task(make_config(overrides).task, with_train=False).test
     greedy = [p["greedy"] for p in json.loads((tmp_path / "sft-gsm8k.json").read_text())["problems"]]
 
     def answers(engine, fmt):

@@ -334,3 +334,40 @@ def test_grpo_trains_on_its_group_advantages_unwhitened_when_asked(tmp_path, eas
             assert torch.allclose(row, row[0].expand_as(row))  # one value per response
             assert (allowed - row[0].abs()).abs().min() < 1e-3
             assert row[0] * (r - 0.5) >= -1e-6  # right answers never pushed down, wrong never up
+
+
+@pytest.mark.slow
+def test_restem_keeps_the_epoch_validation_chose(tmp_path, easy_sft_checkpoint):
+    """rl.restem_select=validation (the authors' RestEM): after each epoch, accuracy on the held-out
+    validation problems; training goes on while it rises, and the iteration keeps the last epoch
+    that raised it. The kept model is the one trained: evaluated afresh on the validation split it
+    scores the logged accuracy of the kept epoch, also where a later epoch was trained and undone."""
+    from vineppo.evaluate import evaluate
+    from vineppo.inference import HFEngine
+    from vineppo.models import load_model, load_tokenizer
+    from vineppo.tasks import load_task
+
+    extra = ["rl.restem_select=validation", "task.num_validation=12", "rl.epochs=4", "rl.iterations=3",
+             "rl.learning_rate=1e-3", "task.num_train=600"]
+    cfg = config(tmp_path, easy_sft_checkpoint, "restem", extra)
+    train_rl(cfg)
+    records = read_jsonl(tmp_path / "restem-arith-s0" / "metrics.jsonl")
+    undone = 0
+    for r in records:
+        accs = [r[f"restem/validation_accuracy_e{e}"] for e in range(1, 5) if f"restem/validation_accuracy_e{e}" in r]
+        kept = r["restem/epochs_kept"]
+        assert all(b > a for a, b in zip(accs[:kept - 1], accs[1:kept], strict=True))  # rising up to the kept one
+        assert r["restem/validation_accuracy"] == accs[kept - 1]
+        if len(accs) > kept:  # the next epoch did not raise it: trained, then undone
+            assert len(accs) == kept + 1 and accs[kept] <= accs[kept - 1]
+            undone += 1
+        else:
+            assert kept == 4
+    assert undone >= 1  # the going-back path ran (its check below can fail)
+    task = load_task(cfg.task)
+    assert len(task.validation) == 12 and not {e["id"] for e in task.validation} & {e["id"] for e in task.train}
+    last = tmp_path / "restem-arith-s0" / "final"
+    result = evaluate(HFEngine(load_model(last), load_tokenizer(last)), task.validation, "arith",
+                      max_new_tokens=cfg.eval.max_new_tokens, progress=False)
+    assert result["greedy_accuracy"] == records[-1]["restem/validation_accuracy"]
+    assert not (tmp_path / "restem-arith-s0" / ".restem-epoch").exists()

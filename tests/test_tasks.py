@@ -433,3 +433,14 @@ def test_a_model_folder_records_its_format_and_refuses_another(tmp_path):
                        r"\\nAnswer:\\n' now; task.response_template: .*; task.prompt_bos: True there, False now\)"):
         TINY_FORMAT.check(tmp_path, "rl.init")
     TINY_FORMAT.check(tmp_path / "elsewhere", "rl.init")  # no record (a hub model, an older run): passes
+
+
+def test_validation_split_is_held_out_of_the_rl_prompts():
+    from vineppo.config import ConfigError
+
+    full = load_task(TaskConfig(name="arith", num_train=50, num_test=10))
+    held = load_task(TaskConfig(name="arith", num_train=50, num_test=10, num_validation=8))
+    assert held.train == full.train[:42] and held.validation == full.train[42:] and held.test == full.test
+    assert load_task(TaskConfig(name="arith", num_train=50, num_test=10)).validation == []
+    with pytest.raises(ConfigError, match="task.num_validation=50 leaves no train problems"):
+        load_task(TaskConfig(name="arith", num_train=50, num_test=10, num_validation=50))

@@ -74,6 +74,9 @@ class TaskConfig:
     prompt_bos: bool = False
     """Put the tokenizer's beginning-of-sequence token before every prompt (as the authors' SFT
     data did, and as vLLM and `tokenizer(text)` do by default for Llama-family tokenizers)."""
+    num_validation: int = 0
+    """Hold out the last N train problems as a validation split (never RL prompts; RestEM's epoch
+    choice with rl.restem_select=validation reads it). 0: none."""
     grade_timeout_s: float = 1.0
     """Wall-clock cap on one grading call's symbolic comparison (MATH-format answers): past it the
     answer counts as wrong, and the call is counted in `train/grading_timeouts`."""
@@ -202,6 +205,11 @@ class RLConfig:
     """DPO+: beta of the DPO loss."""
     dpo_nll_coef: float = 1.0
     """DPO+: weight of the NLL term on the correct response."""
+    restem_select: str = "last"
+    """RestEM: which epoch's model an iteration keeps. last: the last one's. validation: the
+    authors' rule (SPEC.md: "pick the checkpoint by validation"; their restem_trainer): after each
+    epoch, accuracy on task.num_validation held-out train problems; keep training while it rises
+    and keep the last epoch that raised it (the first epoch's model at least)."""
     eval_every: int = 5
     """Evaluate test accuracy every N iterations (and at the end)."""
     eval_samples: int = 0
@@ -412,7 +420,7 @@ AT_LEAST_1 = ("model.vocab_size", "model.hidden_size", "model.num_layers", "mode
               "rl.eval_every", "rl.save_every", "rl.rollout_batch_size", "task.num_train", "task.num_test",
               "task.limit_test")
 AT_LEAST_0 = ("rl.iterations", "sft.eval_every", "eval.num_samples", "rl.keep_checkpoints", "rl.rollout_shards",
-              "rl.vine_max_steps", "rl.eval_samples", "num_threads", "task.num_sft", "rl.kl_coef", "sft.weight_decay", "rl.dpo_nll_coef")
+              "rl.vine_max_steps", "rl.eval_samples", "task.num_validation", "num_threads", "task.num_sft", "rl.kl_coef", "sft.weight_decay", "rl.dpo_nll_coef")
 ABOVE_0 = ("sft.learning_rate", "rl.learning_rate", "rl.temperature", "eval.temperature", "rl.clip", "rl.dpo_beta",
            "sft.grad_clip", "rl.grad_clip")
 IN_0_1 = ("rl.gamma", "rl.lam", "task.flaw_rate", "sft.warmup_ratio", "rl.top_p", "eval.top_p")
@@ -428,6 +436,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "rl.algo": ("ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus"),
     "rl.old_logprobs": ("sampler", "recompute"),
     "rl.grad_clip_scope": ("per_model", "joint"),
+    "rl.restem_select": ("last", "validation"),
     "rl.autocast": ("auto", "bfloat16"),
     "deepspeed.bf16": ("auto", "true", "false"),
     "deepspeed.zero_stage": (0, 1, 2, 3),
@@ -476,6 +485,8 @@ def check_values(cfg: Config) -> None:
         check_rule(cfg.rl.vine_steps)
     except ValueError as e:
         raise ConfigError(f"rl.vine_steps: {e}") from None
+    if cfg.rl.algo == "restem" and cfg.rl.restem_select == "validation" and cfg.task.num_validation < 1:
+        raise ConfigError("rl.restem_select=validation needs a validation split: set task.num_validation >= 1")
     if cfg.rl.algo in GROUP_METHODS and cfg.rl.samples_per_prompt < 2:
         raise ConfigError(f"rl.algo={cfg.rl.algo} compares each prompt's responses with each other: "
                           f"rl.samples_per_prompt must be >= 2, got {cfg.rl.samples_per_prompt}")

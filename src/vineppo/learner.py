@@ -5,6 +5,7 @@ processes. The loop calls the same three methods either way: forward, step, save
 from __future__ import annotations
 
 import contextlib
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,17 @@ def clip_groups(learner: Learner, scope: str) -> list[tuple[str, list[nn.Paramet
             ("train/grad_norm_value", [p for p in trainable if id(p) in value])]
 
 
+def _on_cpu(obj: Any) -> Any:
+    """A copy of `obj` (nested dicts, lists, tuples) with every tensor copied to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
 class Updater:
     """Adam over the learner's parameters, with gradient-norm clipping by `clip_groups`; through
     DeepSpeed when `deepspeed.enabled` (which averages gradients over processes and shards optimizer
@@ -203,6 +215,30 @@ class Updater:
         reported = {name: e.get_global_grad_norm() for (name, _), e in zip(self.clip_groups, self.engines.values(),
                                                                            strict=True)}
         return {name: float(reported[name]) for name in self.norm_names}
+
+    def snapshot(self, directory: Path, tag: str) -> Any:
+        """The trainable state now (weights and optimizer), to go back to with `restore`: copies in
+        CPU memory (the device holds no second copy), or with DeepSpeed each engine's own checkpoint
+        under `directory` (every process writes its shards; DeepSpeed's load puts back the fp32
+        master weights and the optimizer)."""
+        if self.engines:
+            for part, e in self.engines.items():
+                e.save_checkpoint(str(directory / self.ENGINE_DIRS[part]), tag=tag)
+            return tag
+        modules = [self.learner.policy] + ([self.learner.value_model] if self.learner.value_model is not None else [])
+        return _on_cpu(([m.state_dict() for m in modules], self.optimizer.state_dict()))
+
+    def restore(self, directory: Path, snapshot: Any) -> None:
+        """Back to the state `snapshot` recorded (then sync the rollout engine: loop.sync_engine)."""
+        if self.engines:
+            for part, e in self.engines.items():
+                e.load_checkpoint(str(directory / self.ENGINE_DIRS[part]), tag=snapshot)
+            return
+        states, optimizer = snapshot
+        modules = [self.learner.policy] + ([self.learner.value_model] if self.learner.value_model is not None else [])
+        for m, state in zip(modules, states, strict=True):
+            m.load_state_dict(state)
+        self.optimizer.load_state_dict(optimizer)
 
     ENGINE_DIRS = {"all": "deepspeed", "policy": "deepspeed", "value": "deepspeed_value"}
     """Where each DeepSpeed engine keeps its per-process shards inside a checkpoint."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -135,6 +136,21 @@ def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_grou
     elif rl.algo == "rloo":
         rloo.assign_advantages(episodes)
     return episodes, stats, time.time() - t0
+
+
+def validation_accuracy(engine, policy, rollout_model, zero_stage: int, task, cfg: Config, world, done: int) -> float:
+    """The current policy's accuracy on the validation split (task.num_validation), every process
+    scoring its share: greedy, or the mean over rl.eval_samples samples (the authors' measure)."""
+    sync_engine(engine, policy, rollout_model, zero_stage)
+    policy.eval()
+    result = evaluate(engine, task.validation[world.rank::world.world_size], cfg.task.name,
+                      batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens, progress=False,
+                      flaw_ops=tuple(cfg.task.flaw_ops), fmt=task.format, num_samples=cfg.rl.eval_samples,
+                      temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
+                      seed=(cfg.seed * 1_000_003 + done) * 1_000 + 500 + world.rank)
+    policy.train()
+    whole = summarise([p for part in world.gather(result["problems"]) for p in part])
+    return whole["sampled_accuracy" if cfg.rl.eval_samples else "greedy_accuracy"]
 
 
 def merge_vine_stats(per_shard: list[dict[str, float]]) -> dict[str, float]:
@@ -305,7 +321,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                                                 *updater.norm_names), 0.0)  # and the pre-clip gradient norms
         steps = 0
         seq_len = batch["attention_mask"].sum(1).tolist()
-        for _ in range(rl.epochs if units else 0):
+        select, previous = rl.algo == "restem" and rl.restem_select == "validation", None
+        for epoch in range(rl.epochs if units else 0):
             for step_units in minibatches(units, per_step, gen, seq_len if rl.minibatch_by_length else None):
                 # Data parallel: this process takes every W-th unit of the mini-batch and weighs its
                 # loss by its share of what the loss averages over; the gradient averaged over
@@ -330,6 +347,19 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 steps += 1
                 for k, v in step_logs.items():
                     sums[k] += v * share
+            if select:  # RestEM's epoch choice (rl.restem_select): on while validation accuracy rises
+                acc = validation_accuracy(engine, policy, rollout_model, zero_stage, task, cfg, world, done=it + 1)
+                stats[f"restem/validation_accuracy_e{epoch + 1}"] = acc
+                if epoch > 0 and not acc > stats["restem/validation_accuracy"]:
+                    updater.restore(run.path / ".restem-epoch", previous)  # back to the epoch before
+                    break
+                stats["restem/epochs_kept"], stats["restem/validation_accuracy"] = epoch + 1, acc
+                if epoch + 1 < rl.epochs:
+                    previous = updater.snapshot(run.path / ".restem-epoch", "previous")
+        if previous is not None and updater.engines:  # DeepSpeed's shards of the epoch before
+            world.barrier()
+            if world.is_main:
+                shutil.rmtree(run.path / ".restem-epoch", ignore_errors=True)
         totals = dict(zip(sums, world.sum(list(sums.values())), strict=True))  # each step's mini-batch mean
         logs = {k: v / steps for k, v in totals.items() if steps and (k != "loss/value" or value_model is not None)
                 and (k != "loss/clip_fraction" or rl.algo in PPO_FAMILY)}

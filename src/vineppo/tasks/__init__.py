@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vineppo.config import ConfigError, TaskConfig
@@ -86,6 +86,8 @@ class Task:
     on `train`."""
     format: PromptFormat = TINY_FORMAT
     """The prompt and SFT target format (task.prompt_template, ...)."""
+    validation: list[dict[str, str]] = field(default_factory=list)
+    """Held-out train problems (task.num_validation), never RL prompts."""
 
     @property
     def sft_data(self) -> list[dict]:
@@ -155,7 +157,13 @@ def load_task(cfg: TaskConfig, with_sft: bool = False, with_train: bool = True) 
         sft = None
     if cfg.limit_test is not None:
         test = test[: cfg.limit_test]
-    return Task(cfg.name, train, test, sft, PromptFormat.of(cfg))
+    validation: list[dict[str, str]] = []
+    if cfg.num_validation and with_train:
+        if cfg.num_validation >= len(train):
+            raise ConfigError(f"task.num_validation={cfg.num_validation} leaves no train problems (the task "
+                              f"has {len(train)})")
+        train, validation = train[:-cfg.num_validation], train[-cfg.num_validation:]
+    return Task(cfg.name, train, test, sft, PromptFormat.of(cfg), validation)
 
 
 __all__ = ["ANSWER_FORMAT", "DataError", "PROMPT", "TASKS", "TINY_FORMAT", "PromptFormat", "Task", "answer_format", "load_task"]
