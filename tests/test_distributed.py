@@ -120,6 +120,29 @@ def test_two_process_deepspeed_matches_one_process(tmp_path, easy_sft_checkpoint
 
 
 @pytest.mark.slow
+def test_restem_epoch_choice_on_two_processes_matches_one(tmp_path, easy_sft_checkpoint):
+    """RestEM with rl.restem_select=validation under ZeRO-2 on 2 processes (each scoring half the
+    validation problems; an undone epoch restored from DeepSpeed's own checkpoint) against one
+    process with plain Adam: the same validation accuracies, epochs kept, steps and losses."""
+    args = EASY + RL + [f"rl.init={easy_sft_checkpoint}", "rl.algo=restem", "rl.iterations=3", "rl.eval_every=3",
+                        "rl.rollout_shards=2", "num_threads=1", "device=cpu", "rl.autocast=null", "rl.epochs=4",
+                        "rl.restem_select=validation", "task.num_validation=12", "rl.learning_rate=1e-3",
+                        "task.num_train=600"]
+    train_rl(make_config(args + [f"output_dir={tmp_path / 'one'}"]))
+    torchrun(args + [f"output_dir={tmp_path / 'two'}", "deepspeed.enabled=true", "deepspeed.zero_stage=2"], 2, tmp_path)
+    one = read_jsonl(tmp_path / "one" / "restem-arith-s0" / "metrics.jsonl")
+    two = read_jsonl(tmp_path / "two" / "restem-arith-s0" / "metrics.jsonl")
+    assert any(f"restem/validation_accuracy_e{r['restem/epochs_kept'] + 1}" in r for r in one)  # one undone
+    for a, b in zip(one, two, strict=True):
+        assert {k: v for k, v in a.items() if k.startswith("restem/")} == \
+            {k: v for k, v in b.items() if k.startswith("restem/")}
+        assert a["train/grad_steps"] == b["train/grad_steps"] and a["train/reward"] == b["train/reward"]
+        assert ("loss/policy" in a) == ("loss/policy" in b)  # none where no sample was right
+        assert abs(a.get("loss/policy", 0.0) - b.get("loss/policy", 0.0)) <= LOSS_TOLERANCE
+    assert not (tmp_path / "two" / "restem-arith-s0" / ".restem-epoch").exists()
+
+
+@pytest.mark.slow
 def test_deepspeed_run_resumes_from_its_checkpoint(tmp_path, easy_sft_checkpoint):
     """One process through DeepSpeed (its own private process group): stopped after 2 iterations and
     resumed to 3 from the checkpoint (policy + DeepSpeed's optimizer state), it logs exactly what an
