@@ -65,12 +65,16 @@ def test_bos_prompts_are_read_after_the_bos_token(model_tok, engine):
         out = engine.generate(PROMPTS, SamplingParams(n=2, temperature=0.8, max_new_tokens=12, seed=2))
     finally:
         engine.bos = False
+    off_without = []
     for prompt, comps in zip(PROMPTS, out, strict=True):
         for c in comps:
             with_bos = fresh_logprobs(model, tok, prompt, c.token_ids, 0.8, bos=True)
             without = fresh_logprobs(model, tok, prompt, c.token_ids, 0.8)
             assert max(abs(a - b) for a, b in zip(c.logprobs, with_bos, strict=True)) < 1e-4
-            assert max(abs(a - b) for a, b in zip(c.logprobs, without, strict=True)) > 1e-3
+            off_without.append(max(abs(a - b) for a, b in zip(c.logprobs, without, strict=True)))
+    # A BOS far back moves later log-probs little on a random model, but not nothing: over the four
+    # samples at least one token is off by more than ten times the tolerance above.
+    assert max(off_without) > 1e-3, off_without
 
 
 def test_logprobs_equal_fresh_forward(model_tok, engine):
