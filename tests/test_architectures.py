@@ -16,6 +16,7 @@ from vineppo.models import load_model, load_tokenizer
 from vineppo.rollout import Episode, collate_episodes, token_logprobs
 
 from .conftest import EASY
+from .test_inference import generate_greedy
 
 LAYERS = dict(num_hidden_layers=2, num_attention_heads=4)
 ARCHITECTURES = {
@@ -69,14 +70,7 @@ def test_engine_logprobs_and_value_network(checkpoint):
 
     # Greedy decoding through the engine's KV cache and left padding = transformers' generate.
     greedy = engine.generate(PROMPTS, SamplingParams(temperature=0.0, max_new_tokens=12))
-    enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
-    ref = model.generate(**enc, do_sample=False, max_new_tokens=12, pad_token_id=tok.pad_token_id,
-                         eos_token_id=tok.eos_token_id)
-    for i, comps in enumerate(greedy):
-        expected = ref[i, enc["input_ids"].shape[1]:].tolist()
-        if tok.eos_token_id in expected:
-            expected = expected[:expected.index(tok.eos_token_id) + 1]
-        assert comps[0].token_ids == expected
+    assert [c[0].token_ids for c in greedy] == generate_greedy(model, tok, PROMPTS, 12)
 
     # Sampled responses (n=3 from one cached prompt) carry the log-probs of a fresh forward.
     sampled = engine.generate(PROMPTS, SamplingParams(n=3, temperature=0.8, max_new_tokens=10, seed=1))

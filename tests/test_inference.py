@@ -8,18 +8,22 @@ from vineppo.inference.hf import top_p_filter
 PROMPTS = ["Question: Ava has 3 apples.\nAnswer:\n", "Question: Ben has 12 coins. He finds 4 more.\nAnswer:\n"]
 
 
+def generate_greedy(model, tok, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
+    """transformers' own greedy `generate` on the left-padded prompts, each cut after its EOS."""
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    ref = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                         eos_token_id=tok.eos_token_id)
+    out = []
+    for row in ref[:, enc["input_ids"].shape[1]:].tolist():
+        out.append(row[:row.index(tok.eos_token_id) + 1] if tok.eos_token_id in row else row)
+    return out
+
+
 def test_greedy_matches_model_generate(tiny_model_and_tokenizer):
     model, tok = tiny_model_and_tokenizer
     engine = HFEngine(model, tok, batch_size=2)
     out = engine.generate(PROMPTS, SamplingParams(temperature=0.0, max_new_tokens=12))
-    enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
-    ref = model.generate(**enc, do_sample=False, max_new_tokens=12, pad_token_id=tok.pad_token_id,
-                         eos_token_id=tok.eos_token_id)
-    for i, comp in enumerate(out):
-        expected = ref[i, enc["input_ids"].shape[1]:].tolist()
-        if tok.eos_token_id in expected:
-            expected = expected[:expected.index(tok.eos_token_id) + 1]
-        assert comp[0].token_ids == expected
+    assert [c[0].token_ids for c in out] == generate_greedy(model, tok, PROMPTS, 12)
 
 
 def test_batch_does_not_change_greedy(tiny_model_and_tokenizer):

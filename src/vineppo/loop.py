@@ -138,18 +138,26 @@ def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_grou
     return episodes, stats, time.time() - t0
 
 
+def score(engine, examples: list[dict[str, str]], task, cfg: Config, world, seed: int,
+          progress: bool = False) -> tuple[dict[str, Any], list[list[dict[str, Any]]]]:
+    """Evaluate `examples` (greedy, and rl.eval_samples samples each), each process scoring every
+    W-th problem: the whole result summarised over every process's share, and the shares."""
+    result = evaluate(engine, examples[world.rank::world.world_size], cfg.task.name,
+                      batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens, progress=progress,
+                      flaw_ops=tuple(cfg.task.flaw_ops), fmt=task.format, num_samples=cfg.rl.eval_samples,
+                      temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, seed=seed + world.rank)
+    shares = world.gather(result["problems"])
+    problems = [p for part in shares for p in part]
+    return {**result, **summarise(problems), "problems": problems}, shares
+
+
 def validation_accuracy(engine, policy, rollout_model, zero_stage: int, task, cfg: Config, world, done: int) -> float:
-    """The current policy's accuracy on the validation split (task.num_validation), every process
-    scoring its share: greedy, or the mean over rl.eval_samples samples (the authors' measure)."""
+    """The current policy's accuracy on the validation split (task.num_validation): greedy, or the
+    mean over rl.eval_samples samples (the authors' measure)."""
     sync_engine(engine, policy, rollout_model, zero_stage)
     policy.eval()
-    result = evaluate(engine, task.validation[world.rank::world.world_size], cfg.task.name,
-                      batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens, progress=False,
-                      flaw_ops=tuple(cfg.task.flaw_ops), fmt=task.format, num_samples=cfg.rl.eval_samples,
-                      temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
-                      seed=(cfg.seed * 1_000_003 + done) * 1_000 + 500 + world.rank)
+    whole, _ = score(engine, task.validation, task, cfg, world, seed=(cfg.seed * 1_000_003 + done) * 1_000 + 500)
     policy.train()
-    whole = summarise([p for part in world.gather(result["problems"]) for p in part])
     return whole["sampled_accuracy" if cfg.rl.eval_samples else "greedy_accuracy"]
 
 
@@ -379,14 +387,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         if done % rl.eval_every == 0 or done == rl.iterations:  # each process scores every W-th problem
             t_eval = time.time()
             policy.eval()
-            result = evaluate(engine, task.test[world.rank::world.world_size], cfg.task.name,
-                              batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
-                              progress=progress and world.is_main, flaw_ops=tuple(cfg.task.flaw_ops),
-                              fmt=task.format, num_samples=rl.eval_samples, temperature=cfg.eval.temperature,
-                              top_p=cfg.eval.top_p, seed=(cfg.seed * 1_000_003 + done) * 1_000 + world.rank)
-            shares = world.gather(result["problems"])
-            problems = [p for part in shares for p in part]
-            whole = {**result, **summarise(problems), "problems": problems}  # every process's share
+            whole, shares = score(engine, task.test, task, cfg, world, seed=(cfg.seed * 1_000_003 + done) * 1_000,
+                                  progress=progress and world.is_main)
             record.update(log_fields(whole))
             if world.is_main:  # every evaluation's per-problem bits; the last one's answers too
                 test_ids = [e["id"] for e in task.test]
