@@ -433,6 +433,10 @@ def test_a_model_folder_records_its_format_and_refuses_another(tmp_path):
                        r"\\nAnswer:\\n' now; task.response_template: .*; task.prompt_bos: True there, False now\)"):
         TINY_FORMAT.check(tmp_path, "rl.init")
     TINY_FORMAT.check(tmp_path / "elsewhere", "rl.init")  # no record (a hub model, an older run): passes
+    for bad in ("{not json", "[1, 2]"):
+        (tmp_path / FORMAT_FILE).write_text(bad)
+        with pytest.raises(ConfigError, match="prompt_format.json: not a prompt format record"):
+            paper.check(tmp_path, "rl.init")
 
 
 def test_validation_split_is_held_out_of_the_rl_prompts():

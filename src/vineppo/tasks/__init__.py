@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from vineppo.config import ConfigError, TaskConfig
 from vineppo.grading import ANSWER_FORMAT, answer_format
@@ -47,11 +48,14 @@ class PromptFormat:
         `bos`, as the engines encode text prompts (`inference.encode_prompt`)."""
         return encode_prompt(tokenizer, text, self.bos)
 
-    def files(self) -> dict[str, str]:
-        """What a model folder trained here records of its format (FORMAT_FILE), for `check_format`."""
-        keys = {"task.prompt_template": self.template, "task.response_template": self.response,
+    def keys(self) -> dict[str, Any]:
+        """The config keys that set this format, with their values."""
+        return {"task.prompt_template": self.template, "task.response_template": self.response,
                 "task.prompt_bos": self.bos}
-        return {FORMAT_FILE: json.dumps(keys, indent=2) + "\n"}
+
+    def files(self) -> dict[str, str]:
+        """What a model folder trained here records of its format (FORMAT_FILE), for `check`."""
+        return {FORMAT_FILE: json.dumps(self.keys(), indent=2) + "\n"}
 
     def check(self, folder: str | Path, key: str) -> None:
         """ConfigError where the model at `folder` (named by `key`) was trained here in another
@@ -60,8 +64,13 @@ class PromptFormat:
         path = Path(folder) / FORMAT_FILE
         if not path.is_file():
             return
-        saved = json.loads(path.read_text())
-        mine = json.loads(self.files()[FORMAT_FILE])
+        try:
+            saved = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not a prompt format record ({e})") from None
+        if not isinstance(saved, dict):
+            raise ConfigError(f"{path}: not a prompt format record (a JSON object of task.* keys)")
+        mine = self.keys()
         differ = [f"{k}: {saved[k]!r} there, {mine[k]!r} now" for k in mine if k in saved and saved[k] != mine[k]]
         if differ:
             raise ConfigError(f"{key}={folder} was trained in another prompt format ({'; '.join(differ)}); "
