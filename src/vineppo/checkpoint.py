@@ -66,13 +66,18 @@ def staging_dir(directory: str | Path, step: int) -> Path:
     return tmp
 
 
-def write_model_and_state(tmp: Path, step: int, model, tokenizer, state: dict[str, Any],
-                          files: dict[str, str] | None = None) -> None:
+def write_model(tmp: Path, model, tokenizer, files: dict[str, str] | None = None) -> None:
+    """The model, tokenizer and `files` (name -> text, e.g. the prompt format it is trained in)."""
     model.save_pretrained(tmp)
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
-    for name, text in (files or {}).items():  # e.g. the prompt format the model is trained in
+    for name, text in (files or {}).items():
         (tmp / name).write_text(text)
+
+
+def write_model_and_state(tmp: Path, step: int, model, tokenizer, state: dict[str, Any],
+                          files: dict[str, str] | None = None) -> None:
+    write_model(tmp, model, tokenizer, files)
     torch.save({"step": step, "rng": rng_state(), **state}, tmp / "state.pt")
 
 
@@ -143,10 +148,7 @@ def save_model_atomic(path: str | Path, model, tokenizer, files: dict[str, str] 
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    for name, text in (files or {}).items():
-        (tmp / name).write_text(text)
+    write_model(tmp, model, tokenizer, files)
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
     return path

@@ -225,8 +225,7 @@ class Updater:
             for part, e in self.engines.items():
                 e.save_checkpoint(str(directory / self.ENGINE_DIRS[part]), tag=tag)
             return tag
-        modules = [self.learner.policy] + ([self.learner.value_model] if self.learner.value_model is not None else [])
-        return _on_cpu(([m.state_dict() for m in modules], self.optimizer.state_dict()))
+        return _on_cpu(([m.state_dict() for m in self._modules()], self.optimizer.state_dict()))
 
     def restore(self, directory: Path, snapshot: Any) -> None:
         """Back to the state `snapshot` recorded (then sync the rollout engine: loop.sync_engine)."""
@@ -235,10 +234,14 @@ class Updater:
                 e.load_checkpoint(str(directory / self.ENGINE_DIRS[part]), tag=snapshot)
             return
         states, optimizer = snapshot
-        modules = [self.learner.policy] + ([self.learner.value_model] if self.learner.value_model is not None else [])
-        for m, state in zip(modules, states, strict=True):
+        for m, state in zip(self._modules(), states, strict=True):
             m.load_state_dict(state)
         self.optimizer.load_state_dict(optimizer)
+
+    def _modules(self) -> list[nn.Module]:
+        """The trained modules: the policy, and PPO's value network."""
+        value = self.learner.value_model
+        return [self.learner.policy] + ([value] if value is not None else [])
 
     ENGINE_DIRS = {"all": "deepspeed", "policy": "deepspeed", "value": "deepspeed_value"}
     """Where each DeepSpeed engine keeps its per-process shards inside a checkpoint."""
