@@ -28,8 +28,17 @@ def test_paper_preset_then_override():
     # 16 samples at temperature 0.35, top-p 0.9, up to 1024 tokens; for the SFT row and RL alike.
     assert (cfg.eval.num_samples, cfg.rl.eval_samples, cfg.eval.temperature, cfg.eval.top_p,
             cfg.eval.max_new_tokens) == (16, 16, 0.35, 0.9, 1024)
-    # Their RestEM picks its checkpoints on a validation split (restem_trainer, SPEC.md).
-    assert (cfg.rl.restem_select, cfg.task.num_validation) == ("validation", 500)
+    # Their RestEM picks its checkpoints on a validation split (restem_trainer, SPEC.md), of 373
+    # GSM8K problems (their GSM8K eval config: "about 373" train problems are 0.05253521 of 7,100).
+    assert (cfg.rl.restem_select, cfg.task.num_validation) == ("validation", 373)
+    assert (cfg.rl.iterations, cfg.rl.vine_max_steps, cfg.rl.init) == (650, 25, "realtreetune/rho-1b-sft-GSM8K")
+    # MATH (polIter_rho1bSft2_*_MATH): its own SFT checkpoint, 1,000 iterations, no cap on the
+    # MC states; a validation split of 500 (0.04347826 of 11,500), the PRM800K split's test set.
+    math = make_config(["preset=paper", "task.name=math"])
+    assert (math.model.name_or_path, math.rl.init) == ("realtreetune/rho-1b-sft-MATH",) * 2
+    assert (math.rl.iterations, math.rl.vine_max_steps, math.task.num_validation, math.task.math_split) == \
+        (1000, None, 500, "prm800k")
+    assert make_config(["preset=paper", "task.name=math", "rl.iterations=5"]).rl.iterations == 5  # overrides win
     with pytest.raises(ConfigError, match="rl.restem_select=validation needs a validation split"):
         make_config(["rl.algo=restem", "rl.restem_select=validation"])
 
@@ -194,7 +203,9 @@ def test_every_choice_is_accepted_and_the_lists_agree_with_the_code():
     from vineppo.loop import ALGOS
     from vineppo.tasks import TASKS
     from vineppo.tasks.arith import FLAW_OF
+    from vineppo.tasks.hub import MATH_SPLITS
 
+    assert CHOICES["task.math_split"] == MATH_SPLITS
     assert CHOICES["rl.algo"] == ALGOS and CHOICES["engine"] == ENGINES and set(CHOICES["task.name"]) == set(TASKS)
     assert CHOICES["rl.autocast"] == AUTOCAST_CHOICES and CHOICES["rl.grad_clip_scope"] == CLIP_SCOPES
     assert set(FLAW_OPS) == set(FLAW_OF)

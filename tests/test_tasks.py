@@ -151,11 +151,97 @@ def test_unreachable_hub_is_a_data_error_saying_what_to_give(tmp_path, monkeypat
                        r"\(OfflineModeIsEnabled\)\); give local files with task.train_path=FILE"):
         load_task(TaskConfig(name="gsm8k"))
     write_jsonl(tmp_path / "test.jsonl", [{"question": "1 + 1?", "answer": "1 + 1 = 2\n#### 2"}])
+    write_jsonl(tmp_path / "math.jsonl", [{"problem": "1 + 1?", "solution": "$\\boxed{2}$"}])
     with pytest.raises(DataError, match=r"my/math \[train\] .*task.train_path=FILE"):
-        load_task(TaskConfig(name="math", hub_name="my/math", test_path=str(tmp_path / "test.jsonl")))
+        load_task(TaskConfig(name="math", hub_name="my/math", test_path=str(tmp_path / "math.jsonl"),
+                             math_split="original"))
+    with pytest.raises(DataError, match=r"my/math \[test\] .*task.train_path=FILE"):  # held out of train
+        load_task(TaskConfig(name="math", hub_name="my/math", test_path=str(tmp_path / "math.jsonl")))
     asked.clear()
     task = load_task(TaskConfig(name="gsm8k", test_path=str(tmp_path / "test.jsonl")), with_train=False)
     assert task.train == [] and task.test[0]["answer"] == "2" and asked == []  # the hub never asked
+
+
+def fake_math_hub(monkeypatch, math500_extra=()):
+    """A stand-in for the hub: EleutherAI/hendrycks_math as 3 problems per subject and split
+    (subject s, split p, number i: "Problem p-s-i: what is i?", answer i), one train problem a
+    copy of a test problem (MATH has a few), and HuggingFaceH4/MATH-500 as 4 of the test problems
+    with their own whitespace, `answer` and `unique_id`. Returns the list of datasets asked for."""
+    import datasets
+
+    from vineppo.tasks.hub import MATH_SUBJECTS
+
+    asked = []
+
+    def problem(split, subject, i):
+        return {"problem": f"Problem {split}-{subject}-{i}:  what is {i}?", "level": "Level 1", "type": subject,
+                "solution": f"It is $\\boxed{{{i}}}$."}
+
+    chosen = [("test", "algebra", 0), ("test", "geometry", 2), ("test", "precalculus", 1), ("test", "algebra", 2)]
+
+    def load_dataset(name, config=None, split=None, **kw):
+        asked.append((name, config, split))
+        if name == "EleutherAI/hendrycks_math" and config in MATH_SUBJECTS:
+            rows = [problem(split, config, i) for i in range(3)]
+            if (split, config) == ("train", "number_theory"):
+                rows.append(problem("test", "geometry", 2))  # a test problem also in train
+            return rows
+        if name == "HuggingFaceH4/MATH-500" and split == "test":
+            rows = [problem(*c) | {"answer": str(c[2]), "subject": c[1], "unique_id": f"{c[0]}/{c[1]}/{c[2]}.json"}
+                    for c in chosen] + list(math500_extra)
+            return [r | {"problem": " " + r["problem"].replace("  ", " ") + "\n"} for r in rows]
+        raise ValueError(f"no dataset {name} ({config}) [{split}]")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    return asked
+
+
+def test_math_defaults_to_the_papers_split(monkeypatch):
+    """task.math_split=prm800k (the default): test on MATH500, train on all the rest of MATH
+    (train and test splits, every subject), every copy of a test problem removed; `original`
+    keeps MATH's own splits."""
+    from vineppo.tasks.hub import MATH_SUBJECTS, problem_key
+
+    asked = fake_math_hub(monkeypatch)
+    task = load_task(TaskConfig(name="math"))
+    assert [e["id"] for e in task.test] == ["test/algebra/0.json", "test/geometry/2.json",
+                                            "test/precalculus/1.json", "test/algebra/2.json"]
+    assert [e["answer"] for e in task.test] == ["0", "2", "1", "2"]
+    assert task.test[0]["question"] == "Problem test-algebra-0: what is 0?"
+    # 7 subjects x 3 problems x 2 splits, plus the duplicate, less the 4 test problems and the copy.
+    assert len(task.train) == 7 * 3 * 2 + 1 - 4 - 1
+    held = {problem_key(e["question"]) for e in task.test}
+    assert not held & {problem_key(e["question"]) for e in task.train}
+    assert len({e["id"] for e in task.train}) == len(task.train)
+    assert task.train[0]["id"] == "train/algebra/0" and task.train[-1]["id"] == "test/precalculus/2"
+    assert {a[0] for a in asked} == {"EleutherAI/hendrycks_math", "HuggingFaceH4/MATH-500"}
+    assert {a[1] for a in asked if a[0] == "EleutherAI/hendrycks_math"} == set(MATH_SUBJECTS)
+
+    original = load_task(TaskConfig(name="math", math_split="original"))
+    assert len(original.train) == 7 * 3 + 1 and len(original.test) == 7 * 3
+    assert original.test[0]["id"] == "test/algebra/0" and original.test[0]["answer"] == "0"
+
+    asked.clear()  # evaluating needs only MATH500
+    assert load_task(TaskConfig(name="math"), with_train=False).test == task.test
+    assert asked == [("HuggingFaceH4/MATH-500", None, "test")]
+    asked.clear()  # one subject: task.hub_config
+    only = load_task(TaskConfig(name="math", math_split="original", hub_config="geometry"))
+    assert {e["question"].split("-")[1] for e in only.train + only.test} == {"geometry"}
+
+
+def test_math_split_refuses_test_problems_it_cannot_hold_out(monkeypatch, tmp_path):
+    """A test problem that is not one of MATH's test problems: not the PRM800K split, and the
+    train split could hold it; a one-line DataError saying what to give instead. A local test file
+    stands in for MATH500 (and is held out of the hub's train problems the same way)."""
+    fake_math_hub(monkeypatch, [{"problem": "Something else entirely?", "solution": "$\\boxed{3}$"}])
+    with pytest.raises(DataError, match=r"task math: 1 of the 5 test problems are not test problems of "
+                       r"EleutherAI/hendrycks_math \(e.g. 'Something else entirely\?'\).*task.math_split=original"):
+        load_task(TaskConfig(name="math"))
+    write_jsonl(tmp_path / "math500.jsonl", [{"problem": "Problem test-number_theory-1: what is 1?",
+                                               "solution": "$\\boxed{1}$", "unique_id": "test/number_theory/1.json"}])
+    task = load_task(TaskConfig(name="math", test_path=str(tmp_path / "math500.jsonl")))
+    assert [e["id"] for e in task.test] == ["test/number_theory/1.json"] and len(task.train) == 7 * 3 * 2 + 1 - 1
+    assert "test/number_theory/1" not in {e["id"] for e in task.train}
 
 
 def test_math_local_parquet(tmp_path):
@@ -444,7 +530,11 @@ def test_validation_split_is_held_out_of_the_rl_prompts():
 
     full = load_task(TaskConfig(name="arith", num_train=50, num_test=10))
     held = load_task(TaskConfig(name="arith", num_train=50, num_test=10, num_validation=8))
-    assert held.train == full.train[:42] and held.validation == full.train[42:] and held.test == full.test
+    assert len(held.validation) == 8 and held.test == full.test
+    # A draw from the train problems (not the last 8), the rest kept in their order.
+    assert held.validation != full.train[42:] and [e for e in full.train if e not in held.validation] == held.train
+    assert load_task(TaskConfig(name="arith", num_train=50, num_test=10, num_validation=8)).validation == \
+        held.validation  # the same draw every time (task.seed; the training seed plays no part)
     assert load_task(TaskConfig(name="arith", num_train=50, num_test=10)).validation == []
     with pytest.raises(ConfigError, match="task.num_validation=50 leaves no train problems"):
         load_task(TaskConfig(name="arith", num_train=50, num_test=10, num_validation=50))

@@ -43,7 +43,8 @@ class TaskConfig:
     """Generated tasks: the operations whose SFT solution steps can be flawed, each written with
     its wrong operation (sub -> +, add -> -, mul -> +, div -> -; tasks/arith.py FLAW_OF)."""
     seed: int = 1234
-    """Generated tasks: seed of the problem generator (independent of the training seed)."""
+    """Generated tasks: seed of the problem generator; every task: of the validation split's draw
+    (independent of the training seed)."""
     min_steps: int | None = None
     """Generated tasks: fewest operations per problem (None: the task's default)."""
     max_steps: int | None = None
@@ -57,7 +58,11 @@ class TaskConfig:
     hub_name: str | None = None
     """Hub tasks: dataset name on the hub (None: the task's default)."""
     hub_config: str | None = None
-    """Hub tasks: dataset config name (None: the task's default)."""
+    """Hub tasks: dataset config name (None: the task's default; MATH: every subject)."""
+    math_split: str = "prm800k"
+    """MATH: prm800k (the paper's: test on the 500 problems of Lightman et al.'s PRM800K split,
+    HuggingFaceH4/MATH-500 or task.test_path, train on the other 12,000 of MATH) or original
+    (MATH's own 7,500 train / 5,000 test)."""
     train_path: str | None = None
     """Hub tasks: local JSONL or Parquet file for the train split (overrides the hub)."""
     test_path: str | None = None
@@ -75,8 +80,9 @@ class TaskConfig:
     """Put the tokenizer's beginning-of-sequence token before every prompt (as the authors' SFT
     data did, and as vLLM and `tokenizer(text)` do by default for Llama-family tokenizers)."""
     num_validation: int = 0
-    """Hold out the last N train problems as a validation split (never RL prompts; RestEM's epoch
-    choice with rl.restem_select=validation reads it). 0: none."""
+    """Hold out N train problems as a validation split (never RL prompts; RestEM's epoch choice
+    with rl.restem_select=validation reads it), drawn with task.seed, so that every method and
+    training seed holds out the same ones. 0: none."""
     grade_timeout_s: float = 1.0
     """Wall-clock cap on one grading call's symbolic comparison (MATH-format answers): past it the
     answer counts as wrong, and the call is counted in `train/grading_timeouts`."""
@@ -195,8 +201,9 @@ class RLConfig:
     """PPO GAE lambda."""
     vine_k: int = 9
     """VinePPO: MC continuations per state (paper: 9)."""
-    vine_max_steps: int = 25
-    """VinePPO: states past this many steps take the trajectory's return (paper: 25 for GSM8K)."""
+    vine_max_steps: int | None = 25
+    """VinePPO: states past this many steps take the trajectory's return (the authors': 25 for
+    GSM8K, none for MATH). None: every step's state is estimated."""
     vine_steps: str = "auto"
     """VinePPO: where steps end (`vineppo.steps`): auto (the task's rule: lines for GSM8K, lines and
     sentence ends for MATH), lines, math, response (one step: only the prompt's value), or
@@ -437,6 +444,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "rl.old_logprobs": ("sampler", "recompute"),
     "rl.grad_clip_scope": ("per_model", "joint"),
     "rl.restem_select": ("last", "validation"),
+    "task.math_split": ("prm800k", "original"),
     "rl.autocast": ("auto", "bfloat16"),
     "deepspeed.bf16": ("auto", "true", "false"),
     "deepspeed.zero_stage": (0, 1, 2, 3),

@@ -36,7 +36,7 @@ def estimate_values(states: list[tuple[str, str, dict[str, str]]], engine: Engin
 
 
 def assign_advantages(episodes: list[Episode], engine: Engine, tokenizer, task: str, k: int,
-                      max_steps: int, params: SamplingParams, reward_fn: RewardFn,
+                      max_steps: int | None, params: SamplingParams, reward_fn: RewardFn,
                       rule: str = "auto") -> dict[str, float]:
     """Set every episode's per-token advantages from MC step values; returns a few statistics.
     `rule` says where steps end (`vineppo.steps.split_steps`)."""

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from vineppo.config import ConfigError, TaskConfig
 from vineppo.grading import ANSWER_FORMAT, answer_format
 from vineppo.inference.base import encode_prompt
 from vineppo.tasks import arith as _arith
-from vineppo.tasks.hub import DataError, load_hub, load_local
+from vineppo.tasks.hub import DataError, load_hub, load_local, math500, prm800k_train
 
 TASKS = tuple(ANSWER_FORMAT)
 
@@ -156,6 +157,11 @@ def load_task(cfg: TaskConfig, with_sft: bool = False, with_train: bool = True) 
         sft = (_arith.generate_sft_pool(spec, cfg.num_sft, cfg.seed, {e["question"] for e in train},
                                         cfg.flaw_rate, prefix=cfg.name, flaw_ops=tuple(cfg.flaw_ops))
                if cfg.num_sft and with_sft else None)
+    elif cfg.name == "math" and cfg.math_split == "prm800k":  # the paper's split (tasks/hub.py)
+        test = math500(cfg.test_path)
+        train = [] if not with_train else load_local(cfg.train_path, "math") if cfg.train_path else \
+            prm800k_train(test, cfg.hub_name, cfg.hub_config)
+        sft = None
     else:
         def split(name: str, path: str | None) -> list[dict[str, str]]:
             if path:
@@ -171,7 +177,10 @@ def load_task(cfg: TaskConfig, with_sft: bool = False, with_train: bool = True) 
         if cfg.num_validation >= len(train):
             raise ConfigError(f"task.num_validation={cfg.num_validation} leaves no train problems (the task "
                               f"has {len(train)})")
-        train, validation = train[:-cfg.num_validation], train[-cfg.num_validation:]
+        # A draw, not the last N: a dataset's order can be by subject (MATH's is).
+        held = set(random.Random(cfg.seed).sample(range(len(train)), cfg.num_validation))
+        validation = [e for i, e in enumerate(train) if i in held]
+        train = [e for i, e in enumerate(train) if i not in held]
     return Task(cfg.name, train, test, sft, PromptFormat.of(cfg), validation)
 
 
