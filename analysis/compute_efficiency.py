@@ -64,13 +64,15 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str],
         configs[d.name] = (s["algo"], rl)
         bits.append((d.name, s["seed"], run_bits(d)))  # per-problem bits (runs from 664376f on)
         evals_before = 0.0  # elapsed_s counts earlier evaluations; the curves leave them out
+        episodes = 0.0  # sampled so far: each record's count (runs before it was logged: the config's)
         for r in read_jsonl(d / "metrics.jsonl"):
+            episodes += r.get("train/episodes", per_iteration)
             splits.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],
                            "generation": r["time/generation_s"], "value estimation": r["time/value_estimation_s"],
                            "training": r["time/training_s"]})
             if "eval/greedy_accuracy" in r:
                 curves.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],
-                               "grad_steps": r["train/grad_steps"], "episodes": r["iteration"] * per_iteration,
+                               "grad_steps": r["train/grad_steps"], "episodes": episodes,
                                "elapsed_s": r["time/elapsed_s"] - evals_before,
                                "test_accuracy": r["eval/greedy_accuracy"]})
             evals_before += r.get("time/eval_s", 0.0)

@@ -32,6 +32,10 @@ def test_paper_preset_then_override():
     # GSM8K problems (their GSM8K eval config: "about 373" train problems are 0.05253521 of 7,100).
     assert (cfg.rl.restem_select, cfg.task.num_validation) == ("validation", 373)
     assert (cfg.rl.iterations, cfg.rl.vine_max_steps, cfg.rl.init) == (650, 25, "realtreetune/rho-1b-sft-GSM8K")
+    # Their learning rate (configs/deepspeed/lr_scheduler.jsonnet, trainers/ppo_MATH.jsonnet):
+    # DeepSpeed's WarmupDecayLR, warm-up ratio 0.03; the tiny preset's runs kept one rate.
+    assert (cfg.rl.learning_rate, cfg.rl.lr_schedule, cfg.rl.warmup_ratio) == (1e-6, "warmup_decay", 0.03)
+    assert make_config([]).rl.lr_schedule == "constant"
     # MATH (polIter_rho1bSft2_*_MATH): its own SFT checkpoint, 1,000 iterations, no cap on the
     # MC states; a validation split of 500 (0.04347826 of 11,500), the PRM800K split's test set.
     math = make_config(["preset=paper", "task.name=math"])
@@ -39,6 +43,21 @@ def test_paper_preset_then_override():
     assert (math.rl.iterations, math.rl.vine_max_steps, math.task.num_validation, math.task.math_split) == \
         (1000, None, 500, "prm800k")
     assert make_config(["preset=paper", "task.name=math", "rl.iterations=5"]).rl.iterations == 5  # overrides win
+    # Their RL-free baselines' protocols (polIter_*_restem_*, _dpo_positive_*): every train problem
+    # each iteration; RestEM 10 iterations of 8 samples and up to 8 epochs; DPO+ one iteration of 64
+    # samples, up to 64 pairs per problem, 3 epochs, DPO-Positive (lambda 50), beta 0.3 / 0.1.
+    for task in ("gsm8k", "math"):
+        r = make_config(["preset=paper", f"task.name={task}", "rl.algo=restem"]).rl
+        assert (r.iterations, r.prompts_per_iter, r.samples_per_prompt, r.epochs, r.restem_select) == \
+            (10, 0, 8, 8, "validation")
+        d = make_config(["preset=paper", f"task.name={task}", "rl.algo=dpo_plus"]).rl
+        assert (d.iterations, d.prompts_per_iter, d.samples_per_prompt, d.epochs, d.dpo_max_pairs,
+                d.dpo_positive_lambda, d.dpo_nll_coef, d.dpo_beta) == \
+            (1, 0, 64, 3, 64, 50.0, 0.0, 0.3 if task == "gsm8k" else 0.1)
+        p = make_config(["preset=paper", f"task.name={task}", "rl.algo=ppo"]).rl
+        assert (p.prompts_per_iter, p.samples_per_prompt, p.epochs) == (64, 8, 2)
+    assert make_config(["preset=paper", "rl.algo=restem", "rl.epochs=2"]).rl.epochs == 2  # overrides win
+    assert make_config(["rl.algo=restem"]).rl.prompts_per_iter == 32  # the tiny preset: no per_algo
     with pytest.raises(ConfigError, match="rl.restem_select=validation needs a validation split"):
         make_config(["rl.algo=restem", "rl.restem_select=validation"])
 
@@ -199,13 +218,13 @@ def test_a_setting_outside_its_choices_is_named_with_them(override, message):
 def test_every_choice_is_accepted_and_the_lists_agree_with_the_code():
     from vineppo.config import CHOICES, FLAW_OPS
     from vineppo.inference import ENGINES
-    from vineppo.learner import AUTOCAST_CHOICES, CLIP_SCOPES
+    from vineppo.learner import AUTOCAST_CHOICES, CLIP_SCOPES, LR_SCHEDULES
     from vineppo.loop import ALGOS
     from vineppo.tasks import TASKS
     from vineppo.tasks.arith import FLAW_OF
     from vineppo.tasks.hub import MATH_SPLITS
 
-    assert CHOICES["task.math_split"] == MATH_SPLITS
+    assert CHOICES["task.math_split"] == MATH_SPLITS and CHOICES["rl.lr_schedule"] == LR_SCHEDULES
     assert CHOICES["rl.algo"] == ALGOS and CHOICES["engine"] == ENGINES and set(CHOICES["task.name"]) == set(TASKS)
     assert CHOICES["rl.autocast"] == AUTOCAST_CHOICES and CHOICES["rl.grad_clip_scope"] == CLIP_SCOPES
     assert set(FLAW_OPS) == set(FLAW_OF)

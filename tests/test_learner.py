@@ -124,6 +124,59 @@ def test_value_network_steps_at_its_own_learning_rate(tiny_model_and_tokenizer, 
     assert moved["value_forward.value_model.head.bias"] == pytest.approx(value_lr or 1e-4, rel=1e-3)
 
 
+@pytest.mark.parametrize("total,ratio", [(10400, 0.03), (100, 0.1), (40, 0.03), (8, 0.0)])
+def test_lr_factor_is_deepspeeds_warmup_decay(total, ratio):
+    """rl.lr_schedule=warmup_decay against DeepSpeed's own WarmupDecayLR, as the authors' configs
+    build it (warmup_min_lr 0, warmup_max_lr the rate, warmup_num_steps ceil(ratio * total)): the
+    rate each optimizer step runs at, step by step. Hand-checked too: 10,400 steps (650 GSM8K
+    iterations x 2 epochs x 8 mini-batches) warm up over 312, the peak at steps 312-313, half of it
+    left halfway through the decay, 0 at the end."""
+    import math
+
+    lr_schedules = pytest.importorskip("deepspeed.runtime.lr_schedules")
+    from vineppo.learner import lr_factor
+
+    warmup = math.ceil(total * ratio)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-6)
+    if warmup != 1:  # DeepSpeed divides by log(1) for a 1-step warm-up
+        sched = lr_schedules.WarmupDecayLR(opt, total_num_steps=total, warmup_min_lr=0.0, warmup_max_lr=1e-6,
+                                           warmup_num_steps=max(warmup, 1) if warmup else 1)
+        if warmup == 0:  # no warm-up: DeepSpeed's warm-up of 1 step is its nearest, the decay the same after it
+            sched.warmup_num_steps = 0
+        for step in range(total + 2):
+            assert lr_factor(step, total, ratio) * 1e-6 == pytest.approx(opt.param_groups[0]["lr"], abs=1e-15), step
+            opt.step()
+            sched.step()
+    if total == 10400:
+        assert warmup == 312 and lr_factor(0, total, ratio) == lr_factor(1, total, ratio) == 0.0
+        assert lr_factor(312, total, ratio) == lr_factor(313, total, ratio) == 1.0 > lr_factor(311, total, ratio)
+        assert lr_factor(313 + (total - 312) // 2, total, ratio) == pytest.approx(0.5, abs=1e-3)
+        assert lr_factor(total + 1, total, ratio) == 0.0
+
+
+@pytest.mark.parametrize("stage", [None, 2])
+def test_lr_factor_scales_every_groups_rate(tiny_model_and_tokenizer, tmp_path, stage):
+    """Updater.set_lr_factor: Adam's first step moves each parameter by about its rate, so at
+    factor 0.25 the policy moves by a quarter of rl.learning_rate and the value network by a quarter
+    of its own rate, plain and through DeepSpeed; the factor is applied to the rates as configured,
+    not compounded."""
+    from vineppo.config import make_config
+    from vineppo.distributed import World
+    from vineppo.learner import Updater
+
+    learner, tok = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
+    cfg = make_config(["rl.learning_rate=1e-4", "rl.grad_clip=1e9", "rl.value_learning_rate=1e-2"]
+                      + (["deepspeed.enabled=true", f"deepspeed.zero_stage={stage}", "deepspeed.bf16=false"]
+                         if stage else []))
+    updater = Updater(learner, cfg, World(), CPU, micro_batch=8)
+    assert updater.set_lr_factor(0.5) == 5e-5
+    assert updater.set_lr_factor(0.25) == 2.5e-5
+    before = {n: p.detach().clone() for n, p in learner.named_parameters()}
+    updater.step(_ppo_losses(updater, batch_of(tok, TEXTS)))
+    policy_move, value_move, _ = _moves(learner, before)
+    assert policy_move == pytest.approx(2.5e-5, rel=1e-2) and value_move == pytest.approx(2.5e-3, rel=1e-2)
+
+
 def test_bad_value_learning_rate_is_named(tiny_model_and_tokenizer, tmp_path):
     from vineppo.config import make_config
     from vineppo.distributed import World

@@ -374,3 +374,56 @@ def test_restem_keeps_the_epoch_validation_chose(tmp_path, easy_sft_checkpoint):
                       max_new_tokens=cfg.eval.max_new_tokens, progress=False)
     assert result["greedy_accuracy"] == records[-1]["restem/validation_accuracy"]
     assert not (tmp_path / "restem-arith-s0" / ".restem-epoch").exists()
+
+
+@pytest.mark.slow
+def test_warmup_decay_schedule_over_the_run_and_per_iteration(tmp_path, easy_sft_checkpoint):
+    """rl.lr_schedule=warmup_decay: GRPO's steps are counted over the run (2 iterations x 2 epochs x
+    16 episodes / 8 = 8 steps; a warm-up of 4), so its iterations end at the 4th and 8th step, at
+    log 3 / log 4 and (8 - 6) / (8 - 4) of the rate; RestEM's over each iteration's own steps (its
+    grad_steps), so each ends at 2 / n of the rate with no warm-up. The run-long schedule ends at
+    the last iteration: extending it is another run, refused by name."""
+    from vineppo.config import ConfigError
+
+    grpo = ["rl.lr_schedule=warmup_decay", "rl.warmup_ratio=0.5"]
+    train_rl(config(tmp_path, easy_sft_checkpoint, "grpo", grpo))
+    rates = [r["train/learning_rate"] for r in read_jsonl(tmp_path / "grpo-arith-s0" / "metrics.jsonl")]
+    assert rates == pytest.approx([3e-4 * math.log(3) / math.log(4), 3e-4 * 0.5], rel=1e-12)
+    with pytest.raises(ConfigError, match=r"rl.iterations: 2 there, 3 now"):
+        train_rl(config(tmp_path, easy_sft_checkpoint, "grpo", [*grpo, "rl.iterations=3"]))
+
+    train_rl(config(tmp_path, easy_sft_checkpoint, "restem", ["rl.lr_schedule=warmup_decay", "rl.warmup_ratio=0"]))
+    records = read_jsonl(tmp_path / "restem-arith-s0" / "metrics.jsonl")
+    steps = [b - a for a, b in zip([0] + [r["train/grad_steps"] for r in records[:-1]],
+                                   [r["train/grad_steps"] for r in records], strict=True)]
+    assert all(n >= 2 for n in steps)  # a decay to check in every iteration
+    assert [r["train/learning_rate"] for r in records] == pytest.approx([3e-4 * 2 / n for n in steps], rel=1e-12)
+
+
+@pytest.mark.slow
+def test_every_prompt_each_iteration_and_the_authors_dpo_plus(tmp_path, easy_sft_checkpoint, monkeypatch):
+    """rl.prompts_per_iter=0 samples every RL prompt each iteration (the train problems less the
+    validation ones: 8 - 2), each once, in a new order; the authors' DPO+ (up to 64 drawn pairs per
+    problem, DPO-Positive) trains on it. More prompts than there are is refused by name."""
+    from vineppo.config import ConfigError
+    from vineppo.tasks import load_task
+
+    seen: list[list[str]] = []
+    real = loop_module.generate_shard
+
+    def spy(engine, tokenizer, examples, *args, **kwargs):
+        seen.append([e["id"] for e in examples])
+        return real(engine, tokenizer, examples, *args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "generate_shard", spy)
+    extra = ["task.num_train=8", "task.num_validation=2", "rl.prompts_per_iter=0", "rl.dpo_max_pairs=64",
+             "rl.dpo_positive_lambda=50", "rl.dpo_nll_coef=0", "rl.samples_per_prompt=6", "rl.eval_every=1"]
+    cfg = config(tmp_path, easy_sft_checkpoint, "dpo_plus", extra)
+    train_rl(cfg)
+    ids = sorted(e["id"] for e in load_task(cfg.task).train)
+    assert len(seen) == 2 and [sorted(s) for s in seen] == [ids, ids] and seen[0] != seen[1]
+    records = read_jsonl(tmp_path / "dpo_plus-arith-s0" / "metrics.jsonl")
+    assert [r["train/episodes"] for r in records] == [36, 36]
+    assert all(r["train/num_units"] > 0 and math.isfinite(r["loss/policy"]) for r in records)
+    with pytest.raises(ConfigError, match=r"rl.prompts_per_iter=7 is more than the task's 6 RL prompts"):
+        train_rl(config(tmp_path / "big", easy_sft_checkpoint, "grpo", [*extra[:2], "rl.prompts_per_iter=7"]))

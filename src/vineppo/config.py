@@ -160,7 +160,8 @@ class RLConfig:
     iterations: int = 20
     """Policy iterations (tiny: 20; paper: ~650 GSM8K, ~1000 MATH)."""
     prompts_per_iter: int = 16
-    """Prompts sampled per iteration (paper: 64)."""
+    """Prompts sampled per iteration (paper: 64). 0: every train problem, in a new order each
+    iteration (the authors' RestEM and DPO+ iterations)."""
     samples_per_prompt: int = 4
     """Responses per prompt (paper: 8)."""
     epochs: int = 2
@@ -191,6 +192,13 @@ class RLConfig:
     """PPO value-loss clip (paper: 0.2): within an iteration's update the loss stops pulling a
     token's value toward its return once it has moved this far from where the iteration began, so a
     value network starting at 0 needs several iterations to reach the returns; null: no clip."""
+    lr_schedule: str = "constant"
+    """The learning rate over training: constant, or warmup_decay, the authors' (DeepSpeed's
+    WarmupDecayLR as their configs set it: a log-rate warm-up from 0 over rl.warmup_ratio of the
+    steps, then a linear decay to 0 at the last step; over the whole run for PPO, VinePPO, GRPO and
+    RLOO, over each iteration's steps for RestEM and DPO+, as their trainers count them)."""
+    warmup_ratio: float = 0.03
+    """rl.lr_schedule=warmup_decay: the fraction of the steps that warm up (SPEC.md: 3%)."""
     value_learning_rate: float | None = None
     """PPO: Adam learning rate of the value network (null: rl.learning_rate, one rate for both as
     in the paper). Its scalar head starts at zero, so at the tiny preset's rate it still predicts
@@ -211,7 +219,15 @@ class RLConfig:
     dpo_beta: float = 0.1
     """DPO+: beta of the DPO loss."""
     dpo_nll_coef: float = 1.0
-    """DPO+: weight of the NLL term on the correct response."""
+    """DPO+: weight of the NLL term on the correct response (per token)."""
+    dpo_positive_lambda: float = 0.0
+    """DPO+: DPO-Positive's penalty (Pal et al., 2024), the authors' DPO+ (their dpo_positive
+    trainer, lambda 50): lambda * max(0, log pi_ref(y_w) - log pi(y_w)) taken off the DPO logits,
+    so the chosen response's likelihood is kept from falling below the reference's. 0: none."""
+    dpo_max_pairs: int | None = None
+    """DPO+: pairs per prompt. None: correct and incorrect responses paired off, each in at most
+    one pair; N: N of all their (correct, incorrect) combinations drawn at random, all of them where
+    fewer (the authors': 64 of 64 samples)."""
     restem_select: str = "last"
     """RestEM: which epoch's model an iteration keeps. last: the last one's. validation: the
     authors' rule (SPEC.md: "pick the checkpoint by validation"; their restem_trainer): after each
@@ -396,6 +412,7 @@ def make_config(overrides: dict[str, Any] | list[str] | None = None) -> Config:
     preset = overrides.get("preset", "tiny")
     preset_data = load_preset(preset)
     per_task = preset_data.pop("per_task", None) or {}
+    per_algo = preset_data.pop("per_algo", None) or {}
     preset_flat = _flatten(preset_data)
     _check_keys(preset_flat, f"preset '{preset}'")
     # A preset may set some keys for one task only (e.g. a longer SFT for the harder task).
@@ -404,6 +421,13 @@ def make_config(overrides: dict[str, Any] | list[str] | None = None) -> Config:
         flat = _flatten(section or {})
         _check_keys(flat, f"preset '{preset}', per_task.{name}")
         if name == task_name:
+            preset_flat.update(flat)
+    # ... and some for one method (e.g. the authors' RestEM and DPO+ protocols), over per_task.
+    algo = overrides.get("rl.algo", preset_flat.get("rl.algo", RLConfig().algo))
+    for name, section in per_algo.items():
+        flat = _flatten(section or {})
+        _check_keys(flat, f"preset '{preset}', per_algo.{name}")
+        if name == algo:
             preset_flat.update(flat)
     base = OmegaConf.structured(Config)
     merged = {**preset_flat, **overrides}
@@ -422,15 +446,15 @@ def make_config(overrides: dict[str, Any] | list[str] | None = None) -> Config:
 # (rl.minibatch_size=0, rl.vine_k=0, a negative rate) fails here by name, not deep in training.
 AT_LEAST_1 = ("model.vocab_size", "model.hidden_size", "model.num_layers", "model.num_heads",
               "model.intermediate_size", "model.max_length", "sft.batch_size", "sft.max_steps", "sft.save_every",
-              "sft.log_every", "eval.batch_size", "eval.max_new_tokens", "rl.prompts_per_iter",
+              "sft.log_every", "eval.batch_size", "eval.max_new_tokens", "rl.dpo_max_pairs",
               "rl.samples_per_prompt", "rl.epochs", "rl.minibatch_size", "rl.max_new_tokens", "rl.vine_k",
               "rl.eval_every", "rl.save_every", "rl.rollout_batch_size", "task.num_train", "task.num_test",
               "task.limit_test")
-AT_LEAST_0 = ("rl.iterations", "sft.eval_every", "eval.num_samples", "rl.keep_checkpoints", "rl.rollout_shards",
+AT_LEAST_0 = ("rl.iterations", "rl.prompts_per_iter", "rl.dpo_positive_lambda", "sft.eval_every", "eval.num_samples", "rl.keep_checkpoints", "rl.rollout_shards",
               "rl.vine_max_steps", "rl.eval_samples", "task.num_validation", "num_threads", "task.num_sft", "rl.kl_coef", "sft.weight_decay", "rl.dpo_nll_coef")
 ABOVE_0 = ("sft.learning_rate", "rl.learning_rate", "rl.temperature", "eval.temperature", "rl.clip", "rl.dpo_beta",
            "sft.grad_clip", "rl.grad_clip")
-IN_0_1 = ("rl.gamma", "rl.lam", "task.flaw_rate", "sft.warmup_ratio", "rl.top_p", "eval.top_p")
+IN_0_1 = ("rl.gamma", "rl.lam", "task.flaw_rate", "sft.warmup_ratio", "rl.warmup_ratio", "rl.top_p", "eval.top_p")
 GROUP_METHODS = ("grpo", "rloo", "dpo_plus")  # compare a prompt's responses with each other
 # The settings that name one of a few choices (None passes where a key allows it). The modules that
 # act on them keep their own lists (loop.ALGOS, inference.ENGINES, tasks.TASKS, ...); tests/test_config.py
@@ -444,6 +468,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "rl.old_logprobs": ("sampler", "recompute"),
     "rl.grad_clip_scope": ("per_model", "joint"),
     "rl.restem_select": ("last", "validation"),
+    "rl.lr_schedule": ("constant", "warmup_decay"),
     "task.math_split": ("prm800k", "original"),
     "rl.autocast": ("auto", "bfloat16"),
     "deepspeed.bf16": ("auto", "true", "false"),

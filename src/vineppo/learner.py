@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,23 @@ def param_groups(learner: Learner, value_learning_rate: float | None) -> list[di
     return [{"params": policy}] + ([{"params": value, "lr": value_learning_rate}] if value else [])
 
 
+LR_SCHEDULES = ("constant", "warmup_decay")
+
+
+def lr_factor(step: int, total: int, warmup_ratio: float) -> float:
+    """rl.lr_schedule=warmup_decay: the factor on the learning rate of optimizer step `step`
+    (0-based) of `total`. The authors' schedule, DeepSpeed's WarmupDecayLR with its defaults: a
+    log-rate warm-up from 0 over ceil(warmup_ratio * total) steps, then a linear decay to 0 at
+    `total`; DeepSpeed sets step s's rate after step s - 1, so the first two steps run at 0."""
+    warmup = math.ceil(total * warmup_ratio)
+    i = step - 1
+    if i < 0:
+        return 0.0
+    if warmup >= 2 and i < warmup:  # (DeepSpeed divides by log(1) = 0 for a 1-step warm-up)
+        return math.log(i + 1) / math.log(warmup)
+    return min(1.0, max(0.0, (total - i) / max(1.0, total - warmup)))
+
+
 CLIP_SCOPES = ("per_model", "joint")
 
 
@@ -181,6 +199,19 @@ class Updater:
         else:
             # One fused kernel over all parameters instead of a Python loop over them.
             self.optimizer = torch.optim.Adam(groups, lr=cfg.rl.learning_rate, fused=True)
+        self.base_lrs = [g["lr"] for g in self._param_groups()]
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """Every optimizer's parameter groups (DeepSpeed's engines' wrap their own)."""
+        optimizers = [e.optimizer for e in self.engines.values()] or [self.optimizer]
+        return [g for opt in optimizers for g in opt.param_groups]
+
+    def set_lr_factor(self, factor: float) -> float:
+        """Run the next steps at `factor` times each group's configured rate (rl.lr_schedule);
+        returns the policy's rate."""
+        for g, base in zip(self._param_groups(), self.base_lrs, strict=True):
+            g["lr"] = base * factor
+        return self.base_lrs[0] * factor
 
     @property
     def norm_names(self) -> list[str]:

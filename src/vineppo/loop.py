@@ -30,7 +30,7 @@ from vineppo.distributed import full_parameters, init_world, require_cuda, shard
 from vineppo.evaluate import correct_bits, evaluate, log_fields, record_bits, rewards, summarise
 from vineppo.grading import pop_timeouts, set_timeout, set_workers
 from vineppo.inference import Completion, SamplingParams, make_engine
-from vineppo.learner import Learner, Updater, autocast, resolve_autocast, use_eager_attention
+from vineppo.learner import Learner, Updater, autocast, lr_factor, resolve_autocast, use_eager_attention
 from vineppo.memory import available_bytes, check_fits, estimate, model_shape
 from vineppo.models import check_source, load_model, load_tokenizer
 from vineppo.rollout import Episode, chunked, collate_episodes, token_logprobs, trim_padding
@@ -52,7 +52,9 @@ def check_resume(run: RunDir, cfg: Config, step: int) -> None:
     if step > cfg.rl.iterations:
         raise ConfigError(f"{run.path} has reached iteration {step}; rl.iterations={cfg.rl.iterations} would "
                           f"end it before that (give rl.iterations >= {step}, or a new run_name)")
-    check_unchanged(run.config, cfg, RESUME_FREE)
+    # The run-long schedule decays to 0 at the last iteration: another rl.iterations is another run.
+    whole_run = cfg.rl.lr_schedule == "warmup_decay" and cfg.rl.algo in PPO_FAMILY
+    check_unchanged(run.config, cfg, tuple(k for k in RESUME_FREE if not (whole_run and k == "rl.iterations")))
 
 
 def check_finite(name: str, x: torch.Tensor, iteration: int, run: RunDir) -> None:
@@ -73,7 +75,7 @@ def minibatch_loss(rl: RLConfig, logp: torch.Tensor, values: torch.Tensor | None
     if rl.algo == "restem":
         loss = restem.loss(logp, mb["mask"])
     elif rl.algo == "dpo_plus":
-        loss = dpo_plus.loss(logp, old_logp, mb["mask"], rl.dpo_beta, rl.dpo_nll_coef)
+        loss = dpo_plus.loss(logp, old_logp, mb["mask"], rl.dpo_beta, rl.dpo_nll_coef, rl.dpo_positive_lambda)
     else:
         loss, stats = ppo_policy_loss(logp, old_logp, mb["advantages"], mb["mask"], rl.clip)
         logs["loss/clip_fraction"] = stats["clip_fraction"]
@@ -218,6 +220,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         atomic_write_text(run.config, to_yaml(cfg))
     commit = git_commit()
     task = load_task(cfg.task)
+    if rl.prompts_per_iter > len(task.train):
+        raise ConfigError(f"rl.prompts_per_iter={rl.prompts_per_iter} is more than the task's {len(task.train)} RL "
+                          "prompts (its train problems less task.num_validation); 0 takes all of them")
     device = world.device(cfg.device)
     # 'auto' defers to DeepSpeed's own bf16 when it is on.
     precision = resolve_autocast(None if cfg.deepspeed.enabled else rl.autocast, device)
@@ -274,7 +279,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         #    or GRPO's / RLOO's group advantages); every process then holds all episodes.
         t0 = time.time()
         policy.eval()
-        examples = random.Random(cfg.seed * 1_000_003 + it).sample(task.train, rl.prompts_per_iter)
+        n_prompts = rl.prompts_per_iter or len(task.train)  # 0: all of them, in a new order
+        examples = random.Random(cfg.seed * 1_000_003 + it).sample(task.train, n_prompts)
         bounds = [len(examples) * s // num_shards for s in range(num_shards + 1)]
         mine = {s: generate_shard(engine, tokenizer, examples[bounds[s]:bounds[s + 1]], bounds[s], rl,
                                   cfg.task.name, cfg.seed * 1_000_003 + it + s * 1_000_000_007, rollout_reward,
@@ -320,10 +326,16 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         if rl.algo == "restem":
             units = restem.select(episodes)
         elif rl.algo == "dpo_plus":
-            units = dpo_plus.pairs(episodes)
+            units = dpo_plus.pairs(episodes, rl.dpo_max_pairs, cfg.seed * 1_000_003 + it)
         else:
             units = [(i,) for i in range(len(episodes))]
         per_step = max(rl.minibatch_size // len(units[0]), 1) if units else 1
+        # rl.lr_schedule: over the run's steps for the methods that take the same number every
+        # iteration, over this iteration's for RestEM and DPO+ (theirs depend on what was sampled),
+        # as the authors' trainers count them (ppo_trainer, restem_trainer, dpo_positive_trainer).
+        per_run = rl.algo in PPO_FAMILY
+        horizon = (rl.iterations * rl.epochs * (len(examples) * rl.samples_per_prompt // rl.minibatch_size)
+                   if per_run else rl.epochs * -(-len(units) // per_step))
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
         sums: dict[str, float] = dict.fromkeys(("loss/policy", "loss/kl", "loss/value", "loss/clip_fraction",
                                                 *updater.norm_names), 0.0)  # and the pre-clip gradient norms
@@ -350,6 +362,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 losses, step_logs = minibatch_loss(rl, logp, values, mb, mb_old, mb_ref)
                 for part, loss in losses.items():
                     check_finite(f"loss ({part})", loss, it + 1, run)
+                if rl.lr_schedule == "warmup_decay":
+                    stats["train/learning_rate"] = updater.set_lr_factor(
+                        lr_factor(grad_steps if per_run else steps, horizon, rl.warmup_ratio))
                 step_logs.update(updater.step({part: loss * (share * world.world_size) for part, loss in losses.items()}))
                 grad_steps += 1
                 steps += 1
@@ -377,7 +392,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         done = it + 1
         record: dict[str, Any] = {
             "iteration": done, "train/reward": batch["rewards"].mean().item(),
-            "train/grad_steps": grad_steps, "train/tokens_generated": int(batch["mask"].sum().item()),
+            "train/grad_steps": grad_steps, "train/episodes": len(episodes),
+            "train/tokens_generated": int(batch["mask"].sum().item()),
             "train/tokens_trained": int(batch["attention_mask"].sum().item()),
             **({"train/kl_ref": masked_mean(old_logp - ref_logp, batch["mask"]).item()} if ref_logp is not None else {}),
             "time/generation_s": t_gen, "time/value_estimation_s": t_value, "time/training_s": t_train,

@@ -95,6 +95,45 @@ def test_dpo_loss_hand_worked():
     assert plus.item() == pytest.approx(expected + 0.5 * 1.0 / 4)
 
 
+def test_dpo_positive_hand_worked():
+    """DPO-Positive (the authors' DPO+, lambda 50): the chosen response's log-likelihood fell 2
+    below the reference's, so the logits (-2 + 1 = -1) lose 50 * 2; risen, nothing is taken off."""
+    pc, pr, rc, rr = torch.tensor([-10.0]), torch.tensor([-12.0]), torch.tensor([-8.0]), torch.tensor([-11.0])
+    loss = dpo_loss(pc, pr, rc, rr, beta=0.1, positive_lambda=50.0)
+    assert loss.item() == pytest.approx(math.log1p(math.exp(0.1 * 101)), rel=1e-6)
+    assert dpo_loss(pc, pr, rc, rr, beta=0.1).item() == pytest.approx(math.log1p(math.exp(0.1 * 1)), rel=1e-6)
+    risen = torch.tensor([-7.0])  # above the reference: (1) - (-1) = 2, no penalty
+    assert dpo_loss(risen, pr, rc, rr, beta=0.1, positive_lambda=50.0).item() == \
+        pytest.approx(math.log1p(math.exp(-0.2)), rel=1e-6)
+    # Its gradient raises the chosen response's likelihood 1 + lambda times as hard while below.
+    a, b = torch.tensor([-10.0], requires_grad=True), torch.tensor([-10.0], requires_grad=True)
+    dpo_loss(a, pr, rc, rr, beta=0.1, positive_lambda=50.0).backward()
+    dpo_loss(b, pr, rc, rr, beta=0.1).backward()
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    assert a.grad.item() == pytest.approx(-0.1 * 51 * sig(0.1 * 101), rel=1e-5)
+    assert b.grad.item() == pytest.approx(-0.1 * sig(0.1 * 1), rel=1e-5)
+
+
+def test_dpo_pairs_zipped_or_drawn_from_all_combinations():
+    """DPO+'s pairs: a prompt with correct responses 0, 2 and incorrect 1, 3, 4 (and one with
+    only correct ones, which gives none): paired off, (0, 1) and (2, 3); with max_pairs, that many
+    of its 6 combinations, distinct, drawn by the seed, all 6 where max_pairs >= 6."""
+    from vineppo.algorithms.dpo_plus import pairs
+    from vineppo.rollout import Episode
+
+    def ep(group, reward):
+        return Episode(group=group, example={}, prompt="", prompt_ids=[], response_ids=[], response="",
+                       finish_reason="stop", reward=reward)
+
+    episodes = [ep(0, 1.0), ep(0, 0.0), ep(0, 1.0), ep(0, 0.0), ep(0, 0.0), ep(1, 1.0), ep(1, 1.0)]
+    assert pairs(episodes) == [(0, 1), (2, 3)]
+    every = {(c, r) for c in (0, 2) for r in (1, 3, 4)}
+    assert set(pairs(episodes, max_pairs=6)) == every and len(pairs(episodes, max_pairs=10)) == 6
+    drawn = pairs(episodes, max_pairs=4, seed=3)
+    assert len(set(drawn)) == 4 and set(drawn) <= every and drawn == pairs(episodes, max_pairs=4, seed=3)
+    assert any(pairs(episodes, max_pairs=4, seed=s) != drawn for s in range(10))  # the seed draws
+
+
 def test_dpo_gradient_prefers_chosen():
     pc = torch.tensor([-2.0], requires_grad=True)
     pr = torch.tensor([-2.0], requires_grad=True)

@@ -95,6 +95,13 @@ def test_wall_clock_leaves_out_evaluations(tmp_path):
     assert c["episodes"].tolist() == [256, 512, 768]  # iteration x 32 prompts x 8 samples
     (d / "config.yaml").write_text("preset: tiny\n")  # a config without the budget: no episodes axis
     assert ce.collect([tmp_path])[0]["episodes"].isna().all()
+    # Runs that log each iteration's episodes (every prompt each iteration: rl.prompts_per_iter=0)
+    # are counted from them.
+    records = [json.loads(line) | {"train/episodes": n} for line, n in
+               zip((d / "metrics.jsonl").read_text().splitlines(), [100, 90, 80], strict=True)]
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (d / "config.yaml").write_text("preset: tiny\nrl:\n  prompts_per_iter: 0\n  samples_per_prompt: 8\n")
+    assert ce.collect([tmp_path])[0]["episodes"].tolist() == [100, 190, 270]
 
 
 @pytest.mark.slow

@@ -42,10 +42,15 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
 
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
              ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor, beta: float,
-             nll_coef: float = 0.0, chosen_lengths: torch.Tensor | None = None) -> torch.Tensor:
+             nll_coef: float = 0.0, chosen_lengths: torch.Tensor | None = None,
+             positive_lambda: float = 0.0) -> torch.Tensor:
     """DPO (Rafailov et al., 2023), mean over the batch; with `nll_coef` > 0 it is DPO+ (SPEC.md):
-    plus nll_coef * the chosen response's negative log-likelihood per token."""
+    plus nll_coef * the chosen response's negative log-likelihood per token. `positive_lambda` > 0
+    is DPO-Positive (Pal et al., 2024; the authors' DPO+): the logits lose lambda times how far the
+    chosen response's log-likelihood has fallen below the reference's."""
     logits = (policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps)
+    if positive_lambda:
+        logits = logits - positive_lambda * (ref_chosen_logps - policy_chosen_logps).clamp(min=0)
     loss = -F.logsigmoid(beta * logits).mean()
     if nll_coef:
         lengths = chosen_lengths if chosen_lengths is not None else torch.ones_like(policy_chosen_logps)
