@@ -44,12 +44,13 @@ def test_paper_preset_then_override():
         (1000, None, 500, "prm800k")
     assert make_config(["preset=paper", "task.name=math", "rl.iterations=5"]).rl.iterations == 5  # overrides win
     # Their RL-free baselines' protocols (polIter_*_restem_*, _dpo_positive_*): every train problem
-    # each iteration; RestEM 10 iterations of 8 samples and up to 8 epochs; DPO+ one iteration of 64
+    # each iteration; RestEM 10 iterations of 8 samples and up to 8 epochs, each fine-tuning the SFT
+    # model afresh (restem_trainer._init_actor_model); DPO+ one iteration of 64
     # samples, up to 64 pairs per problem, 3 epochs, DPO-Positive (lambda 50), beta 0.3 / 0.1.
     for task in ("gsm8k", "math"):
         r = make_config(["preset=paper", f"task.name={task}", "rl.algo=restem"]).rl
-        assert (r.iterations, r.prompts_per_iter, r.samples_per_prompt, r.epochs, r.restem_select) == \
-            (10, 0, 8, 8, "validation")
+        assert (r.iterations, r.prompts_per_iter, r.samples_per_prompt, r.epochs, r.restem_select, r.restem_from) == \
+            (10, 0, 8, 8, "validation", "init")
         d = make_config(["preset=paper", f"task.name={task}", "rl.algo=dpo_plus"]).rl
         assert (d.iterations, d.prompts_per_iter, d.samples_per_prompt, d.epochs, d.dpo_max_pairs,
                 d.dpo_positive_lambda, d.dpo_nll_coef, d.dpo_beta) == \

@@ -427,3 +427,62 @@ def test_every_prompt_each_iteration_and_the_authors_dpo_plus(tmp_path, easy_sft
     assert all(r["train/num_units"] > 0 and math.isfinite(r["loss/policy"]) for r in records)
     with pytest.raises(ConfigError, match=r"rl.prompts_per_iter=7 is more than the task's 6 RL prompts"):
         train_rl(config(tmp_path / "big", easy_sft_checkpoint, "grpo", [*extra[:2], "rl.prompts_per_iter=7"]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [None, 2])
+def test_restem_from_init_fine_tunes_the_sft_model_each_iteration(tmp_path, easy_sft_checkpoint, monkeypatch, stage):
+    """rl.restem_from=init (ReST-EM, the authors' restem_trainer): every iteration's first step
+    starts from rl.init's weights with an optimizer without state, while the samples come from the
+    policy trained the iteration before; `current` starts from that policy. Killed in the second
+    iteration and rerun, the run resumes to the same records and model (its fresh start rebuilt
+    from rl.init, or, through DeepSpeed, read back from where the run's start wrote it)."""
+    from vineppo.learner import Updater
+
+    starts: list[tuple[float, int]] = []  # (sum of the policy's weights, Adam state entries) per step
+
+    class Spy(Updater):
+        def step(self, losses):
+            weights = sum(p.detach().double().sum().item() for p in self.learner.policy.parameters())
+            state = sum(len(o.state) for o in ([e.optimizer for e in self.engines.values()] or [self.optimizer]))
+            starts.append((weights, state))
+            return super().step(losses)
+
+    monkeypatch.setattr(loop_module, "Updater", Spy)
+    ds = ["deepspeed.enabled=true", "deepspeed.zero_stage=2", "deepspeed.bf16=false", "rl.autocast=null"] if stage else []
+    extra = ["rl.iterations=3", "rl.eval_every=3", "rl.prompts_per_iter=8", *ds]
+    train_rl(config(tmp_path / "init", easy_sft_checkpoint, "restem", [*extra, "rl.restem_from=init"]))
+    records = read_jsonl(tmp_path / "init" / "restem-arith-s0" / "metrics.jsonl")
+    firsts = [0] + [r["train/grad_steps"] for r in records[:-1]]
+    assert len(firsts) == 3 and all(r["train/num_units"] > 0 for r in records)
+    assert all(starts[i] == starts[0] for i in firsts) and starts[0][1] == 0
+    assert starts[1][0] != starts[0][0] and starts[1][1] > 0  # it trains within an iteration
+    assert records[1]["train/reward"] != records[0]["train/reward"] or \
+        records[2]["train/reward"] != records[0]["train/reward"]  # later samples from the trained policy
+    starts.clear()
+    train_rl(config(tmp_path / "current", easy_sft_checkpoint, "restem", extra))
+    current = read_jsonl(tmp_path / "current" / "restem-arith-s0" / "metrics.jsonl")
+    assert starts[current[0]["train/grad_steps"]][0] != starts[0][0]  # the trained policy, not rl.init
+
+    calls = {"n": 0}
+    real = loop_module.restem.loss
+
+    def crashing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == records[0]["train/grad_steps"] + 2:  # the second iteration's second step
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module.restem, "loss", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        train_rl(config(tmp_path / "crash", easy_sft_checkpoint, "restem", [*extra, "rl.restem_from=init"]))
+    monkeypatch.setattr(loop_module.restem, "loss", real)
+    train_rl(config(tmp_path / "crash", easy_sft_checkpoint, "restem", [*extra, "rl.restem_from=init"]))
+
+    def strip(records):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]
+
+    assert strip(read_jsonl(tmp_path / "crash" / "restem-arith-s0" / "metrics.jsonl")) == strip(records)
+    a = load_file(tmp_path / "init" / "restem-arith-s0" / "checkpoints" / "step-3" / "model.safetensors")
+    b = load_file(tmp_path / "crash" / "restem-arith-s0" / "checkpoints" / "step-3" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -228,6 +228,11 @@ class RLConfig:
     """DPO+: pairs per prompt. None: correct and incorrect responses paired off, each in at most
     one pair; N: N of all their (correct, incorrect) combinations drawn at random, all of them where
     fewer (the authors': 64 of 64 samples)."""
+    restem_from: str = "current"
+    """RestEM: what each iteration fine-tunes on the current policy's correct samples. current:
+    the current policy (SPEC.md); init: a fresh copy of rl.init, weights and optimizer, as ReST-EM
+    (Singh et al., 2023) and the authors' restem_trainer do ("the optimization in each iteration
+    starts from scratch"); the next iteration samples from what it trained."""
     restem_select: str = "last"
     """RestEM: which epoch's model an iteration keeps. last: the last one's. validation: the
     authors' rule (SPEC.md: "pick the checkpoint by validation"; their restem_trainer): after each
@@ -468,6 +473,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "rl.old_logprobs": ("sampler", "recompute"),
     "rl.grad_clip_scope": ("per_model", "joint"),
     "rl.restem_select": ("last", "validation"),
+    "rl.restem_from": ("current", "init"),
     "rl.lr_schedule": ("constant", "warmup_decay"),
     "task.math_split": ("prm800k", "original"),
     "rl.autocast": ("auto", "bfloat16"),

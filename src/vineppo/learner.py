@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,23 @@ class Updater:
                 e.save_checkpoint(str(directory / self.ENGINE_DIRS[part]), tag=tag)
             return tag
         return _on_cpu(([m.state_dict() for m in self._modules()], self.optimizer.state_dict()))
+
+    def initial(self, directory: Path, init: Callable[[], nn.Module] | None = None) -> Any:
+        """A snapshot of a fresh start (the starting weights, an optimizer without state), for
+        `restore`: RestEM fine-tuning rl.init afresh each iteration. Taken before `load`; `init`
+        gives the starting model where this one was resumed from a checkpoint. With DeepSpeed it is
+        written once, at the run's start, under `directory`, where a resumed run finds it."""
+        if self.engines:
+            if init is None:
+                return self.snapshot(directory, "init")
+            missing = [str(directory / d / "init") for d in {self.ENGINE_DIRS[p] for p in self.engines}
+                       if not (directory / d / "init").is_dir()]
+            if missing:
+                raise ConfigError(f"{missing[0]} is missing: the run's fresh start (rl.restem_from=init), "
+                                  "written when it began, is needed to continue it; start a new run_name")
+            return "init"
+        start = init() if init is not None else self.learner.policy
+        return ([_on_cpu(start.state_dict())], _on_cpu(self.optimizer.state_dict()))
 
     def restore(self, directory: Path, snapshot: Any) -> None:
         """Back to the state `snapshot` recorded (then sync the rollout engine: loop.sync_engine)."""

@@ -254,6 +254,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     # under rl.autocast the training forward rounds differently from the fp32 sampler.
     engine_logprobs_exact = getattr(engine, "logprobs_exact", False) and precision is None
 
+    # rl.restem_from=init: each RestEM iteration trains a fresh copy of rl.init (weights, optimizer).
+    restem_init = (updater.initial(run.path / ".restem-init", None if resume is None else
+                                   lambda: load_model(rl.init, train_dtype, "cpu", "rl.init"))
+                   if rl.algo == "restem" and rl.restem_from == "init" else None)
     start, grad_steps, elapsed = 0, 0, 0.0
     if resume is not None:
         state = ckpt.load_state(resume)
@@ -342,6 +346,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         steps = 0
         seq_len = batch["attention_mask"].sum(1).tolist()
         select, previous = rl.algo == "restem" and rl.restem_select == "validation", None
+        if restem_init is not None and units:  # this iteration's samples fine-tune rl.init afresh
+            updater.restore(run.path / ".restem-init", restem_init)
         for epoch in range(rl.epochs if units else 0):
             for step_units in minibatches(units, per_step, gen, seq_len if rl.minibatch_by_length else None):
                 # Data parallel: this process takes every W-th unit of the mini-batch and weighs its
