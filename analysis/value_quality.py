@@ -56,24 +56,25 @@ def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[di
     examples = sample_examples(task.test, args.problems, args.seed)
     rule = args.steps
     states = held_out_states(engine, examples, cfg.task.name, t, n, args.seed, rule, task.format)
-    truth = mc_values(engine, states, args.truth_samples, cfg.task.name, t, n, args.seed + 1)
+    stop = task.format.stop  # task.stop
+    truth = mc_values(engine, states, args.truth_samples, cfg.task.name, t, n, args.seed + 1, stop)
     estimates = {"value network": value_net_predictions(value_model, tok, states, bos=bos)}
     for k in args.ks:
-        estimates[f"MC K={k}"] = mc_values(engine, states, k, cfg.task.name, t, n, args.seed + 100 + k)
+        estimates[f"MC K={k}"] = mc_values(engine, states, k, cfg.task.name, t, n, args.seed + 100 + k, stop)
     step = int(path.name.split("-")[1])
     state_rows = [{"checkpoint": step, "state": i, "position": s.position, "truth": truth[i],
                    **{name: est[i] for name, est in estimates.items()}} for i, s in enumerate(states)]
 
     # Ranking alternative next steps from a subset of states (not the final one of an episode).
     sources = [s for s in states if s.position < 1.0][:args.ranking_states]
-    groups = [alternative_steps(engine, s, args.alternatives, cfg.task.name, t, n, args.seed + 7 + i, rule)
+    groups = [alternative_steps(engine, s, args.alternatives, cfg.task.name, t, n, args.seed + 7 + i, rule, stop)
               for i, s in enumerate(sources)]
     groups = [g for g in groups if len(g) >= 2]
     flat = [s for g in groups for s in g]
-    g_truth = mc_values(engine, flat, args.truth_samples, cfg.task.name, t, n, args.seed + 2) if flat else []
+    g_truth = mc_values(engine, flat, args.truth_samples, cfg.task.name, t, n, args.seed + 2, stop) if flat else []
     g_est = {"value network": value_net_predictions(value_model, tok, flat, bos=bos) if flat else []}
     for k in args.ks:
-        g_est[f"MC K={k}"] = mc_values(engine, flat, k, cfg.task.name, t, n, args.seed + 200 + k) if flat else []
+        g_est[f"MC K={k}"] = mc_values(engine, flat, k, cfg.task.name, t, n, args.seed + 200 + k, stop) if flat else []
 
     def regroup(values: list[float]) -> list[list[float]]:
         out, i = [], 0

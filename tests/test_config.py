@@ -24,6 +24,12 @@ def test_paper_preset_then_override():
     # query_template, response_template, append_bos_to_query), which their checkpoints expect.
     assert (cfg.task.prompt_template, cfg.task.response_template, cfg.task.prompt_bos) == (
         "[MATH_TASK] Problem:\n{question}\n\nSolution:", "\n{solution}\n", True)
+    # ... and their sampling's stop string (program_kwargs.stop in every episode generator and eval).
+    assert cfg.task.stop == ["\n\n\nProblem:"] and make_config([]).task.stop == []
+    assert make_config(['task.stop=["\\n\\n\\nProblem:"]']).task.stop == ["\n\n\nProblem:"]
+    assert make_config(["task.stop=['\\nQ:', END]"]).task.stop == ["\nQ:", "END"]
+    with pytest.raises(ConfigError, match="task.stop must be a list of non-empty strings"):
+        make_config(['task.stop=[""]'])
     # Their test evaluation (configs/sft_rho1b_for_gsm8k_eval.jsonnet, imported by every RL config):
     # 16 samples at temperature 0.35, top-p 0.9, up to 1024 tokens; for the SFT row and RL alike.
     assert (cfg.eval.num_samples, cfg.rl.eval_samples, cfg.eval.temperature, cfg.eval.top_p,

@@ -97,3 +97,33 @@ def test_correct_bits_follow_the_test_sets_order_and_record_bits_keeps_each_eval
     assert json.loads(path.read_text()) == {"problem_ids": ids, "iterations": {"2": "1000", "4": "1101"}}
     with pytest.raises(ValueError, match="another test set"):
         record_bits(path, 6, "10", ["x-0", "x-1"])
+
+
+def test_stop_strings_reach_every_sampling_call(tiny_model_and_tokenizer):
+    """task.stop (the prompt format's `stop`) is passed to every generate call: evaluation's greedy
+    and sampled ones, an RL iteration's episodes and VinePPO's MC continuations (the engines cut
+    the text before it: tests/test_inference.py)."""
+    from vineppo.config import make_config
+    from vineppo.inference import HFEngine
+    from vineppo.loop import generate_shard
+    from vineppo.tasks import PromptFormat
+
+    model, tok = tiny_model_and_tokenizer
+    fmt = PromptFormat(stop=("\n\n\nProblem:",))
+    asked = []
+
+    class Recording(HFEngine):
+        def generate(self, prompts, params):
+            asked.append(params.stop)
+            return super().generate(prompts, params)
+
+    engine = Recording(model, tok)
+    evaluate(engine, PROBLEMS[:2], "gsm8k", max_new_tokens=8, num_samples=2, progress=False, fmt=fmt)
+    assert asked == [["\n\n\nProblem:"]] * 2
+    asked.clear()
+    rl = make_config(["rl.algo=vineppo", "rl.samples_per_prompt=2", "rl.max_new_tokens=8", "rl.vine_k=2"]).rl
+    generate_shard(engine, tok, PROBLEMS[:2], 0, rl, "gsm8k", 0, lambda items: [0.0] * len(items), fmt)
+    assert len(asked) == 2 and asked == [["\n\n\nProblem:"]] * 2  # the episodes, then the MC continuations
+    asked.clear()
+    evaluate(engine, PROBLEMS[:1], "gsm8k", max_new_tokens=8, progress=False)
+    assert asked == [[]]  # none by default

@@ -79,6 +79,11 @@ class TaskConfig:
     prompt_bos: bool = False
     """Put the tokenizer's beginning-of-sequence token before every prompt (as the authors' SFT
     data did, and as vLLM and `tokenizer(text)` do by default for Llama-family tokenizers)."""
+    stop: list[str] = field(default_factory=list)
+    """Stop strings: a sampled response (RL episodes, VinePPO's MC continuations, evaluation) ends
+    before the first one, as if at EOS. The authors stop theirs at "\\n\\n\\nProblem:" (the paper
+    preset), where a model that misses EOS starts another problem. On the command line \\n and \\t
+    in them are a newline and a tab (quoted, as a colon needs: 'task.stop=["\\n\\n\\nProblem:"]')."""
     num_validation: int = 0
     """Hold out N train problems as a validation split (never RL prompts; RestEM's epoch choice
     with rl.restem_select=validation reads it), drawn with task.seed, so that every method and
@@ -376,6 +381,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 TEXT_KEYS = ("task.prompt_template", "task.response_template")
+TEXT_LIST_KEYS = ("task.stop",)
+"""Lists of free text: \n and \t in their items are a newline and a tab."""
 """Free text: `task.prompt_template=Q:\n{question}` is that text with \n and \t read as a newline
 and a tab, not YAML (which would read a mapping, or keep the backslash); a quoted YAML string
 (`'task.prompt_template="Q:\n{question}"'`) is read as YAML reads it."""
@@ -394,6 +401,8 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             parsed = value
         if key.strip() in TEXT_KEYS and not (value.lstrip()[:1] in ("'", '"') and isinstance(parsed, str)):
             parsed = value.replace("\\n", "\n").replace("\\t", "\t")
+        if key.strip() in TEXT_LIST_KEYS and isinstance(parsed, list):
+            parsed = [x.replace("\\n", "\n").replace("\\t", "\t") if isinstance(x, str) else x for x in parsed]
         out[key.strip()] = parsed
     return out
 
@@ -515,6 +524,8 @@ def check_values(cfg: Config) -> None:
         if str(value(key)).count("{" + field_name + "}") != 1:
             raise ConfigError(f"{key} must hold {{{field_name}}} exactly once (where the {field_name} goes), "
                               f"got {value(key)!r}")
+    if any(not isinstance(x, str) or not x for x in cfg.task.stop):
+        raise ConfigError(f"task.stop must be a list of non-empty strings, got {cfg.task.stop!r}")
     if cfg.rl.top_p == 0 or cfg.eval.top_p == 0:
         raise ConfigError("rl.top_p and eval.top_p must be > 0 (nucleus sampling keeps at least one token)")
     if cfg.model.name_or_path is None and cfg.model.hidden_size % cfg.model.num_heads:

@@ -44,12 +44,13 @@ def evaluate(engine: Engine, examples: list[dict[str, str]], task: str, *, batch
     for b in tqdm(batches, desc=desc, disable=not progress, leave=False):
         chunk = examples[b:b + batch_size]
         prompts = [fmt.prompt(e["question"]) for e in chunk]
-        greedy = engine.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens))
+        greedy = engine.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens,
+                                                         stop=list(fmt.stop)))
         sampled = [[] for _ in chunk]
         if num_samples > 0:
             sampled = engine.generate(prompts, SamplingParams(
                 n=num_samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                seed=seed + b))
+                stop=list(fmt.stop), seed=seed + b))
         graded = iter(rewards([(c, e["answer"]) for e, g, s in zip(chunk, greedy, sampled, strict=True)
                                for c in (g[0], *s)], task))
         for e, g, s in zip(chunk, greedy, sampled, strict=True):

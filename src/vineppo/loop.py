@@ -117,7 +117,7 @@ def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_grou
     engine encodes them (its BOS with task.prompt_bos)."""
     prompts = [fmt.prompt(e["question"]) for e in examples]
     sampling = SamplingParams(n=rl.samples_per_prompt, temperature=rl.temperature, top_p=rl.top_p,
-                              max_new_tokens=rl.max_new_tokens, seed=seed)
+                              max_new_tokens=rl.max_new_tokens, stop=list(fmt.stop), seed=seed)
     prompt_ids = [fmt.encode(tokenizer, p) for p in prompts]
     outputs = engine.generate(prompt_ids, sampling)
     graded = iter(rewards([(c, ex["answer"]) for ex, comps in zip(examples, outputs, strict=True) for c in comps], task))
@@ -130,7 +130,7 @@ def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_grou
     t0 = time.time()
     if rl.algo == "vineppo":
         mc = SamplingParams(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens,
-                            seed=seed + 500_000)
+                            stop=list(fmt.stop), seed=seed + 500_000)
         stats = vineppo.assign_advantages(episodes, engine, tokenizer, task, rl.vine_k, rl.vine_max_steps, mc,
                                           rollout_reward, rl.vine_steps)
     elif rl.algo == "grpo":

@@ -30,7 +30,7 @@ def estimate_values(states: list[tuple[str, str, dict[str, str]]], engine: Engin
         index.setdefault(prompt + prefix, len(index))
     samples = engine.generate(list(index), SamplingParams(
         n=k, temperature=params.temperature, top_p=params.top_p, max_new_tokens=params.max_new_tokens,
-        seed=params.seed))
+        stop=params.stop, seed=params.seed))
     graded = iter(reward_fn([(prefix, c, ex) for prompt, prefix, ex in states for c in samples[index[prompt + prefix]]]))
     return [statistics.fmean(next(graded) for _ in samples[index[prompt + prefix]]) for prompt, prefix, _ in states]
 

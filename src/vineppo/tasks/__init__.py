@@ -33,10 +33,13 @@ class PromptFormat:
     template: str = PROMPT
     response: str = "{solution}"
     bos: bool = False
+    stop: tuple[str, ...] = ()
+    """Where a sampled response ends besides EOS (task.stop): how its text is read, not how the
+    model was trained, so not part of `keys` or its record."""
 
     @classmethod
     def of(cls, cfg: TaskConfig) -> PromptFormat:
-        return cls(cfg.prompt_template, cfg.response_template, cfg.prompt_bos)
+        return cls(cfg.prompt_template, cfg.response_template, cfg.prompt_bos, tuple(cfg.stop))
 
     def prompt(self, question: str) -> str:
         return self.template.replace("{question}", question)
