@@ -226,14 +226,17 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     device = world.device(cfg.device)
     # 'auto' defers to DeepSpeed's own bf16 when it is on.
     precision = resolve_autocast(None if cfg.deepspeed.enabled else rl.autocast, device)
-    n_params, hidden, layers = model_shape(rl.init)  # before anything is loaded: will it fit?
+    n_params, hidden, layers = model_shape(rl.init)  # before any model is loaded: will it fit?
+    tokenizer = load_tokenizer(rl.init, "rl.init")
     zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
+    longest_prompt = max(len(ids) for ids in tokenizer([task.prompt(e["question"]) for e in task.train])["input_ids"])
     check_fits(estimate(n_params, hidden, layers, dtype=cfg.model.dtype, algo=rl.algo, engine=cfg.engine,
                         minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length,
                         zero_stage=zero_stage, num_processes=world.world_size,
-                        offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer),
+                        offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
+                        episodes=(rl.prompts_per_iter or len(task.train)) * rl.samples_per_prompt,
+                        episode_tokens=min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length)),
                available_bytes(device), str(device))
-    tokenizer = load_tokenizer(rl.init, "rl.init")
     # DeepSpeed keeps fp32 master weights itself and casts the trained modules to bf16 when asked.
     train_dtype = "float32" if cfg.deepspeed.enabled else cfg.model.dtype
     start_key = "rl.init" if resume is None else "the run's last checkpoint"

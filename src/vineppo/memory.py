@@ -7,7 +7,9 @@ and gradients in the model dtype plus fp32 master weights and two fp32 Adam mome
 master copy is the weights themselves. The reference policy holds weights only; PPO's value network
 is a second trained model; the `vllm` engine a further copy of the policy's weights plus its KV cache.
 Activations: one mini-batch of `rl.minibatch_size` sequences of `model.max_length` tokens, about
-`ACTIVATION_BYTES` per token, layer and hidden unit of the model dtype.
+`ACTIVATION_BYTES` per token, layer and hidden unit of the model dtype. And the iteration's
+episodes, which every process holds collated on the device (`episode_bytes_per_token` per token
+position of each): small for PPO's 512 episodes, not for DPO+'s iteration over every train problem.
 """
 
 from __future__ import annotations
@@ -40,11 +42,20 @@ def trained_bytes_per_param(dtype: str, zero_stage: int = 0, num_processes: int 
             + optimizer / (n if zero_stage >= 1 else 1))
 
 
+def episode_bytes_per_token(algo: str) -> int:
+    """Bytes per token position of one collated episode (`rollout.collate_episodes` and the passes
+    over it): ids and attention mask (int64); response mask, advantages, the sampler's and the old
+    policy's log-probs (fp32); the reference's for the methods with a KL penalty, PPO's values and
+    returns, VinePPO's MC values."""
+    return 8 + 8 + 4 * 4 + 4 * (algo in ("ppo", "vineppo", "grpo", "rloo")) + 8 * (algo == "ppo") + 4 * (algo == "vineppo")
+
+
 def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, algo: str, engine: str,
              minibatch_size: int, max_length: int, kv_cache_bytes: int = 0, zero_stage: int = 0,
-             num_processes: int = 1, offload: bool = False) -> dict[str, int]:
+             num_processes: int = 1, offload: bool = False, episodes: int = 0, episode_tokens: int = 0) -> dict[str, int]:
     """Bytes each part of an RL run holds on one process (of `num_processes` under DeepSpeed ZeRO),
-    by part. Each process trains on its share of a mini-batch."""
+    by part. Each process trains on its share of a mini-batch, and holds all of the iteration's
+    `episodes`, each padded to `episode_tokens` (the longest prompt and response)."""
     b = dtype_bytes(dtype)
     per_param = trained_bytes_per_param(dtype, zero_stage, num_processes, offload)
     minibatch_size = -(-minibatch_size // max(num_processes, 1))
@@ -53,6 +64,8 @@ def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, 
              "activations (one mini-batch)": minibatch_size * max_length * num_layers * hidden_size * b * ACTIVATION_BYTES}
     if algo == "ppo":
         parts["value network (weights, grads, Adam)"] = int(num_params * per_param)
+    if episodes:
+        parts["the iteration's episodes (token tensors)"] = episodes * episode_tokens * episode_bytes_per_token(algo)
     if engine == "vllm":
         parts["vllm engine (weights + KV cache)"] = num_params * b + kv_cache_bytes
     elif zero_stage >= 3:
@@ -90,7 +103,8 @@ def check_fits(parts: dict[str, int], available: int, where: str) -> None:
     lines = "\n".join(f"  {name}: {v / gib:.1f} GiB" for name, v in parts.items())
     raise ConfigError(
         f"the run needs about {need / gib:.1f} GiB on {where}, which has {available / gib:.1f} GiB free:\n{lines}\n"
-        "lower rl.minibatch_size (activations) or model.max_length, use model.dtype=bfloat16 on a GPU, "
+        "lower rl.minibatch_size (activations) or model.max_length, fewer episodes per iteration "
+        "(rl.prompts_per_iter, rl.samples_per_prompt, rl.max_new_tokens), use model.dtype=bfloat16 on a GPU, "
         "use engine=hf (no second copy of the weights), more processes with deepspeed.enabled=true "
         "(deepspeed.zero_stage=3 shards the weights too, deepspeed.offload_optimizer=true moves Adam to the CPU), "
         "or a GPU with more memory")
