@@ -26,6 +26,9 @@ advantages (`rl.whiten_advantages=false`) add _nowhiten to their method's name (
 vineppo_nowhiten). Writes curves.csv, time_split.csv, speedup.json and compute_efficiency.{png,pdf};
 with --paired also paired.csv, --method - --baseline seed by seed at each evaluation (runs of one
 seed share their SFT start and first episodes, so the per-seed difference is the sharper test).
+The accuracy read is greedy, or, where every run logged it (`rl.eval_samples`, the paper preset's
+16 samples per problem, the authors' measure), the mean over samples, with each problem's share of
+correct samples (eval/sampled_correct.json) in the noise count; `--measure` chooses.
 """
 
 from __future__ import annotations
@@ -44,7 +47,19 @@ from vineppo.analysis.test_noise import run_bits, separation_with_test_set
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 
-def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str], dict]:
+def choose_measure(folders: list[Path], asked: str = "auto") -> str:
+    """The test measure the curves read: `asked`, or with 'auto' the sampled one (eval/sampled_accuracy,
+    the mean over rl.eval_samples samples per problem, the authors' and the paper preset's) where
+    every RL run logged it at every evaluation, else greedy accuracy."""
+    if asked != "auto":
+        return asked
+    evals = [r for d in run_folders(folders) if (d / "summary.json").exists() and (d / "metrics.jsonl").exists()
+             and "algo" in json.loads((d / "summary.json").read_text())
+             for r in read_jsonl(d / "metrics.jsonl") if "eval/greedy_accuracy" in r]
+    return "sampled" if evals and all("eval/sampled_accuracy" in r for r in evals) else "greedy"
+
+
+def collect(folders: list[Path], measure: str = "greedy") -> tuple[pd.DataFrame, pd.DataFrame, list[str], dict]:
     """Per-evaluation curves and per-iteration time splits of every RL run under `folders`, each
     labelled with its method: the algorithm, for VinePPO runs with more than one K among
     them vineppo_k<K>, and for PPO runs whose value network is trained otherwise `ppo_label`; and
@@ -62,7 +77,7 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str],
         rl = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("rl") or {}
         per_iteration = rl.get("prompts_per_iter", float("nan")) * rl.get("samples_per_prompt", float("nan"))
         configs[d.name] = (s["algo"], rl)
-        bits.append((d.name, s["seed"], run_bits(d)))  # per-problem bits (runs from 664376f on)
+        bits.append((d.name, s["seed"], run_bits(d, measure)))  # per-problem scores (greedy: from 664376f on)
         evals_before = 0.0  # elapsed_s counts earlier evaluations; the curves leave them out
         episodes = 0.0  # sampled so far: each record's count (runs before it was logged: the config's)
         for r in read_jsonl(d / "metrics.jsonl"):
@@ -74,7 +89,7 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str],
                 curves.append({"algo": s["algo"], "seed": s["seed"], "run": d.name, "iteration": r["iteration"],
                                "grad_steps": r["train/grad_steps"], "episodes": episodes,
                                "elapsed_s": r["time/elapsed_s"] - evals_before,
-                               "test_accuracy": r["eval/greedy_accuracy"]})
+                               "test_accuracy": r[f"eval/{measure}_accuracy"]})
             evals_before += r.get("time/eval_s", 0.0)
     curves, splits = pd.DataFrame(curves), pd.DataFrame(splits)
     labels = method_labels(configs)
@@ -209,20 +224,22 @@ def times(ratio: float) -> str:
 
 
 def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: Path,
-         separated: bool = True, sep_clock: dict | None = None) -> None:
+         separated: bool = True, sep_clock: dict | None = None, measure: str = "greedy") -> None:
     import seaborn as sns
+
+    ylabel = f"test accuracy ({'greedy' if measure == 'greedy' else 'mean over samples'}, fraction)"
 
     sep_clock, colours = sep_clock or {}, palette(curves["algo"])
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     sns.lineplot(data=curves, x="grad_steps", y="test_accuracy", hue="algo", marker="o", ax=axes[0],
                  palette=colours)
-    axes[0].set(xlabel="gradient steps", ylabel="test accuracy (greedy, fraction)", title="accuracy vs gradient steps")
+    axes[0].set(xlabel="gradient steps", ylabel=ylabel, title="accuracy vs gradient steps")
     episodes = curves.dropna(subset=["episodes"]) if "episodes" in curves else curves.iloc[:0]
     if not episodes.empty:
         sns.lineplot(data=episodes, x="episodes", y="test_accuracy", hue="algo", marker="o", ax=axes[1],
                      palette=colours)
-    axes[1].set(xlabel="episodes sampled", ylabel="test accuracy (greedy, fraction)", title="accuracy vs episodes")
+    axes[1].set(xlabel="episodes sampled", ylabel=ylabel, title="accuracy vs episodes")
     # Seeds reach an evaluation at different times: plot each method's mean time and accuracy per
     # evaluation, with the accuracy's standard error over seeds.
     mean = curves.groupby(["algo", "iteration"]).agg(seconds=("elapsed_s", "mean"), acc=("test_accuracy", "mean"),
@@ -232,7 +249,7 @@ def plot(curves: pd.DataFrame, splits: pd.DataFrame, speedup: dict | None, out: 
         axes[2].errorbar(g["seconds"] / 60, g["acc"], yerr=se, marker="o", capsize=3, label=algo,
                          color=colours.get(algo))
     axes[2].legend(title="algo")
-    axes[2].set(xlabel="wall-clock (minutes)", ylabel="test accuracy (greedy, fraction)", title="accuracy vs wall-clock")
+    axes[2].set(xlabel="wall-clock (minutes)", ylabel=ylabel, title="accuracy vs wall-clock")
     target = speedup and (f"{speedup['baseline']}'s peak" + (
         f" less {speedup['tolerance']:.3f} ({speedup['target_accuracy']:.3f})" if speedup.get("tolerance") else ""))
     note = None
@@ -267,6 +284,9 @@ def options(ap) -> None:
     ap.add_argument("--method", default="vineppo", help="the method timed to reach it (default vineppo)")
     ap.add_argument("--tolerance", type=float, default=0.0, help="target = the baseline's peak less this "
                     "(accuracy as a fraction; default 0: the peak itself, as in the paper)")
+    ap.add_argument("--measure", choices=("auto", "greedy", "sampled"), default="auto",
+                    help="test accuracy read: greedy, sampled (eval/sampled_accuracy, with rl.eval_samples), or auto "
+                    "(default): sampled where every run logged it, else greedy")
     ap.add_argument("--paired", action="store_true", help="also write paired.csv: method - baseline per "
                     "iteration, seed by seed (mean, standard error, seeds ahead / behind)")
 
@@ -275,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_folders(argv, __doc__, "results/compute_efficiency", options)
     if args is None:
         return 2
-    curves, splits, missing, bits = collect(args.folders)
+    measure = choose_measure(args.folders, args.measure)
+    curves, splits, missing, bits = collect(args.folders, measure)
     if curves.empty:
         return no_runs(args.folders)
     absent = [a for a in (args.baseline, args.method) if a not in set(curves["algo"])]
@@ -300,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out / "curves.csv", curves.to_csv(index=False))
     atomic_write_text(args.out / "time_split.csv", splits.to_csv(index=False))
     atomic_write_text(args.out / "speedup.json", json.dumps(
-        {"speedup": claimed, "separation": sep, "separation_wall_clock": sep_clock,
+        {"measure": measure, "speedup": claimed, "separation": sep, "separation_wall_clock": sep_clock,
          **({"separation_with_test_set": sep_test} if sep_test is not None else {}),
          "speedup_if_noise_ignored": None if separated else speedup, "missing_runs": missing, "commit": git_commit(),
          "folders": [str(f) for f in args.folders]}, indent=2))
@@ -308,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         paired = paired_gaps(curves, **pair)
         atomic_write_text(args.out / "paired.csv", paired.to_csv(index=False))
         print(paired.to_string(index=False))
-    plot(curves, splits, claimed or speedup, args.out, separated, sep_clock)
+    plot(curves, splits, claimed or speedup, args.out, separated, sep_clock, measure)
     print(json.dumps({"speedup": claimed, **{name: s and {k: v for k, v in s.items() if k != "points"}
                                              for name, s in (("separation", sep), ("separation_wall_clock", sep_clock),
                                                              ("separation_with_test_set", sep_test))}},

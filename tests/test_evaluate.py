@@ -99,6 +99,27 @@ def test_correct_bits_follow_the_test_sets_order_and_record_bits_keeps_each_eval
         record_bits(path, 6, "10", ["x-0", "x-1"])
 
 
+def test_correct_counts_follow_the_test_sets_order_and_keep_the_sample_count(tmp_path):
+    """The sampled measure's per-problem scores: each problem's correct samples, in test order from
+    two processes' shares; recorded with the sample count, which a resumed run must match."""
+    import json
+
+    import pytest
+
+    from vineppo.evaluate import correct_counts, record_bits
+
+    shares = [[{"sampled_correct": [1.0, 1.0, 0.0]}, {"sampled_correct": [0.0, 0.0, 0.0]}],
+              [{"sampled_correct": [1.0, 1.0, 1.0]}]]
+    assert correct_counts(shares) == [2, 3, 0]
+    path = tmp_path / "sampled_correct.json"
+    record_bits(path, 10, [2, 3, 0], ["a", "b", "c"], samples=3)
+    record_bits(path, 20, [3, 3, 1], ["a", "b", "c"], samples=3)
+    assert json.loads(path.read_text()) == {"problem_ids": ["a", "b", "c"], "samples": 3,
+                                            "iterations": {"10": [2, 3, 0], "20": [3, 3, 1]}}
+    with pytest.raises(ValueError, match="sample count"):
+        record_bits(path, 30, [1, 1, 1], ["a", "b", "c"], samples=16)
+
+
 def test_stop_strings_reach_every_sampling_call(tiny_model_and_tokenizer):
     """task.stop (the prompt format's `stop`) is passed to every generate call: evaluation's greedy
     and sampled ones, an RL iteration's episodes and VinePPO's MC continuations (the engines cut

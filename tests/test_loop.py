@@ -37,8 +37,14 @@ def test_two_iterations(tmp_path, easy_sft_checkpoint, algo):
         mean = sum(sum(p["sampled_correct"]) / 3 for p in last["problems"]) / len(last["problems"])
         assert records[-1]["eval/sampled_accuracy"] == pytest.approx(mean) == summary["test_sampled_accuracy"]
         assert records[-1]["eval/pass_at_k"] >= records[-1]["eval/sampled_accuracy"]
+        # ... kept per problem at every evaluation for the analyses (eval/sampled_correct.json).
+        from vineppo.analysis.test_noise import run_bits
+
+        scores = run_bits(tmp_path / f"{algo}-arith-s0", "sampled")
+        assert list(scores) == [2] and sum(scores[2]) / len(scores[2]) == pytest.approx(mean)
     else:
         assert "eval/sampled_accuracy" not in records[-1] and "test_sampled_accuracy" not in summary
+        assert not (tmp_path / f"{algo}-arith-s0" / "eval" / "sampled_correct.json").exists()
     assert [r["iteration"] for r in records] == [1, 2]
     if algo in ("restem", "dpo_plus"):
         # Units: correct responses (RestEM) or pairs (DPO+, 4 pairs per 8-episode mini-batch).

@@ -93,26 +93,39 @@ def log_fields(result: dict[str, Any]) -> dict[str, float]:
     return {f"eval/{k}": result[k] for k in keys if k in result}
 
 
-def correct_bits(shares: list[list[dict[str, Any]]]) -> str:
-    """Each test problem's greedy correctness as one '0'/'1' character, in the test set's order,
-    from the processes' shares (process r of W scored problems r, r + W, r + 2W, ...; by position,
-    so repeated ids in a user's data do not matter): 500 bytes per evaluation, enough to count the
-    test set's own noise at every evaluation (`analysis/test_noise.py`)."""
+def in_test_order(shares: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The processes' shares of an evaluation's problems back in the test set's order (process r
+    of W scored problems r, r + W, r + 2W, ...; by position, so repeated ids in a user's data do
+    not matter)."""
     world, n = len(shares), sum(len(s) for s in shares)
     if any(len(s) != len(range(r, n, world)) for r, s in enumerate(shares)):
         raise ValueError(f"shares of {[len(s) for s in shares]} problems are not a strided split of {n}")
-    bits = [""] * n
+    out: list[dict[str, Any]] = [{}] * n
     for r, share in enumerate(shares):
         for k, p in enumerate(share):
-            bits[r + k * world] = "1" if p["greedy_correct"] else "0"
-    return "".join(bits)
+            out[r + k * world] = p
+    return out
 
 
-def record_bits(path: Path, iteration: int, bits: str, test_ids: list[str]) -> None:
+def correct_bits(shares: list[list[dict[str, Any]]]) -> str:
+    """Each test problem's greedy correctness as one '0'/'1' character, in the test set's order:
+    500 bytes per evaluation, enough to count the test set's own noise at every evaluation
+    (`analysis/test_noise.py`)."""
+    return "".join("1" if p["greedy_correct"] else "0" for p in in_test_order(shares))
+
+
+def correct_counts(shares: list[list[dict[str, Any]]]) -> list[int]:
+    """Each test problem's number of correct samples (of rl.eval_samples), in the test set's order:
+    the sampled measure's per-problem scores, for the same noise count."""
+    return [int(sum(p["sampled_correct"])) for p in in_test_order(shares)]
+
+
+def record_bits(path: Path, iteration: int, bits: str | list[int], test_ids: list[str], **extra: Any) -> None:
     """Add (or, for a resumed run that evaluates an iteration again, replace) one evaluation's
-    `correct_bits` in `path`: {"problem_ids": [...], "iterations": {"<iteration>": "0110..."}}."""
-    data = json.loads(path.read_text()) if path.exists() else {"problem_ids": test_ids, "iterations": {}}
-    if data["problem_ids"] != test_ids:
-        raise ValueError(f"{path}: written for another test set than this run's")
+    `correct_bits` (or `correct_counts`, with `samples=N` in `extra`) in `path`:
+    {"problem_ids": [...], **extra, "iterations": {"<iteration>": "0110..." or [3, 0, ...]}}."""
+    data = json.loads(path.read_text()) if path.exists() else {"problem_ids": test_ids, **extra, "iterations": {}}
+    if data["problem_ids"] != test_ids or any(data.get(k) != v for k, v in extra.items()):
+        raise ValueError(f"{path}: written for another test set or sample count than this run's")
     data["iterations"][str(iteration)] = bits
     atomic_write_json(path, data)

@@ -27,7 +27,15 @@ from vineppo.algorithms.advantages import masked_mean, value_fit, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
 from vineppo.config import Config, ConfigError, RLConfig, check_unchanged, check_values, to_yaml
 from vineppo.distributed import full_parameters, init_world, require_cuda, shards_of
-from vineppo.evaluate import correct_bits, evaluate, log_fields, record_bits, rewards, summarise
+from vineppo.evaluate import (
+    correct_bits,
+    correct_counts,
+    evaluate,
+    log_fields,
+    record_bits,
+    rewards,
+    summarise,
+)
 from vineppo.grading import pop_timeouts, set_timeout, set_workers
 from vineppo.inference import Completion, SamplingParams, make_engine
 from vineppo.learner import Learner, Updater, autocast, lr_factor, resolve_autocast, use_eager_attention
@@ -418,6 +426,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             if world.is_main:  # every evaluation's per-problem bits; the last one's answers too
                 test_ids = [e["id"] for e in task.test]
                 record_bits(run.eval_file("greedy_correct"), done, correct_bits(shares), test_ids)
+                if rl.eval_samples:  # the sampled measure's per-problem counts, for the same analyses
+                    record_bits(run.eval_file("sampled_correct"), done, correct_counts(shares), test_ids,
+                                samples=rl.eval_samples)
                 if done == rl.iterations:
                     atomic_write_json(run.eval_file("test"), whole)
             record["time/eval_s"] = time.time() - t_eval  # in later iterations' elapsed_s, not in this one's

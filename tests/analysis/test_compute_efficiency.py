@@ -336,3 +336,33 @@ def test_speedup_claimed_only_beyond_the_test_sets_noise_where_runs_kept_bits(tm
     assert ce.main([str(tmp_path), "--out", str(tmp_path / "out2")]) == 0
     written = json.loads((tmp_path / "out2" / "speedup.json").read_text())
     assert "separation_with_test_set" not in written and written["speedup"] is not None
+
+
+def test_sampled_measure_where_every_run_logged_it(tmp_path):
+    """--measure auto reads the sampled accuracy (the paper preset's) where every RL run logged it
+    at every evaluation, greedy otherwise; the per-problem scores follow the measure."""
+    from vineppo.runio import append_jsonl
+
+    ce = load_script("compute_efficiency")
+    for seed in (0, 1):
+        d = tmp_path / f"vineppo-arith-s{seed}"
+        (d / "eval").mkdir(parents=True)
+        for i in (1, 2):
+            append_jsonl(d / "metrics.jsonl", {"iteration": i, "train/grad_steps": 8 * i, "time/elapsed_s": 10.0 * i,
+                                               "eval/greedy_accuracy": 0.5, "eval/sampled_accuracy": 0.25 * i,
+                                               "time/generation_s": 1.0, "time/value_estimation_s": 1.0,
+                                               "time/training_s": 1.0})
+        (d / "config.yaml").write_text("preset: tiny\nrl:\n  prompts_per_iter: 2\n  samples_per_prompt: 2\n")
+        (d / "summary.json").write_text(json.dumps({"algo": "vineppo", "seed": seed}))
+        (d / "eval" / "sampled_correct.json").write_text(json.dumps(
+            {"problem_ids": ["a", "b"], "samples": 4, "iterations": {"1": [1, 1], "2": [2, 2]}}))
+    assert ce.choose_measure([tmp_path]) == "sampled" and ce.choose_measure([tmp_path], "greedy") == "greedy"
+    c, _, _, bits = ce.collect([tmp_path], "sampled")
+    assert c["test_accuracy"].tolist() == [0.25, 0.5, 0.25, 0.5]
+    assert bits["vineppo"] == {1: {0: [0.25, 0.25], 1: [0.25, 0.25]}, 2: {0: [0.5, 0.5], 1: [0.5, 0.5]}}
+    assert ce.collect([tmp_path], "greedy")[0]["test_accuracy"].tolist() == [0.5] * 4
+    records = (tmp_path / "vineppo-arith-s1" / "metrics.jsonl").read_text().splitlines()
+    stripped = [json.loads(records[0])] + [{k: v for k, v in json.loads(records[1]).items()
+                                            if k != "eval/sampled_accuracy"}]
+    (tmp_path / "vineppo-arith-s1" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stripped))
+    assert ce.choose_measure([tmp_path]) == "greedy"  # one evaluation without it: greedy for all

@@ -67,6 +67,29 @@ def test_se_seeds_is_the_paired_se_over_seeds():
     assert math.isnan(gap_noise(d[:1])["se_both"]) and gap_noise(d[:1])["se_problems"] > 0
 
 
+def test_sampled_scores_pair_like_bits(tmp_path):
+    """The sampled measure's per-problem shares of correct samples pair as bits do: hand-worked
+    differences; bits '0'/'1' and shares 0.0/1.0 give the same matrix. run_bits reads them from
+    eval/sampled_correct.json as counts over the recorded sample count."""
+    import json
+
+    from vineppo.analysis.test_noise import run_bits
+
+    d, seeds = paired_matrix({0: [0.5, 1.0, 0.25], 1: [0.0, 0.75, 1.0]}, {0: [0.25, 1.0, 0.5], 1: [0.0, 0.5, 0.5]})
+    assert seeds == [0, 1] and d.tolist() == [[0.25, 0.0, -0.25], [0.0, 0.25, 0.5]]
+    assert gap_noise(d)["gap"] == pytest.approx(0.75 / 6)
+    assert paired_matrix({0: "101"}, {0: "011"})[0].tolist() == paired_matrix({0: [1.0, 0.0, 1.0]},
+                                                                              {0: [0.0, 1.0, 1.0]})[0].tolist()
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "sampled_correct.json").write_text(json.dumps(
+        {"problem_ids": ["a", "b"], "samples": 4, "iterations": {"5": [1, 4], "10": [2, 3]}}))
+    assert run_bits(tmp_path, "sampled") == {5: [0.25, 1.0], 10: [0.5, 0.75]}
+    assert run_bits(tmp_path) is None  # no greedy bits kept
+    (tmp_path / "eval" / "sampled_correct.json").write_text(json.dumps({"iterations": {"5": [1, 4]}}))
+    with pytest.raises(ValueError, match="not a sampled_correct.json"):
+        run_bits(tmp_path, "sampled")
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="share no seed"):
         paired_matrix({0: "01"}, {1: "01"})

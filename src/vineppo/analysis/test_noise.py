@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,9 +51,10 @@ def gap_noise(d: np.ndarray) -> dict[str, float]:
     return {**out, "se_seeds": se_seeds, "se_both": math.sqrt(var_both)}
 
 
-def paired_matrix(method: dict[int, str], baseline: dict[int, str]) -> tuple[np.ndarray, list[int]]:
+def paired_matrix(method: dict[int, Any], baseline: dict[int, Any]) -> tuple[np.ndarray, list[int]]:
     """The seeds x problems difference matrix of two methods from {seed: '0110...'} correctness
-    strings (one character per test problem, in the test set's order), over the seeds both have."""
+    strings (one character per test problem, in the test set's order), or {seed: [0.25, 1.0, ...]}
+    per-problem scores (the sampled measure's share of correct samples), over the seeds both have."""
     seeds = sorted(set(method) & set(baseline))
     if not seeds:
         raise ValueError("the two methods share no seed")
@@ -60,7 +62,9 @@ def paired_matrix(method: dict[int, str], baseline: dict[int, str]) -> tuple[np.
     if len(lengths) != 1:
         raise ValueError(f"correctness strings of different lengths {sorted(lengths)}: not one test set")
 
-    def bits(s: str) -> np.ndarray:
+    def bits(s: str | list[float]) -> np.ndarray:
+        if not isinstance(s, str):
+            return np.asarray(s, dtype=float)
         return np.frombuffer(s.encode(), dtype=np.uint8).astype(float) - ord("0")
 
     return np.stack([bits(method[s]) - bits(baseline[s]) for s in seeds]), seeds
@@ -96,13 +100,20 @@ def separation_with_test_set(bits: dict[str, dict[int, dict[int, str]]], method:
     return {**rule, "points": rows}
 
 
-def run_bits(run_dir: Path) -> dict[int, str] | None:
-    """A run's per-problem bits at each evaluation ({iteration: '0110...'}) from its
-    eval/greedy_correct.json; None for a run from before they were kept."""
-    path = run_dir / "eval" / "greedy_correct.json"
+MEASURES = ("greedy", "sampled")
+
+
+def run_bits(run_dir: Path, measure: str = "greedy") -> dict[int, str] | dict[int, list[float]] | None:
+    """A run's per-problem scores at each evaluation: greedy bits ({iteration: '0110...'}) from its
+    eval/greedy_correct.json, or with measure='sampled' each problem's share of correct samples
+    ({iteration: [0.25, 1.0, ...]}) from eval/sampled_correct.json; None for a run without them."""
+    path = run_dir / "eval" / f"{measure}_correct.json"
     if not path.exists():
         return None
     try:
-        return {int(k): v for k, v in json.loads(path.read_text())["iterations"].items()}
-    except (KeyError, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: not a greedy_correct.json ({e})") from None
+        data = json.loads(path.read_text())
+        if measure == "greedy":
+            return {int(k): v for k, v in data["iterations"].items()}
+        return {int(k): [c / data["samples"] for c in v] for k, v in data["iterations"].items()}
+    except (KeyError, ValueError, AttributeError, TypeError) as e:
+        raise ValueError(f"{path}: not a {measure}_correct.json ({e})") from None
