@@ -25,7 +25,9 @@ Reads every finished RL run under the given folders (config.yaml, metrics.jsonl,
 - `--baseline METHOD` with either: each method minus METHOD seed by seed (runs of one seed share
   their SFT start and first prompts): mean, standard error, pairs, seeds ahead
   (kl_at_paired.csv, generalisation_paired.csv).
-A panel whose setting takes a single value in the runs given is left out and named in the output.
+Test accuracy is greedy, or the mean over samples where every run logged it (`rl.eval_samples`,
+the paper preset's measure; `--measure`). A panel whose setting takes a single value in the runs
+given is left out and named in the output.
 A run found twice (the same settings, seed and logged numbers in two sweeps' folders) counts once.
 Writes points.csv (every evaluation), final.csv (one row per run), provenance.json and
 ablations.{png,pdf}; kl_at.csv with `--kl-at`. Unfinished runs are listed, not dropped silently.
@@ -40,12 +42,12 @@ from pathlib import Path
 import pandas as pd
 
 from vineppo.analysis.plotting import method_palette, pyplot, save
-from vineppo.analysis.runs import no_runs, parse_folders, run_folders
+from vineppo.analysis.runs import MEASURES, choose_measure, no_runs, parse_folders, run_folders
 from vineppo.config import load_config
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
 
 
-def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
+def collect(folders: list[Path], measure: str = "greedy") -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
     """(points: one row per evaluation, final: one row per finished run, unfinished run folders,
     duplicates). Two sweeps can hold the same experiment (sweep=mc_samples' K = 9 and
     sweep=temperature's VinePPO at T = 0.6: same settings and seed, the same numbers): such a run is
@@ -75,9 +77,9 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str],
             since.append(r["train/reward"])
             if "eval/greedy_accuracy" in r:
                 points.append({**run, "iteration": r["iteration"], "kl_ref": r.get("train/kl_ref", float("nan")),
-                               "train_accuracy": sum(since) / len(since), "test_accuracy": r["eval/greedy_accuracy"]})
+                               "train_accuracy": sum(since) / len(since), "test_accuracy": r[f"eval/{measure}_accuracy"]})
                 since = []
-        final.append({**run, "test_accuracy": summary["test_greedy_accuracy"], "iterations": summary["iterations"],
+        final.append({**run, "test_accuracy": summary[f"test_{measure}_accuracy"], "iterations": summary["iterations"],
                       "commit": summary.get("commit")})
     return pd.DataFrame(points), pd.DataFrame(final), missing, duplicates
 
@@ -199,10 +201,13 @@ def paired(per_run: pd.DataFrame, value: str, baseline: str) -> pd.DataFrame:
                                        "difference_se", "seeds_ahead"])
 
 
-def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path, which: str = "final") -> list[str]:
+def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path, which: str = "final",
+         measure: str = "greedy") -> list[str]:
     """Draw the panels the data supports; return the names of those left out, and of runs left
     out of the K and temperature panels for a different budget, and why."""
     import seaborn as sns
+
+    acc = f"test accuracy ({'greedy' if measure == 'greedy' else 'mean over samples'}, fraction)"
 
     plt = pyplot()
     final, other_budget = same_budget(final)
@@ -230,24 +235,24 @@ def plot(points: pd.DataFrame, final: pd.DataFrame, out: Path, which: str = "fin
         if panel == "kl":
             sns.scatterplot(data=points.dropna(subset=["kl_ref"]), x="kl_ref", y="test_accuracy", hue="algo", ax=ax,
                             **colours)
-            ax.set(xlabel="KL(policy || reference) per token (nats)", ylabel="test accuracy (greedy, fraction)",
+            ax.set(xlabel="KL(policy || reference) per token (nats)", ylabel=acc,
                    title="accuracy vs KL to the reference")
         elif panel == "train":
             sns.scatterplot(data=points, x="train_accuracy", y="test_accuracy", hue="algo", ax=ax, **colours)
             lo = min(points["train_accuracy"].min(), points["test_accuracy"].min())
             hi = max(points["train_accuracy"].max(), points["test_accuracy"].max())
             ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-            ax.set(xlabel="train accuracy (fraction of correct episodes)", ylabel="test accuracy (greedy, fraction)",
+            ax.set(xlabel="train accuracy (fraction of correct episodes)", ylabel=acc,
                    title="test vs train accuracy")
         elif panel == "k":
             sns.lineplot(data=vine, x="k", y="test_accuracy", marker="o", errorbar="sd", ax=ax,
                          color=colours["palette"]["vineppo"])
-            ax.set(xlabel="K (MC continuations per state)", ylabel=f"{which} test accuracy (greedy, fraction)",
+            ax.set(xlabel="K (MC continuations per state)", ylabel=f"{which} {acc}",
                    title="VinePPO: accuracy vs K", xticks=sorted(vine["k"].unique()))
         else:
             sns.lineplot(data=at_k, x="temperature", y="test_accuracy", hue="algo", marker="o", errorbar="sd", ax=ax,
                          **colours)
-            ax.set(xlabel="sampling temperature", ylabel=f"{which} test accuracy (greedy, fraction)",
+            ax.set(xlabel="sampling temperature", ylabel=f"{which} {acc}",
                    title="accuracy vs sampling temperature", xticks=sorted(at_k["temperature"].unique()))
     fig.tight_layout()
     save(fig, out, "ablations")
@@ -284,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--train-at", type=float, nargs="+", default=None, metavar="TRAIN_ACC",
                         help="test accuracy where each run's train accuracy first reaches TRAIN_ACC "
                              "(generalisation.csv)")
+        ap.add_argument("--measure", choices=MEASURES, default="auto",
+                        help="test accuracy read: greedy, sampled (with rl.eval_samples), or auto (default): "
+                             "sampled where every run logged it, else greedy")
         ap.add_argument("--baseline", default=None, metavar="METHOD",
                         help="with --kl-at / --train-at: each method minus METHOD seed by seed "
                              "(kl_at_paired.csv, generalisation_paired.csv)")
@@ -291,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_folders(argv, __doc__, "results/ablations", options)
     if args is None:
         return 2
-    points, final, missing, duplicates = collect(args.folders)
+    measure = choose_measure(args.folders, args.measure)
+    points, final, missing, duplicates = collect(args.folders, measure)
     if points.empty:
         return no_runs(args.folders)
     skipped, which = [], "final"
@@ -309,9 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "points.csv", points.to_csv(index=False))
     atomic_write_text(args.out / "final.csv", final.to_csv(index=False))
-    skipped += plot(points, final, args.out, which)
+    skipped += plot(points, final, args.out, which, measure)
     atomic_write_text(args.out / "provenance.json", json.dumps(
-        {"folders": [str(f) for f in args.folders], "commit": git_commit(), "missing_runs": missing,
+        {"folders": [str(f) for f in args.folders], "measure": measure, "commit": git_commit(), "missing_runs": missing,
          "duplicate_runs": duplicates, "at_iteration": args.at_iteration, "kl_at": args.kl_at,
          "train_at": args.train_at, "baseline": args.baseline,
          "panels_left_out": skipped}, indent=2))

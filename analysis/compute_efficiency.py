@@ -42,21 +42,9 @@ import pandas as pd
 import yaml
 
 from vineppo.analysis.plotting import method_palette, pyplot, save
-from vineppo.analysis.runs import method_labels, no_runs, parse_folders, run_folders
+from vineppo.analysis.runs import MEASURES, choose_measure, method_labels, no_runs, parse_folders, run_folders
 from vineppo.analysis.test_noise import run_bits, separation_with_test_set
 from vineppo.runio import atomic_write_text, git_commit, read_jsonl
-
-
-def choose_measure(folders: list[Path], asked: str = "auto") -> str:
-    """The test measure the curves read: `asked`, or with 'auto' the sampled one (eval/sampled_accuracy,
-    the mean over rl.eval_samples samples per problem, the authors' and the paper preset's) where
-    every RL run logged it at every evaluation, else greedy accuracy."""
-    if asked != "auto":
-        return asked
-    evals = [r for d in run_folders(folders) if (d / "summary.json").exists() and (d / "metrics.jsonl").exists()
-             and "algo" in json.loads((d / "summary.json").read_text())
-             for r in read_jsonl(d / "metrics.jsonl") if "eval/greedy_accuracy" in r]
-    return "sampled" if evals and all("eval/sampled_accuracy" in r for r in evals) else "greedy"
 
 
 def collect(folders: list[Path], measure: str = "greedy") -> tuple[pd.DataFrame, pd.DataFrame, list[str], dict]:
@@ -284,7 +272,7 @@ def options(ap) -> None:
     ap.add_argument("--method", default="vineppo", help="the method timed to reach it (default vineppo)")
     ap.add_argument("--tolerance", type=float, default=0.0, help="target = the baseline's peak less this "
                     "(accuracy as a fraction; default 0: the peak itself, as in the paper)")
-    ap.add_argument("--measure", choices=("auto", "greedy", "sampled"), default="auto",
+    ap.add_argument("--measure", choices=MEASURES, default="auto",
                     help="test accuracy read: greedy, sampled (eval/sampled_accuracy, with rl.eval_samples), or auto "
                     "(default): sampled where every run logged it, else greedy")
     ap.add_argument("--paired", action="store_true", help="also write paired.csv: method - baseline per "

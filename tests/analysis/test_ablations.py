@@ -204,3 +204,23 @@ def test_paired_by_seed_hand_worked(tmp_path):
     with pytest.raises(ValueError, match="share a seed"):
         ab.paired(ab.accuracy_at_train(points, 0.5), "test_accuracy", "ppo")
     assert ab.main([str(tmp_path / "runs"), "--train-at", "0.5", "--baseline", "ppo", "--out", str(out)]) == 2
+
+
+def test_sampled_measure_where_every_run_logged_it(tmp_path):
+    """With every run's evaluations sampled (rl.eval_samples, the paper preset) the points and
+    finals read the mean over samples; a run without it sends every reading back to greedy."""
+    ab = load_script("ablations")
+    for name, seed in (("vineppo-a", 0), ("vineppo-b", 1)):
+        d = fake_run(tmp_path, name, "vineppo", 9, 0.6, [0.2, 0.4], {1: 0.5, 2: 0.6}, seed=seed)
+        records = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        for r in records:
+            r["eval/sampled_accuracy"] = r["eval/greedy_accuracy"] / 2
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        summary = json.loads((d / "summary.json").read_text())
+        (d / "summary.json").write_text(json.dumps({**summary, "test_sampled_accuracy": 0.3}))
+    assert ab.choose_measure([tmp_path]) == "sampled"
+    points, final, _, _ = ab.collect([tmp_path], "sampled")
+    assert sorted(points["test_accuracy"]) == pytest.approx([0.25, 0.25, 0.3, 0.3])
+    assert final["test_accuracy"].tolist() == [0.3, 0.3]
+    fake_run(tmp_path, "vineppo-c", "vineppo", 9, 0.6, [0.2], {1: 0.5}, seed=2)  # greedy only
+    assert ab.choose_measure([tmp_path]) == "greedy"

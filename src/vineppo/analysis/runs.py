@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,21 @@ def parse_folders(argv: list[str] | None, doc: str, default_out: str,
         print(f"not a folder: {', '.join(bad)}", file=sys.stderr)
         return None
     return args
+
+
+MEASURES = ("auto", "greedy", "sampled")
+
+
+def choose_measure(folders: list[Path], asked: str = "auto") -> str:
+    """The test measure the curves read: `asked`, or with 'auto' the sampled one (eval/sampled_accuracy,
+    the mean over rl.eval_samples samples per problem, the authors' and the paper preset's) where
+    every RL run logged it at every evaluation, else greedy accuracy."""
+    if asked != "auto":
+        return asked
+    evals = [r for d in run_folders(folders) if (d / "summary.json").exists() and (d / "metrics.jsonl").exists()
+             and "algo" in json.loads((d / "summary.json").read_text())
+             for r in read_jsonl(d / "metrics.jsonl") if "eval/greedy_accuracy" in r]
+    return "sampled" if evals and all("eval/sampled_accuracy" in r for r in evals) else "greedy"
 
 
 def run_folders(folders: list[Path], marker: str = "config.yaml") -> list[Path]:
