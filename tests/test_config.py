@@ -42,6 +42,8 @@ def test_paper_preset_then_override():
     # DeepSpeed's WarmupDecayLR, warm-up ratio 0.03; the tiny preset's runs kept one rate.
     assert (cfg.rl.learning_rate, cfg.rl.lr_schedule, cfg.rl.warmup_ratio) == (1e-6, "warmup_decay", 0.03)
     assert make_config([]).rl.lr_schedule == "constant"
+    # Their value head (treetune's pretrained_with_value_head: normal_(std=1/sqrt(hidden + 1)), bias 0).
+    assert cfg.rl.value_head_init == "normal" and make_config([]).rl.value_head_init == "zero"
     # MATH (polIter_rho1bSft2_*_MATH): its own SFT checkpoint, 1,000 iterations, no cap on the
     # MC states; a validation split of 500 (0.04347826 of 11,500), the PRM800K split's test set.
     math = make_config(["preset=paper", "task.name=math"])

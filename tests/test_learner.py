@@ -341,3 +341,21 @@ def test_snapshot_then_restore_gives_back_weights_and_optimizer(tiny_model_and_t
 
     straight, restored = run(False), run(True)
     assert all(torch.allclose(straight[k], restored[k], atol=1e-6, rtol=0) for k in straight)
+
+
+def test_value_head_starts_at_zero_or_as_the_authors_draw_it(tiny_model_and_tokenizer, tmp_path):
+    """rl.value_head_init: zero gives V = 0 on every state; normal, the authors' head, draws the
+    weights from N(0, 1 / (hidden + 1)) with the run's seed (the same seed the same head, another
+    seed another), bias 0, so V starts as a non-zero projection of each state."""
+    from vineppo.algorithms.ppo import ValueModel
+
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path / "m")
+    batch = batch_of(tok, TEXTS)
+    zero = ValueModel(str(tmp_path / "m"))
+    assert torch.count_nonzero(zero(batch)) == 0
+    a, b, c = (ValueModel(str(tmp_path / "m"), head_init="normal", seed=s) for s in (0, 0, 1))
+    assert torch.equal(a.head.weight, b.head.weight) and not torch.equal(a.head.weight, c.head.weight)
+    assert a.head.bias.item() == 0.0 and torch.count_nonzero(a(batch)) > 0
+    hidden = a.head.weight.numel()  # 32: its mean square is 1 / 33 up to sampling (chi-square, 32 draws)
+    assert 0.4 < (a.head.weight ** 2).mean().item() * (hidden + 1) < 1.8

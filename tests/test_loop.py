@@ -69,6 +69,13 @@ def test_two_iterations(tmp_path, easy_sft_checkpoint, algo):
         # explains none of the returns' variance.
         assert records[0]["value/mean"] == 0.0 and records[0]["value/explained_variance"] == 0.0
         assert records[1]["value/mean"] != 0.0
+        # The authors' head (rl.value_head_init=normal) predicts from the start, the same for a seed.
+        drawn = []
+        for i in (0, 1):
+            train_rl(config(tmp_path / f"normal{i}", easy_sft_checkpoint, "ppo",
+                            ["rl.value_head_init=normal", "rl.iterations=1", "rl.eval_every=1"]))
+            drawn.append(read_jsonl(tmp_path / f"normal{i}" / "ppo-arith-s0" / "metrics.jsonl")[0]["value/mean"])
+        assert drawn[0] != 0.0 and drawn[0] == drawn[1]
     elif algo == "vineppo":
         # The MC values' mean over tokens lies in [0, 1] like the rewards they average; the explained
         # variance is at most 1, and undefined (NaN) when every return is the same.

@@ -197,6 +197,10 @@ class RLConfig:
     """PPO value-loss clip (paper: 0.2): within an iteration's update the loss stops pulling a
     token's value toward its return once it has moved this far from where the iteration began, so a
     value network starting at 0 needs several iterations to reach the returns; null: no clip."""
+    value_head_init: str = "zero"
+    """PPO: the value network's scalar head at the start. zero: V = 0 on every state (the tiny
+    preset's runs); normal: the authors' (their value head: weights from N(0, 1 / (hidden + 1)),
+    bias 0, seeded by `seed`), so V starts as a random projection of each state."""
     lr_schedule: str = "constant"
     """The learning rate over training: constant, or warmup_decay, the authors' (DeepSpeed's
     WarmupDecayLR as their configs set it: a log-rate warm-up from 0 over rl.warmup_ratio of the
@@ -484,6 +488,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "rl.restem_select": ("last", "validation"),
     "rl.restem_from": ("current", "init"),
     "rl.lr_schedule": ("constant", "warmup_decay"),
+    "rl.value_head_init": ("zero", "normal"),
     "task.math_split": ("prm800k", "original"),
     "rl.autocast": ("auto", "bfloat16"),
     "deepspeed.bf16": ("auto", "true", "false"),

@@ -250,7 +250,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     start_key = "rl.init" if resume is None else "the run's last checkpoint"
     policy = load_model(resume or rl.init, train_dtype, str(device), start_key).train()
     reference = load_model(rl.init, cfg.model.dtype, str(device), "rl.init").eval().requires_grad_(False)
-    value_model = ppo.ValueModel(rl.init, rl.shared_prefix).to(device) if rl.algo == "ppo" else None
+    value_model = (ppo.ValueModel(rl.init, rl.shared_prefix, rl.value_head_init, seed=cfg.seed).to(device)
+                   if rl.algo == "ppo" else None)
     if precision is not None and device.type == "cpu":
         use_eager_attention(policy, reference, value_model.backbone if value_model is not None else None)
     updater = Updater(Learner(policy, value_model, precision, rl.shared_prefix), cfg, world, device,

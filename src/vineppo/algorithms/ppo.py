@@ -15,13 +15,22 @@ from vineppo.rollout import chunked
 class ValueModel(nn.Module):
     """V(state before each token): the SFT backbone's last hidden state through a linear head."""
 
-    def __init__(self, init: str, shared_prefix: bool = True):
+    def __init__(self, init: str, shared_prefix: bool = True, head_init: str = "zero", seed: int = 0):
+        """`head_init` (rl.value_head_init): zero, V = 0 everywhere at the start; or normal, the
+        authors' (treetune's value head): weights drawn from N(0, 1 / (hidden + 1)) with `seed`,
+        bias 0, so V starts as a random projection of each state."""
         super().__init__()
         self.shared_prefix = shared_prefix
         self.backbone = AutoModel.from_pretrained(init, dtype=torch.float32)
-        self.head = nn.Linear(self.backbone.config.hidden_size, 1)
-        nn.init.zeros_(self.head.weight)
+        hidden = self.backbone.config.hidden_size
+        self.head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.head.bias)
+        if head_init == "normal":
+            g = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                self.head.weight.copy_(torch.randn(1, hidden, generator=g) / (hidden + 1) ** 0.5)
+        else:
+            nn.init.zeros_(self.head.weight)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """`[batch, width - 1]`: column j is V(sequence up to and including token j). The batch is
