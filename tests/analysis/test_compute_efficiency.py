@@ -279,6 +279,12 @@ def test_ppo_runs_with_their_own_value_learning_rate_are_methods_of_their_own(tm
                                                      "ppo_vclip0.5"}
     assert c[c["algo"] == "ppo_vlr0.0003"]["test_accuracy"].tolist() == [0.45, 0.7]
     assert c[c["algo"] == "ppo_vlr0.0003_noclip"]["test_accuracy"].tolist() == [0.5, 0.8]
+    # The authors' value head (rl.value_head_init=normal): ppo_headnormal; zero, the default, stays ppo.
+    labelled_run(tmp_path, "head-s0", "ppo", "  value_head_init: normal\n", (0.2, 0.3))
+    labelled_run(tmp_path, "zero-s0", "ppo", "  value_head_init: zero\n", (0.1, 0.2))
+    c, _, _, _ = ce.collect([tmp_path])
+    assert c[c["algo"] == "ppo_headnormal"]["test_accuracy"].tolist() == [0.2, 0.3]
+    assert sorted(c[c["run"].isin(["zero-s0", "ppo-s0"])]["algo"]) == ["ppo"] * 4
 
 
 def test_runs_without_whitening_are_methods_of_their_own(tmp_path):

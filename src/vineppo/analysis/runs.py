@@ -59,8 +59,8 @@ def no_runs(folders: list[Path]) -> int:
 
 def ppo_label(rl: dict) -> str | None:
     """A PPO run's method name where its value network is trained otherwise than the default:
-    ppo_vlr<rate> (`rl.value_learning_rate`), ppo_noclip / ppo_vclip<c> (`rl.value_clip`), or both
-    (ppo_vlr0.003_noclip); None for the default."""
+    ppo_vlr<rate> (`rl.value_learning_rate`), ppo_noclip / ppo_vclip<c> (`rl.value_clip`),
+    ppo_head<init> (`rl.value_head_init`), or several (ppo_vlr0.003_noclip); None for the default."""
     parts = []
     if rl.get("value_learning_rate") is not None:
         parts.append(f"vlr{rl['value_learning_rate']:g}")
@@ -69,6 +69,8 @@ def ppo_label(rl: dict) -> str | None:
         parts.append("noclip")
     elif clip != RLConfig.value_clip:
         parts.append(f"vclip{clip:g}")
+    if rl.get("value_head_init", RLConfig.value_head_init) != RLConfig.value_head_init:
+        parts.append(f"head{rl['value_head_init']}")
     return "_".join(["ppo", *parts]) if parts else None
 
 
