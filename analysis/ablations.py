@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out / "final.csv", final.to_csv(index=False))
     skipped += plot(points, final, args.out, which, measure)
     atomic_write_text(args.out / "provenance.json", json.dumps(
-        {"folders": [str(f) for f in args.folders], "measure": measure, "commit": git_commit(), "missing_runs": missing,
+        {"folders": [str(f) for f in args.folders], **({"measure": measure} if measure != "greedy" else {}),
+         "commit": git_commit(), "missing_runs": missing,
          "duplicate_runs": duplicates, "at_iteration": args.at_iteration, "kl_at": args.kl_at,
          "train_at": args.train_at, "baseline": args.baseline,
          "panels_left_out": skipped}, indent=2))
