@@ -10,7 +10,8 @@ Reads every finished PPO and VinePPO run's metrics.jsonl: per iteration `value/e
 (1 - Var(R - V) / Var(R) over response tokens: 1 exact, 0 no better than a constant; PPO's value
 network before that iteration's update, VinePPO's MC values), `value/mean` against
 `value/mean_return`, `loss/value` (PPO), and the test accuracy where evaluated. Each run's
-estimator: "value net lr <rate>" (with ", no value clip" for `rl.value_clip=null`) or "MC K=<K>". Writes critic.csv (per run and iteration),
+estimator: "value net lr <rate>" (with ", no value clip" for `rl.value_clip=null`, ", head normal" for
+the authors' drawn value head, `rl.value_head_init=normal`) or "MC K=<K>". Writes critic.csv (per run and iteration),
 table.csv (mean and std over seeds per estimator and iteration), provenance.json and
 critic.{png,pdf}. Runs logged before these keys existed are listed and left out.
 """
@@ -47,6 +48,8 @@ def collect(folders: list[Path]) -> tuple[pd.DataFrame, list[str]]:
         estimator = (f"value net lr {value_lr:g}" + (", no value clip" if clip is None else
                                                      f", value clip {clip:g}" if clip != RLConfig.value_clip else "")
                      if value_lr is not None else f"MC K={rl.get('vine_k')}")
+        if value_lr is not None and rl.get("value_head_init", RLConfig.value_head_init) != RLConfig.value_head_init:
+            estimator += f", head {rl['value_head_init']}"  # the authors' drawn head (rl.value_head_init)
         if rl.get("whiten_advantages", True) is False:
             estimator += ", advantages not whitened"
         records = read_jsonl(d / "metrics.jsonl")

@@ -48,6 +48,9 @@ run analysis/ablations.py results/temperature_per_model/runs results/temperature
 run analysis/compute_efficiency.py results/whiten_hard/runs --method vineppo_nowhiten --baseline ppo_nowhiten --out results/whiten_hard  # advantages not whitened
 run analysis/compute_efficiency.py results/whiten_hard/runs --method ppo_vlr0.003_nowhiten --baseline ppo_nowhiten --out results/whiten_hard/critic_vlr0.003
 run analysis/compute_efficiency.py results/whiten_hard/runs results/wall_clock_per_model/runs/ppo-* --method ppo_nowhiten --baseline ppo --out results/whiten_hard/ppo_vs_whitened
+run analysis/compute_efficiency.py results/value_head_hard/runs/normal results/grad_clip_hard/runs --baseline ppo --method ppo_headnormal --paired --out results/value_head_hard  # the authors' value head
+run analysis/compute_efficiency.py results/value_head_hard/runs/normal results/wall_clock_per_model/runs/vineppo_k9-* --baseline ppo_headnormal --method vineppo --paired --out results/value_head_hard/vs_vineppo
+run analysis/critic.py results/value_head_hard/runs/normal results/grad_clip_hard/runs --out results/value_head_hard/critic
 run analysis/critic.py results/whiten_hard/runs results/wall_clock_per_model/runs results/critic_lr_per_model/runs --out results/whiten_hard/critic
 run analysis/critic.py results/value_clip_per_model/runs results/critic_lr_per_model/runs --out results/value_clip_per_model  # no value clip, per model
 run analysis/compute_efficiency.py results/value_clip_per_model/runs results/wall_clock_per_model/runs/vineppo_k9-* --baseline ppo_vlr0.0003_noclip --out results/value_clip_per_model/vs_vineppo_vlr0.0003

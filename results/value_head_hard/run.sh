@@ -17,15 +17,16 @@ if [ ! -d "$init" ]; then  # make tiny's SFT job for arith_hard, alone
   .venv/bin/vineppo sft preset=tiny num_threads=1 output_dir=runs/table1 task.name=arith_hard eval.num_samples=0 \
     seed=0 run_name=sft-arith_hard > runs/sft-arith_hard.log 2>&1
 fi
-job() {  # head seed
+job() {  # head seed name (analyses key runs by folder name: ppo_headnormal-*, beside grad_clip_hard/'s ppo-*)
   .venv/bin/vineppo rl preset=tiny rl.init=$init task.name=arith_hard seed=$2 num_threads=1 rl.algo=ppo \
     rl.iterations=8 rl.eval_every=1 rl.value_head_init=$1 output_dir=runs/value_head_hard/$1 \
-    run_name=ppo-arith_hard-s$2 > runs/value_head_hard/$1-s$2.log 2>&1
+    run_name=$3-arith_hard-s$2 > runs/value_head_hard/$1-s$2.log 2>&1
 }
 export -f job
 export init
 mkdir -p runs/value_head_hard
-{ for s in ${SEEDS:-0 1 2 3 4 5}; do echo "normal $s"; done; for s in ${CHECK_SEEDS:-0 1}; do echo "zero $s"; done; } |
+{ for s in ${SEEDS:-0 1 2 3 4 5}; do echo "normal $s ppo_headnormal"; done
+  for s in ${CHECK_SEEDS:-0 1}; do echo "zero $s ppo"; done; } |
   xargs -P 2 -L 1 bash -c 'job "$@"' _
 for head in normal zero; do
   for d in runs/value_head_hard/$head/*/; do  # the run files (no checkpoints) kept with the results

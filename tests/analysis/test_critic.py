@@ -10,7 +10,7 @@ from vineppo.runio import append_jsonl
 from .test_value_quality_script import load_script
 
 
-def make_run(root, name, algo, seed, value_lr, evs, with_stats=True, value_clip=0.2, whiten=True):
+def make_run(root, name, algo, seed, value_lr, evs, with_stats=True, value_clip=0.2, whiten=True, head="zero"):
     d = root / name
     d.mkdir()
     for i, ev in enumerate(evs, start=1):
@@ -21,7 +21,8 @@ def make_run(root, name, algo, seed, value_lr, evs, with_stats=True, value_clip=
     (d / "config.yaml").write_text("rl:\n  learning_rate: 3.0e-05\n  vine_k: 9\n"
                                    f"  value_learning_rate: {'null' if value_lr is None else value_lr}\n"
                                    f"  value_clip: {'null' if value_clip is None else value_clip}\n"
-                                   f"  whiten_advantages: {'true' if whiten else 'false'}\n")
+                                   f"  whiten_advantages: {'true' if whiten else 'false'}\n"
+                                   f"  value_head_init: {head}\n")
     (d / "summary.json").write_text(json.dumps({"algo": algo, "seed": seed}))
 
 
@@ -33,6 +34,7 @@ def test_table_per_value_learning_rate(tmp_path):
     make_run(tmp_path, "fast-s1", "ppo", 1, 0.003, (0.0, 0.8))
     make_run(tmp_path, "fastnoclip-s0", "ppo", 0, 0.003, (0.0, 0.9), value_clip=None)
     make_run(tmp_path, "fastnowhiten-s0", "ppo", 0, 0.003, (0.0, 0.2), whiten=False)
+    make_run(tmp_path, "drawn-s0", "ppo", 0, None, (-5.0, -4.0), head="normal")  # the authors' value head
     make_run(tmp_path, "old-s0", "ppo", 0, None, (0.0, 0.5), with_stats=False)
     make_run(tmp_path, "vine-s0", "vineppo", 0, None, (0.3, 0.4))  # MC values: an estimator of their own
     make_run(tmp_path, "grpo-s0", "grpo", 0, None, (0.9, 0.9))  # no value estimate: not read
@@ -40,7 +42,8 @@ def test_table_per_value_learning_rate(tmp_path):
     t = pd.read_csv(tmp_path / "out" / "table.csv")
     # The null rate is the policy's (3e-5); each estimator's iteration 2: mean and std of its seeds.
     assert sorted(t["estimator"].unique()) == ["MC K=9", "value net lr 0.003", "value net lr 0.003, advantages not whitened",
-                                               "value net lr 0.003, no value clip", "value net lr 3e-05"]
+                                               "value net lr 0.003, no value clip", "value net lr 3e-05",
+                                               "value net lr 3e-05, head normal"]
     second = t[t["iteration"] == 2].set_index("estimator")
     assert second.loc["value net lr 3e-05", "explained_variance_mean"] == pytest.approx(0.2)
     assert second.loc["value net lr 3e-05", "explained_variance_std"] == pytest.approx(0.1 * 2 ** 0.5)
@@ -51,6 +54,7 @@ def test_table_per_value_learning_rate(tmp_path):
     assert second.loc["MC K=9", "explained_variance_mean"] == pytest.approx(0.4)
     assert second.loc["value net lr 0.003, no value clip", "explained_variance_mean"] == pytest.approx(0.9)
     assert second.loc["value net lr 0.003, advantages not whitened", "explained_variance_mean"] == pytest.approx(0.2)
+    assert second.loc["value net lr 3e-05, head normal", "explained_variance_mean"] == pytest.approx(-4.0)
     prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
     assert prov["left_out"] == ["old-s0"] and "grpo-s0" not in prov["runs"] and "vine-s0" in prov["runs"]
     assert (tmp_path / "out" / "critic.png").exists()
