@@ -429,24 +429,18 @@ def make_config(overrides: dict[str, Any] | list[str] | None = None) -> Config:
     _check_keys(overrides, "the overrides")
     preset = overrides.get("preset", "tiny")
     preset_data = load_preset(preset)
-    per_task = preset_data.pop("per_task", None) or {}
-    per_algo = preset_data.pop("per_algo", None) or {}
+    parts = {section: preset_data.pop(section, None) or {} for section in ("per_task", "per_algo")}
     preset_flat = _flatten(preset_data)
     _check_keys(preset_flat, f"preset '{preset}'")
-    # A preset may set some keys for one task only (e.g. a longer SFT for the harder task).
-    task_name = overrides.get("task.name", preset_flat.get("task.name", TaskConfig().name))
-    for name, section in per_task.items():
-        flat = _flatten(section or {})
-        _check_keys(flat, f"preset '{preset}', per_task.{name}")
-        if name == task_name:
-            preset_flat.update(flat)
-    # ... and some for one method (e.g. the authors' RestEM and DPO+ protocols), over per_task.
-    algo = overrides.get("rl.algo", preset_flat.get("rl.algo", RLConfig().algo))
-    for name, section in per_algo.items():
-        flat = _flatten(section or {})
-        _check_keys(flat, f"preset '{preset}', per_algo.{name}")
-        if name == algo:
-            preset_flat.update(flat)
+    # A preset may set some keys for one task only (e.g. a longer SFT for the harder task), and some
+    # for one method (e.g. the authors' RestEM and DPO+ protocols), the method's over the task's.
+    for section, key, default in (("per_task", "task.name", TaskConfig().name), ("per_algo", "rl.algo", RLConfig().algo)):
+        chosen = overrides.get(key, preset_flat.get(key, default))
+        for name, part in parts[section].items():
+            flat = _flatten(part or {})
+            _check_keys(flat, f"preset '{preset}', {section}.{name}")
+            if name == chosen:
+                preset_flat.update(flat)
     base = OmegaConf.structured(Config)
     merged = {**preset_flat, **overrides}
     try:
