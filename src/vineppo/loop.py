@@ -231,6 +231,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     if rl.prompts_per_iter > len(task.train):
         raise ConfigError(f"rl.prompts_per_iter={rl.prompts_per_iter} is more than the task's {len(task.train)} RL "
                           "prompts (its train problems less task.num_validation); 0 takes all of them")
+    n_prompts = rl.prompts_per_iter or len(task.train)  # per iteration; 0: all of them, in a new order each
     device = world.device(cfg.device)
     # 'auto' defers to DeepSpeed's own bf16 when it is on.
     precision = resolve_autocast(None if cfg.deepspeed.enabled else rl.autocast, device)
@@ -242,7 +243,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                         minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length,
                         zero_stage=zero_stage, num_processes=world.world_size,
                         offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
-                        episodes=(rl.prompts_per_iter or len(task.train)) * rl.samples_per_prompt,
+                        episodes=n_prompts * rl.samples_per_prompt,
                         episode_tokens=min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length)),
                available_bytes(device), str(device))
     # DeepSpeed keeps fp32 master weights itself and casts the trained modules to bf16 when asked.
@@ -295,7 +296,6 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         #    or GRPO's / RLOO's group advantages); every process then holds all episodes.
         t0 = time.time()
         policy.eval()
-        n_prompts = rl.prompts_per_iter or len(task.train)  # 0: all of them, in a new order
         examples = random.Random(cfg.seed * 1_000_003 + it).sample(task.train, n_prompts)
         bounds = [len(examples) * s // num_shards for s in range(num_shards + 1)]
         mine = {s: generate_shard(engine, tokenizer, examples[bounds[s]:bounds[s + 1]], bounds[s], rl,
@@ -350,7 +350,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         # iteration, over this iteration's for RestEM and DPO+ (theirs depend on what was sampled),
         # as the authors' trainers count them (ppo_trainer, restem_trainer, dpo_positive_trainer).
         per_run = rl.algo in PPO_FAMILY
-        horizon = (rl.iterations * rl.epochs * (len(examples) * rl.samples_per_prompt // rl.minibatch_size)
+        horizon = (rl.iterations * rl.epochs * (n_prompts * rl.samples_per_prompt // rl.minibatch_size)
                    if per_run else rl.epochs * -(-len(units) // per_step))
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
         sums: dict[str, float] = dict.fromkeys(("loss/policy", "loss/kl", "loss/value", "loss/clip_fraction",
