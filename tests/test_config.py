@@ -44,12 +44,17 @@ def test_paper_preset_then_override():
     assert make_config([]).rl.lr_schedule == "constant"
     # Their value head (treetune's pretrained_with_value_head: normal_(std=1/sqrt(hidden + 1)), bias 0).
     assert cfg.rl.value_head_init == "normal" and make_config([]).rl.value_head_init == "zero"
+    # Their episodes (math_episode_generator): the response text re-tokenized, EOS appended when it
+    # stopped; their GSM8K steps (tasks/gsm8k.py): lines, the "#### n" line joined to the last one.
+    assert (cfg.rl.response_tokens, cfg.rl.vine_steps) == ("text", "lines_answer")
+    assert (make_config([]).rl.response_tokens, make_config([]).rl.vine_steps) == ("sampled", "auto")
     # MATH (polIter_rho1bSft2_*_MATH): its own SFT checkpoint, 1,000 iterations, no cap on the
     # MC states; a validation split of 500 (0.04347826 of 11,500), the PRM800K split's test set.
     math = make_config(["preset=paper", "task.name=math"])
     assert (math.model.name_or_path, math.rl.init) == ("realtreetune/rho-1b-sft-MATH",) * 2
     assert (math.rl.iterations, math.rl.vine_max_steps, math.task.num_validation, math.task.math_split) == \
         (1000, None, 500, "prm800k")
+    assert (math.rl.vine_steps, math.rl.response_tokens) == ("auto", "text")  # their MATH splitter is ours
     assert make_config(["preset=paper", "task.name=math", "rl.iterations=5"]).rl.iterations == 5  # overrides win
     # Their RL-free baselines' protocols (polIter_*_restem_*, _dpo_positive_*): every train problem
     # each iteration; RestEM 10 iterations of 8 samples and up to 8 epochs, each fine-tuning the SFT

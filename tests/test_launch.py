@@ -104,16 +104,18 @@ def test_grid_sweeps_name_every_point(tmp_path):
 
 
 def test_vine_steps_sweep_sets_the_step_rule(tmp_path):
-    """vine_steps: VinePPO at the task's rule and at one step per response, on both presets."""
+    """vine_steps: VinePPO at the task's rule, the authors' GSM8K rule and one step per response,
+    on both presets."""
     from vineppo.config import make_config
 
     jobs = expand(load_sweep("vine_steps"), "vine_steps", "tiny", 1, {"output_dir": str(tmp_path)})
     assert [j.name for j in jobs] == ["sft-arith", "vineppo_vine_stepsauto-arith-s0",
-                                      "vineppo_vine_stepsresponse-arith-s0"]
-    assert [make_config(j.overrides).rl.vine_steps for j in jobs[1:]] == ["auto", "response"]
+                                      "vineppo_vine_stepslines_answer-arith-s0", "vineppo_vine_stepsresponse-arith-s0"]
+    assert [make_config(j.overrides).rl.vine_steps for j in jobs[1:]] == ["auto", "lines_answer", "response"]
     paper = expand(load_sweep("vine_steps"), "vine_steps", "paper", 1, {"output_dir": str(tmp_path)})
     assert sorted(j.name for j in paper if j.command == "rl") == [
         "vineppo_vine_stepsauto-gsm8k-s0", "vineppo_vine_stepsauto-math-s0",
+        "vineppo_vine_stepslines_answer-gsm8k-s0", "vineppo_vine_stepslines_answer-math-s0",
         "vineppo_vine_stepsresponse-gsm8k-s0", "vineppo_vine_stepsresponse-math-s0"]
 
 

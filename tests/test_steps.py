@@ -80,7 +80,7 @@ def test_arith_hard_solution_lines():
         "The answer is $\\boxed{\\frac{9}{2}}$."]
 
 
-RULES = st.sampled_from(["auto", "lines", "math", "response", r"regex:\n\n", r"regex:(?m)\n|^\d+(?= )",
+RULES = st.sampled_from(["auto", "lines", "math", "lines_answer", "response", r"regex:\n\n", r"regex:(?m)\n|^\d+(?= )",
                          r"regex:(?=X)", "regex:a*"])
 
 
@@ -103,6 +103,50 @@ def test_named_rules_by_hand():
     assert split_steps(text, "math", "auto") == split_steps(text, "arith", "math")
     assert split_steps(text, "arith", "response") == [text]
     assert split_steps("", "arith", "response") == []
+
+
+def test_lines_answer_by_hand():
+    text = "3 + 4 = 7 apples.\n7 * 2 = 14 apples.\n#### 14"
+    assert split_steps(text, "arith", "lines_answer") == ["3 + 4 = 7 apples.\n", "7 * 2 = 14 apples.\n#### 14"]
+    assert step_boundaries(text, "arith", "lines_answer") == [0, 18]
+    # A blank line before the answer, and text after it, go with it; an answer alone stays alone.
+    assert split_steps("a = 1\nb = 2\n\n#### 2\nDone.", "arith", "lines_answer") == [
+        "a = 1\n", "b = 2\n\n#### 2\nDone."]
+    assert split_steps("#### 5", "arith", "lines_answer") == ["#### 5"]
+    assert split_steps("#### 5\nDone.", "arith", "lines_answer") == ["#### 5\nDone."]
+    assert split_steps("a = 1\nb = 2", "arith", "lines_answer") == ["a = 1\n", "b = 2"]
+    # Only the first `####` line counts: everything from it on is one step.
+    assert split_steps("x\n#### 1\ny\n#### 2", "arith", "lines_answer") == ["x\n#### 1\ny\n#### 2"]
+
+
+def authors_gsm8k_steps(solution: str) -> list[str]:
+    """The authors' GSM8K splitter (treetune/tasks/gsm8k.py), rewritten from its description: split
+    off the answer at the first "\\n#### ", split the rest on "\\n", merge leading empty steps into
+    the first non-empty one and the last non-empty step with everything after it and the answer.
+    Their steps leave out the newline between them (ours keep it), so they are compared stripped."""
+    body, _, answer = solution.partition("\n#### ")
+    has_answer = "\n#### " in solution
+    steps = body.split("\n")
+    first = next((i for i, s in enumerate(steps) if s.strip()), None)
+    if first:
+        steps = ["\n".join(steps[:first + 1])] + steps[first + 1:]
+    if has_answer:
+        last = next((i for i in range(len(steps) - 1, -1, -1) if steps[i].strip()), 0)
+        steps = steps[:last] + ["\n".join(steps[last:]) + "\n#### " + answer]
+    return steps
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2), st.lists(st.text("ab =+1", min_size=1, max_size=6).filter(str.strip), max_size=5),
+       st.booleans(), st.sampled_from(["", "\n", "\nDone."]))
+def test_lines_answer_matches_the_authors_splitter(lead, lines, answer, tail):
+    """The same steps as the authors' GSM8K splitter on responses without blank lines inside
+    (theirs keeps those as empty steps, ours joins a blank line to the line after it)."""
+    text = "\n" * lead + "\n".join(lines) + ("\n#### 42" + tail if answer else "")
+    if not text.strip():
+        return
+    ours = [s.strip() for s in split_steps(text, "gsm8k", "lines_answer")]
+    assert ours == [s.strip() for s in authors_gsm8k_steps(text)]
 
 
 def test_regex_rule_by_hand():

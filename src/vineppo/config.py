@@ -223,7 +223,8 @@ class RLConfig:
     GSM8K, none for MATH). None: every step's state is estimated."""
     vine_steps: str = "auto"
     """VinePPO: where steps end (`vineppo.steps`): auto (the task's rule: lines for GSM8K, lines and
-    sentence ends for MATH), lines, math, response (one step: only the prompt's value), or
+    sentence ends for MATH), lines, math, lines_answer (lines, the `#### n` line joined to the one
+    before it: the authors' GSM8K steps), response (one step: only the prompt's value), or
     regex:PATTERN (a step ends after each match)."""
     dpo_beta: float = 0.1
     """DPO+: beta of the DPO loss."""
@@ -269,6 +270,12 @@ class RLConfig:
     old_logprobs: str = "sampler"
     """log pi_old of the episodes: 'sampler' takes the hf engine's own (one forward pass fewer per
     iteration; other engines fall back to recomputing), 'recompute' always runs the policy again."""
+    response_tokens: str = "sampled"
+    """What an episode trains on: 'sampled', the engine's token ids (EOS, or the tokens that
+    completed a stop string, included); 'text', the response text (cut before a stop string)
+    encoded afresh as SFT encodes its targets, plus EOS where it stopped (the authors' episode
+    generators): the policy then learns to end with EOS rather than with a stop string. The
+    sampler's log-probs belong to other tokens then, so the old log-probs are recomputed."""
     whiten_advantages: bool = True
     """Whiten the advantages over the batch's valid tokens before the loss (SPEC.md, for PPO and
     VinePPO). GRPO's and RLOO's own definitions stop at the group-relative advantage; with this
@@ -478,6 +485,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "eval.split": ("test", "train", "sft"),
     "rl.algo": ("ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus"),
     "rl.old_logprobs": ("sampler", "recompute"),
+    "rl.response_tokens": ("sampled", "text"),
     "rl.grad_clip_scope": ("per_model", "joint"),
     "rl.restem_select": ("last", "validation"),
     "rl.restem_from": ("current", "init"),

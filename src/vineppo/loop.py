@@ -41,7 +41,7 @@ from vineppo.inference import Completion, SamplingParams, make_engine
 from vineppo.learner import Learner, Updater, autocast, lr_factor, resolve_autocast, use_eager_attention
 from vineppo.memory import available_bytes, check_fits, estimate, model_shape
 from vineppo.models import check_source, load_model, load_tokenizer
-from vineppo.rollout import Episode, chunked, collate_episodes, token_logprobs, trim_padding
+from vineppo.rollout import Episode, chunked, collate_episodes, response_tokens, token_logprobs, trim_padding
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import TINY_FORMAT, PromptFormat, load_task
 
@@ -132,8 +132,9 @@ def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_grou
     episodes = []
     for g, (ex, prompt, ids, comps) in enumerate(zip(examples, prompts, prompt_ids, outputs, strict=True)):
         for c in comps:
-            episodes.append(Episode(first_group + g, ex, prompt, ids, c.token_ids, c.text, c.finish_reason,
-                                    next(graded), logprobs=c.logprobs))
+            response_ids, logprobs = response_tokens(c, tokenizer, rl.response_tokens)
+            episodes.append(Episode(first_group + g, ex, prompt, ids, response_ids, c.text, c.finish_reason,
+                                    next(graded), logprobs=logprobs))
     stats: dict[str, float] = {}
     t0 = time.time()
     if rl.algo == "vineppo":

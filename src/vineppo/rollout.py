@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from vineppo import shared_prefix as prefix
+from vineppo.inference.base import Completion
 
 
 @dataclass
@@ -30,6 +31,16 @@ class Episode:
     """The sampler's log pi_old of each response token at the sampling temperature (may be empty)."""
     values: list[float] = field(default_factory=list)
     """VinePPO: the MC value of the state that begins each response token's step (may be empty)."""
+
+
+def response_tokens(c: Completion, tokenizer, rule: str = "sampled") -> tuple[list[int], list[float]]:
+    """The response token ids an episode trains on (rl.response_tokens) and the sampler's log-probs
+    where they are those tokens': 'sampled', the engine's ids; 'text', the text encoded as SFT
+    encodes a target, plus EOS where it finished with 'stop' (no log-probs: recomputed)."""
+    if rule == "sampled":
+        return c.token_ids, c.logprobs
+    ids = tokenizer(c.text, add_special_tokens=False)["input_ids"]
+    return ids + [tokenizer.eos_token_id] if c.finish_reason == "stop" else ids, []
 
 
 def token_char_starts(tokenizer, ids: list[int]) -> list[int]:

@@ -6,9 +6,11 @@ MIN_STEP_CHARS that do not end a sentence are merged into the next one. Splittin
 `"".join(split_steps(t, task)) == t` for every string. Each step keeps its trailing separator.
 
 Other rules (`rl.vine_steps`), for data whose steps are marked otherwise and for granularity
-ablations: `lines`, `math` (either rule whatever the task), `response` (the whole response is one
-step: only the prompt's value is estimated, every token gets R - V(prompt)), and `regex:PATTERN`
-(a step ends where each match of PATTERN ends, e.g. `regex:\\n\\n` for blank-line paragraphs).
+ablations: `lines`, `math` (either rule whatever the task), `lines_answer` (lines, the final
+`#### n` line joined to the line before it, as the authors' GSM8K splitter does: no state between
+the last reasoning line and the answer), `response` (the whole response is one step: only the
+prompt's value is estimated, every token gets R - V(prompt)), and `regex:PATTERN` (a step ends
+where each match of PATTERN ends, e.g. `regex:\\n\\n` for blank-line paragraphs).
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def split_math(text: str) -> list[str]:
     return _merge_short(pieces)
 
 
-STEP_RULES = ("auto", "lines", "math", "response")
+STEP_RULES = ("auto", "lines", "math", "lines_answer", "response")
 """`rl.vine_steps`: one of these, or `regex:PATTERN`. `auto` is the task's own rule (SPEC.md)."""
 
 
@@ -125,6 +127,17 @@ def check_rule(rule: str) -> None:
     raise ValueError(f"unknown step rule {rule!r}; use one of {', '.join(STEP_RULES)} or regex:PATTERN")
 
 
+def join_answer_line(steps: list[str]) -> list[str]:
+    """The first step that starts (after blank lines) with GSM8K's `####`, and every step after
+    it, joined to the step before it (where it comes first, the steps after it joined to it);
+    unchanged where there is none."""
+    at = next((i for i, step in enumerate(steps) if step.lstrip().startswith("####")), None)
+    if at is None:
+        return steps
+    at = max(at - 1, 0)
+    return steps[:at] + ["".join(steps[at:])]
+
+
 def split_regex(text: str, pattern: str) -> list[str]:
     """Cut after every match of `pattern` (zero-width matches cut where they stand)."""
     cuts = sorted({m.end() for m in re.finditer(pattern, text) if 0 < m.end() < len(text)})
@@ -140,6 +153,8 @@ def split_steps(text: str, task: str, rule: str = "auto") -> list[str]:
         return _split_newlines(text)
     if rule == "math":
         return split_math(text)
+    if rule == "lines_answer":
+        return join_answer_line(_split_newlines(text))
     if rule == "response":
         return [text] if text else []
     check_rule(rule)
