@@ -28,14 +28,20 @@ def _split_newlines(text: str) -> list[str]:
     authors' code merges the empty first step of their SFT responses ("\\n" + solution)."""
     parts = text.split("\n")
     lines = [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    return _join_forward(lines, str.strip)
+
+
+def _join_forward(pieces: list[str], keep) -> list[str]:
+    """Pieces, each one for which `keep(what has gathered + piece)` is false joined to the piece
+    after it (to the last kept piece, where none follows; alone, where none was kept)."""
     out: list[str] = []
     carry = ""
-    for line in lines:
-        if line.strip():
-            out.append(carry + line)
+    for p in pieces:
+        if keep(carry + p):
+            out.append(carry + p)
             carry = ""
         else:
-            carry += line
+            carry += p
     if carry:
         if out:
             out[-1] += carry
@@ -83,22 +89,7 @@ def _math_boundaries(text: str) -> list[int]:
 
 def _merge_short(pieces: list[str]) -> list[str]:
     """Merge pieces under MIN_STEP_CHARS that do not end a sentence into the following piece."""
-    out: list[str] = []
-    carry = ""
-    for p in pieces:
-        p = carry + p
-        body = p.strip()
-        if len(body) < MIN_STEP_CHARS and not body.endswith("."):
-            carry = p
-            continue
-        out.append(p)
-        carry = ""
-    if carry:
-        if out:
-            out[-1] += carry
-        else:
-            out.append(carry)
-    return out
+    return _join_forward(pieces, lambda p: len(p.strip()) >= MIN_STEP_CHARS or p.strip().endswith("."))
 
 
 def split_math(text: str) -> list[str]:
