@@ -79,7 +79,7 @@ def method_labels(runs: dict[str, tuple[str, dict]]) -> dict[str, str]:
     `ppo_label`'s where its value network is trained otherwise; vineppo_k<K> where the runs hold
     more than one K (a K ablation: each K a method of its own); _nowhiten appended for runs
     without whitened advantages (`rl.whiten_advantages=false`); for VinePPO runs whose steps end
-    otherwise than the task's rule, _<rule> (`rl.vine_steps`: _response, _lines, _math, or
+    otherwise than the task's rule, _<rule> (`rl.vine_steps`: _response, _lines, _math, _lines_answer, or
     _regex<6 hex digits of the pattern's SHA-1>)."""
     vine_k = {run: rl.get("vine_k") for run, (algo, rl) in runs.items() if algo == "vineppo"}
     by_k = len(set(vine_k.values())) > 1
