@@ -87,6 +87,7 @@ run analysis/compute_efficiency.py results/flaw_ops/longer/steps/runs/vineppo_au
 run analysis/compute_efficiency.py results/flaw_ops/longer/steps/runs/vineppo_auto-* results/flaw_ops/longer/steps/runs/vineppo_operand-* --baseline vineppo --method vineppo_regex3170db --paired --out results/flaw_ops/longer/steps/vs_regex3170db
 run analysis/compute_efficiency.py results/flaw_ops/longer/steps/runs/vineppo_response-* results/flaw_ops/longer/runs/grpo-arith-s[0-5] --baseline grpo --method vineppo_response --paired --out results/flaw_ops/longer/steps/response_vs_grpo
 run analysis/error_anatomy.py results/flaw_ops/longer/steps/errors --replot --out results/flaw_ops/longer/steps/errors
+run analysis/compute_efficiency.py results/flaw_ops/longer/steps/answer/runs/vineppo_lines_answer-* results/flaw_ops/longer/steps/runs/vineppo_auto-* --baseline vineppo --method vineppo_lines_answer --paired --out results/flaw_ops/longer/steps/answer  # the authors' GSM8K steps
 run analysis/compute_efficiency.py results/flaw_ops/longer/steps/runs/vineppo_response-* results/flaw_ops/longer/runs/rloo-arith-s[0-5] --baseline rloo --method vineppo_response --paired --out results/flaw_ops/longer/steps/response_vs_rloo
 run analysis/compute_efficiency.py results/flaw_ops/longer/runs/grpo-arith-* results/flaw_ops/longer/runs/rloo-arith-* --baseline rloo --method grpo --paired --out results/flaw_ops/longer/steps/grpo_vs_rloo
 run analysis/copy_stutter.py results/flaw_ops/longer/steps/stutter --replot --out results/flaw_ops/longer/steps/stutter  # from stutter.csv
