@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ranking-states", type=int, default=16)
     ap.add_argument("--alternatives", type=int, default=4, help="alternative next steps per state (3-5)")
     ap.add_argument("--steps", default=None, help="where steps end (rl.vine_steps rules: auto, lines, math, "
-                    "response, regex:PATTERN); default: the run's rl.vine_steps")
+                    "lines_answer, response, regex:PATTERN); default: the run's rl.vine_steps")
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
