@@ -14,6 +14,7 @@ from vineppo.config import ModelConfig  # noqa: E402
 from vineppo.inference import HFEngine, SamplingParams, make_engine  # noqa: E402
 from vineppo.inference.vllm import VLLMEngine  # noqa: E402
 from vineppo.models import build_tiny_model  # noqa: E402
+from vineppo.rollout import response_tokens  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 
@@ -126,6 +127,11 @@ def test_seeded_and_finish_reasons(model_tok, engine):
     cut = engine.generate(PROMPTS[1:], SamplingParams(temperature=1.0, max_new_tokens=16, seed=9, stop=[stop]))[0][0]
     assert cut.text == full.text[:full.text.index(stop)]
     assert cut.finish_reason == "stop" and len(cut.token_ids) < len(full.token_ids)
+    # The ids run through the token that completed the stop string (as the hf engine's); trained
+    # on the text instead (rl.response_tokens=text), an episode is the cut text's tokens and EOS.
+    assert cut.token_ids == full.token_ids[:len(cut.token_ids)] and stop in tok.decode(cut.token_ids)
+    ids, logprobs = response_tokens(cut, tok, "text")
+    assert tok.decode(ids[:-1]) == cut.text and ids[-1] == tok.eos_token_id and logprobs == []
 
 
 def test_load_weights_reaches_engine_and_clears_prefix_cache(model_tok):
