@@ -216,6 +216,8 @@ def test_check_unchanged_names_each_changed_key_and_allows_free_ones(tmp_path):
     ("eval.split=tset", "eval.split: 'tset' is not one of test, train, sft; did you mean 'test'"),
     ("rl.algo=grp", "rl.algo: 'grp' is not one of ppo, vineppo, grpo, rloo, restem, dpo_plus; did you mean"),
     ("rl.old_logprobs=x", "rl.old_logprobs: 'x' is not one of sampler, recompute$"),
+    ("rl.response_tokens=txt", "rl.response_tokens: 'txt' is not one of sampled, text; did you mean 'text'"),
+    ("rl.vine_steps=lines-answer", "rl.vine_steps: unknown step rule 'lines-answer'"),
     ("rl.grad_clip_scope=both", "rl.grad_clip_scope: 'both' is not one of per_model, joint$"),
     ("rl.autocast=fp8", "rl.autocast: 'fp8' is not one of auto, bfloat16"),
     ("deepspeed.bf16=maybe", "deepspeed.bf16: 'maybe' is not one of auto, true, false"),
