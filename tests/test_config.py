@@ -47,6 +47,8 @@ def test_paper_preset_then_override():
     # Their episodes (math_episode_generator): the response text re-tokenized, EOS appended when it
     # stopped; their GSM8K steps (tasks/gsm8k.py): lines, the "#### n" line joined to the last one.
     assert (cfg.rl.response_tokens, cfg.rl.vine_steps) == ("text", "lines_answer")
+    # Their trainers checkpoint gradients (trainers/ppo_MATH.jsonnet: gradient_checkpointing: true).
+    assert cfg.model.gradient_checkpointing and not make_config([]).model.gradient_checkpointing
     assert (make_config([]).rl.response_tokens, make_config([]).rl.vine_steps) == ("sampled", "auto")
     # MATH (polIter_rho1bSft2_*_MATH): its own SFT checkpoint, 1,000 iterations, no cap on the
     # MC states; a validation split of 500 (0.04347826 of 11,500), the PRM800K split's test set.

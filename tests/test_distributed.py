@@ -84,13 +84,16 @@ gradients summed in another order (gloo's all-reduce), so fp32 rounding differs 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo,stage", [("ppo", 2), ("ppo", 3), ("vineppo", 3)])
-def test_two_process_deepspeed_matches_one_process(tmp_path, easy_sft_checkpoint, algo, stage):
+@pytest.mark.parametrize("algo,stage,checkpointing", [("ppo", 2, False), ("ppo", 3, False), ("vineppo", 3, False),
+                                                      ("ppo", 3, True)])
+def test_two_process_deepspeed_matches_one_process(tmp_path, easy_sft_checkpoint, algo, stage, checkpointing):
     """PPO (policy and value network, an engine each, clipped each on its own) under ZeRO-2 and
-    ZeRO-3 (sharded value network in the no-grad values pass too), VinePPO under ZeRO-3: 2 processes with gloo against plain Adam in one process on the same episodes
+    ZeRO-3 (sharded value network in the no-grad values pass too), VinePPO under ZeRO-3, and PPO
+    under ZeRO-3 with model.gradient_checkpointing (both sides): 2 processes with gloo against plain Adam in one process on the same episodes
     (rollout_shards=2 in both), 3 iterations; the same losses and pre-clip gradient norms."""
     args = EASY + RL + [f"rl.init={easy_sft_checkpoint}", f"rl.algo={algo}", "rl.iterations=3",
                         "rl.eval_every=3", "rl.rollout_shards=2", "num_threads=1", "device=cpu",
+                        f"model.gradient_checkpointing={checkpointing}",
                         "rl.autocast=null"]  # the same fp32 math on both sides (DeepSpeed has its own bf16)
     single = train_rl(make_config(args + [f"output_dir={tmp_path / 'one'}"]))
     torchrun(args + [f"output_dir={tmp_path / 'two'}", "deepspeed.enabled=true", f"deepspeed.zero_stage={stage}"],

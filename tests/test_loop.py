@@ -499,3 +499,33 @@ def test_restem_from_init_fine_tunes_the_sft_model_each_iteration(tmp_path, easy
     a = load_file(tmp_path / "init" / "restem-arith-s0" / "checkpoints" / "step-3" / "model.safetensors")
     b = load_file(tmp_path / "crash" / "restem-arith-s0" / "checkpoints" / "step-3" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dpo_plus"])
+def test_gradient_checkpointing_trains_the_same(tmp_path, easy_sft_checkpoint, algo, monkeypatch):
+    """model.gradient_checkpointing recomputes activations in the backward pass: the same updates,
+    so the same records (policy and PPO's value network; DPO+'s pair loss), but for time. Both on
+    the plain path (which a checkpointed training forward takes; the shared one differs by float
+    rounding, tests/test_shared_prefix.py)."""
+    import vineppo.loop
+
+    enabled = []
+
+    def enable(model):  # the real one, recording which models it was asked for
+        enabled.append(type(model).__name__)
+        real_enable(model)
+
+    real_enable = vineppo.loop.enable_gradient_checkpointing
+    monkeypatch.setattr(vineppo.loop, "enable_gradient_checkpointing", enable)
+    runs = {}
+    for gc in (False, True):
+        train_rl(config(tmp_path / str(gc), easy_sft_checkpoint, algo, [f"model.gradient_checkpointing={gc}",
+                                                                       "rl.shared_prefix=false"]))
+        assert enabled == (["LlamaForCausalLM"] + ["LlamaModel"] * (algo == "ppo")) * gc  # policy, value backbone
+        runs[gc] = [{k: v for k, v in r.items() if not k.startswith("time/")}
+                    for r in read_jsonl(tmp_path / str(gc) / f"{algo}-arith-s0" / "metrics.jsonl")]
+    assert len(runs[True]) == 2 and runs[True][0].keys() == runs[False][0].keys()
+    for a, b in zip(runs[True], runs[False], strict=True):
+        for k in b:
+            assert a[k] == b[k], k
+    assert runs[False][-1]["loss/policy"] != 0

@@ -178,3 +178,22 @@ def test_resumed_sft_refuses_changed_settings(tmp_path):
     assert (run / "config.yaml").read_text() == config_before and (run / "metrics.jsonl").read_text() == metrics_before
     summary = train_sft(make_config(base + ["sft.log_every=5", "num_threads=1"]), progress=False)
     assert summary["train_steps"] == 20 and summary["final_train_loss"] == first["final_train_loss"]
+
+
+def test_gradient_checkpointing_gives_the_same_sft_run(tmp_path, monkeypatch):
+    """model.gradient_checkpointing in SFT: activations recomputed, the same losses and weights."""
+    import vineppo.sft
+
+    enabled, real = [], vineppo.sft.enable_gradient_checkpointing
+    monkeypatch.setattr(vineppo.sft, "enable_gradient_checkpointing", lambda m: (enabled.append(m), real(m)))
+    out = {}
+    for gc in (False, True):
+        cfg = make_config(EASY + [f"output_dir={tmp_path / str(gc)}", "sft.max_steps=12", "sft.log_every=4",
+                                  "sft.eval_every=0", "task.num_test=8", f"model.gradient_checkpointing={gc}"])
+        summary = train_sft(cfg, progress=False)
+        losses = [r["train/loss"] for r in read_jsonl(Path(summary["final_model"]).parent / "metrics.jsonl")
+                  if "train/loss" in r]
+        out[gc] = losses, load_file(Path(summary["final_model"]) / "model.safetensors")
+    assert len(enabled) == 1 and enabled[0].is_gradient_checkpointing  # the second run's model only
+    assert len(out[True][0]) == 3 and out[True][0] == out[False][0]
+    assert all(torch.equal(out[True][1][k], out[False][1][k]) for k in out[False][1])

@@ -107,3 +107,46 @@ def test_value_network_same_values_and_gradients(tiny_model_and_tokenizer, tmp_p
     g_plain = torch.autograd.grad((v_plain * batch["mask"]).pow(2).sum(), list(plain.parameters()))
     for a, b in zip(g_shared, g_plain, strict=True):  # fp32 rounding, relative to each gradient's scale
         assert (a - b).abs().max() <= 1e-5 * b.abs().max() + 1e-8
+
+
+def test_gradient_checkpointing_takes_the_plain_path_with_the_same_gradients(tiny_model_and_tokenizer, tmp_path):
+    """model.gradient_checkpointing: a checkpointed layer drops the cache in a training forward
+    (transformers), so the policy's and the value network's training forwards take the plain path
+    there, with the plain path's log-probs, values and gradients; a no-grad pass keeps sharing."""
+    from vineppo.algorithms.ppo import ValueModel
+    from vineppo.models import enable_gradient_checkpointing
+
+    model, tok = tiny_model_and_tokenizer
+    plain = copy.deepcopy(model).train()
+    ckpt = copy.deepcopy(model).train()
+    enable_gradient_checkpointing(ckpt)
+    batch, _ = grouped_batch(tok)
+    m = batch["mask"].bool()
+    tokens = []
+    hook = ckpt.get_input_embeddings().register_forward_hook(lambda mod, i, o: tokens.append(i[0].numel()))
+    lp_ckpt = token_logprobs(ckpt, batch, 0.7)  # shared_prefix requested, as the Learner asks
+    assert tokens == [9 * 22]  # one plain pass over the 9 rows (padded to 22), not the shared two
+    with torch.no_grad():
+        tokens.clear()
+        assert torch.allclose(token_logprobs(ckpt, batch, 0.7)[m], lp_ckpt[m], atol=1e-5)
+        assert tokens == [3 * 10, 9 * 14]  # no backward to replay: the shared path
+    hook.remove()
+    lp_plain = token_logprobs(plain, batch, 0.7, shared_prefix=False)
+    assert torch.allclose(lp_ckpt[m], lp_plain[m], atol=1e-6)
+    weights = [[p for p in net.parameters() if p.requires_grad] for net in (ckpt, plain)]
+    g_ckpt = torch.autograd.grad((lp_ckpt * batch["mask"]).sum(), weights[0])
+    g_plain = torch.autograd.grad((lp_plain * batch["mask"]).sum(), weights[1])
+    for a, b in zip(g_ckpt, g_plain, strict=True):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5)
+    assert sum(g.abs().sum() for g in g_plain) > 0
+
+    model.save_pretrained(tmp_path / "m")
+    v_ckpt, v_plain = ValueModel(str(tmp_path / "m"), head_init="normal"), ValueModel(
+        str(tmp_path / "m"), shared_prefix=False, head_init="normal")
+    enable_gradient_checkpointing(v_ckpt.backbone)
+    a, b = v_ckpt.train()(batch), v_plain.train()(batch)
+    assert torch.allclose(a[m], b[m], atol=1e-6) and b[m].std() > 0.01
+    g_a = torch.autograd.grad((a * batch["mask"]).pow(2).sum(), list(v_ckpt.parameters()))
+    g_b = torch.autograd.grad((b * batch["mask"]).pow(2).sum(), list(v_plain.parameters()))
+    for x, y in zip(g_a, g_b, strict=True):
+        assert (x - y).abs().max() <= 1e-5 * y.abs().max() + 1e-8

@@ -115,6 +115,12 @@ class ModelConfig:
     """Longest prompt + response in tokens."""
     dtype: str = "float32"
     """float32 on CPU; bfloat16 on GPU for the paper preset."""
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass instead of storing them (SFT, and RL's
+    policy and value network): a mini-batch's activations fall to each layer's input plus one
+    layer's, for about a third more training compute (SPEC.md's reference runs and the authors'
+    trainers use it; without it a 7B model's mini-batch share does not fit an 80 GB GPU). The
+    training forward then skips the shared-prefix path, whose cache a checkpointed layer drops."""
 
 
 @dataclass

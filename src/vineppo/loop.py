@@ -40,7 +40,7 @@ from vineppo.grading import pop_timeouts, set_timeout, set_workers
 from vineppo.inference import Completion, SamplingParams, make_engine
 from vineppo.learner import Learner, Updater, autocast, lr_factor, resolve_autocast, use_eager_attention
 from vineppo.memory import available_bytes, check_fits, estimate, model_shape
-from vineppo.models import check_source, load_model, load_tokenizer
+from vineppo.models import check_source, enable_gradient_checkpointing, load_model, load_tokenizer
 from vineppo.rollout import Episode, chunked, collate_episodes, response_tokens, token_logprobs, trim_padding
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import TINY_FORMAT, PromptFormat, load_task
@@ -245,7 +245,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                         zero_stage=zero_stage, num_processes=world.world_size,
                         offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
                         episodes=n_prompts * rl.samples_per_prompt,
-                        episode_tokens=min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length)),
+                        episode_tokens=min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length),
+                        gradient_checkpointing=cfg.model.gradient_checkpointing),
                available_bytes(device), str(device))
     # DeepSpeed keeps fp32 master weights itself and casts the trained modules to bf16 when asked.
     train_dtype = "float32" if cfg.deepspeed.enabled else cfg.model.dtype
@@ -256,6 +257,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                    if rl.algo == "ppo" else None)
     if precision is not None and device.type == "cpu":
         use_eager_attention(policy, reference, value_model.backbone if value_model is not None else None)
+    if cfg.model.gradient_checkpointing:  # the trained models' activations recomputed in the backward pass
+        for trained in (policy, value_model.backbone if value_model is not None else None):
+            if trained is not None:
+                enable_gradient_checkpointing(trained)
     updater = Updater(Learner(policy, value_model, precision, rl.shared_prefix), cfg, world, device,
                       micro_batch=max(rl.minibatch_size // world.world_size, 1))
     # Under ZeRO-3 each process holds a shard of the policy; the hf engine samples from a whole copy.

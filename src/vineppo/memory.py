@@ -7,7 +7,9 @@ and gradients in the model dtype plus fp32 master weights and two fp32 Adam mome
 master copy is the weights themselves. The reference policy holds weights only; PPO's value network
 is a second trained model; the `vllm` engine a further copy of the policy's weights plus its KV cache.
 Activations: one mini-batch of `rl.minibatch_size` sequences of `model.max_length` tokens, about
-`ACTIVATION_BYTES` per token, layer and hidden unit of the model dtype. And the iteration's
+`ACTIVATION_BYTES` per token, layer and hidden unit of the model dtype; with gradient
+checkpointing (model.gradient_checkpointing) each layer's input and one layer's activations at a
+time. And the iteration's
 episodes, which every process holds collated on the device (`episode_bytes_per_token` per token
 position of each): small for PPO's 512 episodes, not for DPO+'s iteration over every train problem.
 """
@@ -52,7 +54,8 @@ def episode_bytes_per_token(algo: str) -> int:
 
 def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, algo: str, engine: str,
              minibatch_size: int, max_length: int, kv_cache_bytes: int = 0, zero_stage: int = 0,
-             num_processes: int = 1, offload: bool = False, episodes: int = 0, episode_tokens: int = 0) -> dict[str, int]:
+             num_processes: int = 1, offload: bool = False, episodes: int = 0, episode_tokens: int = 0,
+             gradient_checkpointing: bool = False) -> dict[str, int]:
     """Bytes each part of an RL run holds on one process (of `num_processes` under DeepSpeed ZeRO),
     by part. Each process trains on its share of a mini-batch, and holds all of the iteration's
     `episodes`, each padded to `episode_tokens` (the longest prompt and response)."""
@@ -61,7 +64,8 @@ def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, 
     minibatch_size = -(-minibatch_size // max(num_processes, 1))
     parts = {"policy (weights, grads, Adam)": int(num_params * per_param),
              "reference policy": num_params * b,
-             "activations (one mini-batch)": minibatch_size * max_length * num_layers * hidden_size * b * ACTIVATION_BYTES}
+             "activations (one mini-batch)": minibatch_size * max_length * hidden_size * b
+             * (num_layers + ACTIVATION_BYTES if gradient_checkpointing else num_layers * ACTIVATION_BYTES)}
     if algo == "ppo":
         parts["value network (weights, grads, Adam)"] = int(num_params * per_param)
     if episodes:
@@ -103,7 +107,8 @@ def check_fits(parts: dict[str, int], available: int, where: str) -> None:
     lines = "\n".join(f"  {name}: {v / gib:.1f} GiB" for name, v in parts.items())
     raise ConfigError(
         f"the run needs about {need / gib:.1f} GiB on {where}, which has {available / gib:.1f} GiB free:\n{lines}\n"
-        "lower rl.minibatch_size (activations) or model.max_length, fewer episodes per iteration "
+        "lower rl.minibatch_size (activations) or model.max_length, model.gradient_checkpointing=true "
+        "(activations), fewer episodes per iteration "
         "(rl.prompts_per_iter, rl.samples_per_prompt, rl.max_new_tokens), use model.dtype=bfloat16 on a GPU, "
         "use engine=hf (no second copy of the weights), more processes with deepspeed.enabled=true "
         "(deepspeed.zero_stage=3 shards the weights too, deepspeed.offload_optimizer=true moves Adam to the CPU), "

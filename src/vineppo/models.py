@@ -123,5 +123,13 @@ def load_model(name_or_path: str | Path, dtype: str = "float32", device: str = "
     return model.to(target).eval()
 
 
+def enable_gradient_checkpointing(model) -> None:
+    """model.gradient_checkpointing: each layer's activations recomputed in the backward pass
+    instead of stored (transformers' non-reentrant checkpointing, which DeepSpeed ZeRO-3 also
+    takes). Its training forward drops any KV cache, so the shared-prefix path is then skipped
+    there (`shared_prefix.supports`)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def num_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -19,7 +19,14 @@ from vineppo.config import Config, check_unchanged, to_yaml
 from vineppo.evaluate import evaluate, log_fields
 from vineppo.grading import set_timeout
 from vineppo.inference import make_engine
-from vineppo.models import build_tiny_model, build_tokenizer, load_model, load_tokenizer, num_parameters
+from vineppo.models import (
+    build_tiny_model,
+    build_tokenizer,
+    enable_gradient_checkpointing,
+    load_model,
+    load_tokenizer,
+    num_parameters,
+)
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import TINY_FORMAT, PromptFormat, load_task
 
@@ -114,6 +121,8 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         tokenizer = load_tokenizer(cfg.model.name_or_path)
         model = load_model(cfg.model.name_or_path, cfg.model.dtype, device)
     model.train()
+    if cfg.model.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     data = encode_examples(task.sft_data, tokenizer, cfg.model.max_length, task.format)
     s = cfg.sft
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay,

@@ -61,11 +61,16 @@ def forward_params(model) -> frozenset[str]:
 
 def supports(model, logits: bool = True) -> bool:
     """Decoder-only models whose forward takes a DynamicCache and position ids (and, for a causal
-    LM, `logits_to_keep`): transformers' decoders; sliding-window models take the plain path."""
-    params, config = forward_params(model), getattr(model, "module", model).config
+    LM, `logits_to_keep`): transformers' decoders; sliding-window models take the plain path. So
+    does a training forward of a model with gradient checkpointing on (model.gradient_checkpointing):
+    its checkpointed layers drop the cache the response pass reads (the log-probs would be wrong
+    by tenths of a nat, tests/test_shared_prefix.py); without gradients they keep it."""
+    inner = getattr(model, "module", model)
+    params, config = forward_params(model), inner.config
+    checkpointed = getattr(inner, "is_gradient_checkpointing", False) and inner.training and torch.is_grad_enabled()
     return (("cache" in params or "past_key_values" in params) and "position_ids" in params
             and (not logits or "logits_to_keep" in params) and getattr(config, "sliding_window", None) is None
-            and not getattr(config, "is_encoder_decoder", False))
+            and not getattr(config, "is_encoder_decoder", False) and not checkpointed)
 
 
 def prompt_groups(input_ids: torch.Tensor, prompt_len: list[int]) -> tuple[list[tuple[int, ...]], list[int]]:
