@@ -183,6 +183,7 @@ def test_resumed_sft_refuses_changed_settings(tmp_path):
 def test_gradient_checkpointing_gives_the_same_sft_run(tmp_path, monkeypatch):
     """model.gradient_checkpointing in SFT: activations recomputed, the same losses and weights."""
     import vineppo.sft
+    from vineppo.models import is_checkpointing
 
     enabled, real = [], vineppo.sft.enable_gradient_checkpointing
     monkeypatch.setattr(vineppo.sft, "enable_gradient_checkpointing", lambda m: (enabled.append(m), real(m)))
@@ -194,6 +195,6 @@ def test_gradient_checkpointing_gives_the_same_sft_run(tmp_path, monkeypatch):
         losses = [r["train/loss"] for r in read_jsonl(Path(summary["final_model"]).parent / "metrics.jsonl")
                   if "train/loss" in r]
         out[gc] = losses, load_file(Path(summary["final_model"]) / "model.safetensors")
-    assert len(enabled) == 1 and enabled[0].is_gradient_checkpointing  # the second run's model only
+    assert len(enabled) == 1 and is_checkpointing(enabled[0])  # the second run's model only
     assert len(out[True][0]) == 3 and out[True][0] == out[False][0]
     assert all(torch.equal(out[True][1][k], out[False][1][k]) for k in out[False][1])

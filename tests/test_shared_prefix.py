@@ -111,8 +111,9 @@ def test_value_network_same_values_and_gradients(tiny_model_and_tokenizer, tmp_p
 
 def test_gradient_checkpointing_takes_the_plain_path_with_the_same_gradients(tiny_model_and_tokenizer, tmp_path):
     """model.gradient_checkpointing: a checkpointed layer drops the cache in a training forward
-    (transformers), so the policy's and the value network's training forwards take the plain path
-    there, with the plain path's log-probs, values and gradients; a no-grad pass keeps sharing."""
+    (transformers; older versions without gradients too), so the policy's and the value network's
+    forwards in training mode take the plain path, with the plain path's log-probs, values and
+    gradients; in eval mode (the loop's no-grad passes) they share."""
     from vineppo.algorithms.ppo import ValueModel
     from vineppo.models import enable_gradient_checkpointing
 
@@ -128,8 +129,9 @@ def test_gradient_checkpointing_takes_the_plain_path_with_the_same_gradients(tin
     assert tokens == [9 * 22]  # one plain pass over the 9 rows (padded to 22), not the shared two
     with torch.no_grad():
         tokens.clear()
-        assert torch.allclose(token_logprobs(ckpt, batch, 0.7)[m], lp_ckpt[m], atol=1e-5)
-        assert tokens == [3 * 10, 9 * 14]  # no backward to replay: the shared path
+        assert torch.allclose(token_logprobs(ckpt.eval(), batch, 0.7)[m], lp_ckpt[m], atol=1e-5)
+        assert tokens == [3 * 10, 9 * 14]  # eval mode: the shared path
+        ckpt.train()
     hook.remove()
     lp_plain = token_logprobs(plain, batch, 0.7, shared_prefix=False)
     assert torch.allclose(lp_ckpt[m], lp_plain[m], atol=1e-6)

@@ -127,8 +127,18 @@ def enable_gradient_checkpointing(model) -> None:
     """model.gradient_checkpointing: each layer's activations recomputed in the backward pass
     instead of stored (transformers' non-reentrant checkpointing, which DeepSpeed ZeRO-3 also
     takes). Its training forward drops any KV cache, so the shared-prefix path is then skipped
-    there (`shared_prefix.supports`)."""
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    there (`shared_prefix.supports`). transformers 5.20 renamed it activation checkpointing."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def is_checkpointing(model) -> bool:
+    """Whether `model` recomputes its activations in the backward pass (either transformers name)."""
+    if hasattr(type(model), "is_activation_checkpointing"):
+        return bool(model.is_activation_checkpointing)
+    return bool(getattr(model, "is_gradient_checkpointing", False))
 
 
 def num_parameters(model: torch.nn.Module) -> int:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from vineppo.models import is_checkpointing
+
 SAVING = 0.9
 """Take the shared path only when its token count is below this fraction of the plain one's."""
 
@@ -62,12 +64,13 @@ def forward_params(model) -> frozenset[str]:
 def supports(model, logits: bool = True) -> bool:
     """Decoder-only models whose forward takes a DynamicCache and position ids (and, for a causal
     LM, `logits_to_keep`): transformers' decoders; sliding-window models take the plain path. So
-    does a training forward of a model with gradient checkpointing on (model.gradient_checkpointing):
+    does a model in training mode with gradient checkpointing on (model.gradient_checkpointing):
     its checkpointed layers drop the cache the response pass reads (the log-probs would be wrong
-    by tenths of a nat, tests/test_shared_prefix.py); without gradients they keep it."""
+    by tenths of a nat, tests/test_shared_prefix.py), in a no-grad pass too before transformers
+    5.20 or so. The loop's no-grad log-prob passes run the policy in eval mode, and share."""
     inner = getattr(model, "module", model)
     params, config = forward_params(model), inner.config
-    checkpointed = getattr(inner, "is_gradient_checkpointing", False) and inner.training and torch.is_grad_enabled()
+    checkpointed = inner.training and is_checkpointing(inner)
     return (("cache" in params or "past_key_values" in params) and "position_ids" in params
             and (not logits or "logits_to_keep" in params) and getattr(config, "sliding_window", None) is None
             and not getattr(config, "is_encoder_decoder", False) and not checkpointed)
