@@ -529,3 +529,18 @@ def test_gradient_checkpointing_trains_the_same(tmp_path, easy_sft_checkpoint, a
         for k in b:
             assert a[k] == b[k], k
     assert runs[False][-1]["loss/policy"] != 0
+
+
+def test_a_resumed_run_may_turn_gradient_checkpointing_on(tmp_path):
+    """It gives the same updates, so resuming with it (to fit) is allowed; a change of method is not."""
+    from vineppo.config import ConfigError, check_unchanged, to_yaml
+    from vineppo.loop import RESUME_FREE
+    from vineppo.sft import RESUME_FREE as SFT_RESUME_FREE
+
+    path = tmp_path / "config.yaml"
+    path.write_text(to_yaml(make_config(["rl.algo=ppo"])))
+    for free in (RESUME_FREE, SFT_RESUME_FREE):
+        check_unchanged(path, make_config(["rl.algo=ppo", "model.gradient_checkpointing=true"]), free)
+    with pytest.raises(ConfigError, match="rl.clip"):
+        check_unchanged(path, make_config(["rl.algo=ppo", "rl.clip=0.3", "model.gradient_checkpointing=true"]),
+                        RESUME_FREE)

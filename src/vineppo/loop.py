@@ -51,7 +51,9 @@ PPO_FAMILY = ("ppo", "vineppo", "grpo", "rloo")
 # saves, and where and how fast it runs. Anything else would splice two different runs into one.
 RESUME_FREE = ("rl.iterations", "rl.eval_every", "rl.save_every", "rl.keep_checkpoints", "rl.rollout_batch_size",
                "eval.batch_size", "output_dir", "run_name", "device", "num_threads", "task.grade_timeout_s",
-               "task.grade_workers", "sft.")
+               "task.grade_workers", "sft.", "model.gradient_checkpointing")
+"""Keys a resumed run may change: cadence, where it runs, and what does not change its numbers
+(gradient checkpointing gives the same updates, tests/test_loop.py, so a run may turn it on to fit)."""
 
 
 def check_resume(run: RunDir, cfg: Config, step: int) -> None:

@@ -84,7 +84,8 @@ def lr_lambda(step: int, total: int, warmup_ratio: float) -> float:
 # What a resumed SFT run may change: its evaluation / saving / logging cadence, evaluation batch
 # size, where and how fast it runs (and the RL settings it does not read).
 RESUME_FREE = ("sft.eval_every", "sft.save_every", "sft.log_every", "eval.batch_size", "output_dir", "run_name",
-               "device", "num_threads", "task.grade_timeout_s", "task.grade_workers", "rl.", "deepspeed.", "engine")
+               "device", "num_threads", "task.grade_timeout_s", "task.grade_workers", "rl.", "deepspeed.", "engine",
+               "model.gradient_checkpointing")
 
 
 def run_name(cfg: Config) -> str:
