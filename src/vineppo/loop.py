@@ -260,9 +260,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     if precision is not None and device.type == "cpu":
         use_eager_attention(policy, reference, value_model.backbone if value_model is not None else None)
     if cfg.model.gradient_checkpointing:  # the trained models' activations recomputed in the backward pass
-        for trained in (policy, value_model.backbone if value_model is not None else None):
-            if trained is not None:
-                enable_gradient_checkpointing(trained)
+        enable_gradient_checkpointing(policy)
+        if value_model is not None:
+            enable_gradient_checkpointing(value_model.backbone)
     updater = Updater(Learner(policy, value_model, precision, rl.shared_prefix), cfg, world, device,
                       micro_batch=max(rl.minibatch_size // world.world_size, 1))
     # Under ZeRO-3 each process holds a shard of the policy; the hf engine samples from a whole copy.

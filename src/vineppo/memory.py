@@ -9,9 +9,9 @@ is a second trained model; the `vllm` engine a further copy of the policy's weig
 Activations: one mini-batch of `rl.minibatch_size` sequences of `model.max_length` tokens, about
 `ACTIVATION_BYTES` per token, layer and hidden unit of the model dtype; with gradient
 checkpointing (model.gradient_checkpointing) each layer's input and one layer's activations at a
-time. And the iteration's
-episodes, which every process holds collated on the device (`episode_bytes_per_token` per token
-position of each): small for PPO's 512 episodes, not for DPO+'s iteration over every train problem.
+time. And the iteration's episodes, which every process holds collated on the device
+(`episode_bytes_per_token` per token position of each): small for PPO's 512 episodes, not for
+DPO+'s iteration over every train problem.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ where each match of PATTERN ends, e.g. `regex:\\n\\n` for blank-line paragraphs)
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from vineppo.grading import answer_format
 
@@ -31,7 +32,7 @@ def _split_newlines(text: str) -> list[str]:
     return _join_forward(lines, str.strip)
 
 
-def _join_forward(pieces: list[str], keep) -> list[str]:
+def _join_forward(pieces: list[str], keep: Callable[[str], object]) -> list[str]:
     """Pieces, each one for which `keep(what has gathered + piece)` is false joined to the piece
     after it (to the last kept piece, where none follows; alone, where none was kept)."""
     out: list[str] = []
