@@ -356,3 +356,20 @@ def test_zero3_with_processes_on_different_paths_does_not_hang():
             expect = -(token_logprobs(model, batch, 1.0) * batch["mask"]).sum() / batch["mask"].sum()
         assert got[r][0][0] == pytest.approx(float(expect), abs=1e-5)
         assert got[r][0][1] < got[r][0][0]  # a step of Adam on its own batch lowered its loss
+
+
+def test_init_world_reads_the_processes_on_this_node(monkeypatch):
+    """LOCAL_WORLD_SIZE (torchrun, DeepSpeed's launcher, submitit) is how many processes share this
+    node's RAM (the host-memory check counts the episodes once for each); without it, all of them."""
+    from vineppo import distributed
+
+    monkeypatch.setattr(distributed.torch_dist, "is_initialized", lambda: True)  # no group to join here
+    monkeypatch.setenv("WORLD_SIZE", "16")
+    monkeypatch.setenv("RANK", "9")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert distributed.init_world() == World(9, 16, 1, 8)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert distributed.init_world().local_world_size == 16
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert distributed.init_world() == World(0, 1, 0, 1)

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from vineppo import loop as loop_module
+from vineppo.algorithms import ppo
 from vineppo.config import make_config
 from vineppo.loop import train_rl
 from vineppo.runio import read_jsonl
@@ -517,11 +518,26 @@ def test_gradient_checkpointing_trains_the_same(tmp_path, easy_sft_checkpoint, a
 
     real_enable = vineppo.loop.enable_gradient_checkpointing
     monkeypatch.setattr(vineppo.loop, "enable_gradient_checkpointing", enable)
+    # transformers recomputes a layer only in training mode: the value network's training passes
+    # must run its backbone in training mode (from_pretrained leaves it in eval), its no-grad values
+    # pass in eval mode (where it shares prefixes).
+    value_calls = []
+    real_forward = ppo.ValueModel.forward
+
+    def forward(self, batch):
+        value_calls.append((torch.is_grad_enabled(), self.backbone.training))
+        return real_forward(self, batch)
+
+    monkeypatch.setattr(ppo.ValueModel, "forward", forward)
     runs = {}
     for gc in (False, True):
         train_rl(config(tmp_path / str(gc), easy_sft_checkpoint, algo, [f"model.gradient_checkpointing={gc}",
                                                                        "rl.shared_prefix=false"]))
         assert enabled == (["LlamaForCausalLM"] + ["LlamaModel"] * (algo == "ppo")) * gc  # policy, value backbone
+        if algo == "ppo":
+            assert {grad for grad, _ in value_calls} == {True, False}
+            assert all(grad == training for grad, training in value_calls), value_calls
+            value_calls.clear()
         runs[gc] = [{k: v for k, v in r.items() if not k.startswith("time/")}
                     for r in read_jsonl(tmp_path / str(gc) / f"{algo}-arith-s0" / "metrics.jsonl")]
     assert len(runs[True]) == 2 and runs[True][0].keys() == runs[False][0].keys()

@@ -99,15 +99,48 @@ def test_the_iterations_episodes_are_counted():
     attention mask, fp32 response mask, advantages, sampler's and old log-probs (32 B), the
     reference's for the KL methods (+4), PPO's values and returns (+8), VinePPO's MC values (+4).
     Hand-worked: the authors' DPO+ on GSM8K, 7,100 problems x 64 samples of up to 1,150 tokens."""
-    from vineppo.memory import episode_bytes_per_token
+    from vineppo.memory import episode_bytes_per_token, episodes_bytes
 
     assert [episode_bytes_per_token(a) for a in ("restem", "dpo_plus", "grpo", "rloo", "vineppo", "ppo")] == \
         [32, 32, 36, 36, 40, 44]
-    parts = estimate(1_100_000_000, 2048, 22, dtype="bfloat16", algo="dpo_plus", engine="vllm", minibatch_size=64,
-                     max_length=2048, episodes=7100 * 64, episode_tokens=1150)
-    assert parts["the iteration's episodes (token tensors)"] == 7100 * 64 * 1150 * 32  # 15.6 GiB
-    assert "the iteration's episodes (token tensors)" not in estimate(
-        10**9, 2048, 22, dtype="bfloat16", algo="ppo", engine="hf", minibatch_size=64, max_length=2048)
+    assert episodes_bytes("dpo_plus", 7100 * 64, 1150) == 7100 * 64 * 1150 * 32  # 15.6 GiB
+
+
+def test_episodes_live_in_host_memory_on_a_gpu_run():
+    """On a GPU the device holds the models and one mini-batch; the episodes are checked against the
+    node's RAM, once for each process on the node. Hand-worked: 70 GiB of device parts fit an 80 GiB
+    GPU although 70 + 15.6 GiB of episodes would not; 8 processes x 15.6 GiB need 124.6 GiB of RAM."""
+    from vineppo.memory import check_run_fits
+
+    gib = 2**30
+    parts = {"policy (weights, grads, Adam)": 60 * gib, "activations (one mini-batch)": 10 * gib}
+    episodes = 7100 * 64 * 1150 * 32
+    free = {"cuda": 80 * gib, "cpu": 200 * gib}
+    check_run_fits(parts, episodes, torch.device("cuda", 0), 8, lambda d: free[d.type])
+    free["cpu"] = 100 * gib
+    with pytest.raises(ConfigError, match=r"about 124.6 GiB on this node's RAM, which has 100.0 GiB free") as e:
+        check_run_fits(parts, episodes, torch.device("cuda", 0), 8, lambda d: free[d.type])
+    assert "the iteration's episodes (token tensors), x 8 processes on this node: 124.6 GiB" in str(e.value)
+    assert "fewer processes per node" in str(e.value) and "rl.minibatch_size" not in str(e.value)
+    free["cuda"] = 69 * gib  # the device's own check still names the device
+    with pytest.raises(ConfigError, match=r"about 70.0 GiB on cuda:0, which has 69.0 GiB free"):
+        check_run_fits(parts, episodes, torch.device("cuda", 0), 1, lambda d: free[d.type])
+
+
+def test_on_the_cpu_everything_shares_the_ram():
+    """On the CPU the models, the mini-batch and the episodes all live in RAM, for each process:
+    2 processes x (70 GiB + 15.6 GiB) = 171.1 GiB."""
+    from vineppo.memory import check_run_fits
+
+    gib = 2**30
+    parts = {"policy (weights, grads, Adam)": 60 * gib, "activations (one mini-batch)": 10 * gib}
+    episodes = 7100 * 64 * 1150 * 32
+    check_run_fits(parts, episodes, torch.device("cpu"), 2, lambda d: 172 * gib)
+    with pytest.raises(ConfigError, match=r"about 171.1 GiB on cpu, which has 171.0 GiB free") as e:
+        check_run_fits(parts, episodes, torch.device("cpu"), 2, lambda d: 171 * gib)
+    assert "policy (weights, grads, Adam), x 2 processes on this node: 120.0 GiB" in str(e.value)
+    with pytest.raises(ConfigError, match=r"about 85.6 GiB on cpu"):  # one process
+        check_run_fits(parts, episodes, torch.device("cpu"), 1, lambda d: 85 * gib)
 
 
 def test_rl_run_whose_episodes_cannot_fit_stops_before_loading(tmp_path, tiny_model_and_tokenizer, monkeypatch):

@@ -41,6 +41,8 @@ class World:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1
+    """Processes on this node (they share its RAM)."""
 
     @property
     def is_main(self) -> bool:
@@ -71,9 +73,13 @@ class World:
         return out
 
     def sum_tensor(self, t: torch.Tensor) -> torch.Tensor:
-        """Element-wise sum of a tensor over processes (in place; returned for convenience)."""
+        """Element-wise sum of a tensor over processes (in place; returned for convenience). NCCL
+        reduces GPU tensors only: a host tensor makes the trip through this process's GPU."""
         if self.world_size > 1:
-            torch_dist.all_reduce(t)
+            if torch_dist.get_backend() == "nccl" and t.device.type != "cuda":
+                t.copy_(self.sum_tensor(t.to(torch.cuda.current_device())))
+            else:
+                torch_dist.all_reduce(t)
         return t
 
     def all(self, flag: bool) -> bool:
@@ -107,13 +113,15 @@ def init_world() -> World:
     if world_size == 1:
         return World()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    # torchrun, DeepSpeed's launcher and submitit export it; without it, count them all on this node.
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
     if not torch_dist.is_initialized():
         if not torch.cuda.is_available():
             os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed's CPU accelerator (gloo)
         import deepspeed
 
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
-    return World(rank, world_size, local_rank)
+    return World(rank, world_size, local_rank, local_world_size)
 
 
 def join_single_process_group() -> None:

@@ -39,7 +39,7 @@ from vineppo.evaluate import (
 from vineppo.grading import pop_timeouts, set_timeout, set_workers
 from vineppo.inference import Completion, SamplingParams, make_engine
 from vineppo.learner import Learner, Updater, autocast, lr_factor, resolve_autocast, use_eager_attention
-from vineppo.memory import available_bytes, check_fits, estimate, model_shape
+from vineppo.memory import available_bytes, check_run_fits, episodes_bytes, estimate, model_shape
 from vineppo.models import check_source, enable_gradient_checkpointing, load_model, load_tokenizer
 from vineppo.rollout import Episode, chunked, collate_episodes, response_tokens, token_logprobs, trim_padding
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
@@ -242,14 +242,14 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     tokenizer = load_tokenizer(rl.init, "rl.init")
     zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
     longest_prompt = max(len(ids) for ids in tokenizer([task.prompt(e["question"]) for e in task.train])["input_ids"])
-    check_fits(estimate(n_params, hidden, layers, dtype=cfg.model.dtype, algo=rl.algo, engine=cfg.engine,
-                        minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length,
-                        zero_stage=zero_stage, num_processes=world.world_size,
-                        offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
-                        episodes=n_prompts * rl.samples_per_prompt,
-                        episode_tokens=min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length),
-                        gradient_checkpointing=cfg.model.gradient_checkpointing),
-               available_bytes(device), str(device))
+    check_run_fits(estimate(n_params, hidden, layers, dtype=cfg.model.dtype, algo=rl.algo, engine=cfg.engine,
+                            minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length,
+                            zero_stage=zero_stage, num_processes=world.world_size,
+                            offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
+                            gradient_checkpointing=cfg.model.gradient_checkpointing),
+                   episodes_bytes(rl.algo, n_prompts * rl.samples_per_prompt,
+                                  min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length)),
+                   device, world.local_world_size, available_bytes)
     # DeepSpeed keeps fp32 master weights itself and casts the trained modules to bf16 when asked.
     train_dtype = "float32" if cfg.deepspeed.enabled else cfg.model.dtype
     start_key = "rl.init" if resume is None else "the run's last checkpoint"
@@ -303,7 +303,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         # 1. Sample prompts; this process generates its rollout shards (with VinePPO's MC values,
         #    or GRPO's / RLOO's group advantages); every process then holds all episodes.
         t0 = time.time()
-        policy.eval()
+        for model in (policy, value_model):  # sampling and the no-grad passes in eval mode (they share prefixes)
+            if model is not None:
+                model.eval()
         examples = random.Random(cfg.seed * 1_000_003 + it).sample(task.train, n_prompts)
         bounds = [len(examples) * s // num_shards for s in range(num_shards + 1)]
         mine = {s: generate_shard(engine, tokenizer, examples[bounds[s]:bounds[s + 1]], bounds[s], rl,
@@ -319,7 +321,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         # 2. Log-probs of the old policy (the sampler's own, where they are the training forward's)
         #    and of the reference (only for the methods with a KL penalty); PPO's values and GAE.
         t0 = time.time() - t_advantages  # value estimation time includes VinePPO's MC rollouts
-        batch = {k: v.to(device) for k, v in collate_episodes(episodes, tokenizer.pad_token_id).items()}
+        # The episodes stay in host memory (DPO+'s iteration holds hundreds of thousands); the
+        # device gets one chunk or mini-batch of them at a time.
+        batch = collate_episodes(episodes, tokenizer.pad_token_id)
         sampler_logp = batch.pop("sampler_logp", None)
         mc_values = batch.pop("mc_values", None)
         if mc_values is not None:  # VinePPO: how much of the returns' variance its MC values explain
@@ -331,13 +335,14 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 old_logp = sampler_logp
             else:
                 old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature, rl.shared_prefix), batch,
-                                   rl.minibatch_size, world, lockstep=zero_stage == 3)
+                                   rl.minibatch_size, world, lockstep=zero_stage == 3, device=device)
             ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature, rl.shared_prefix), batch,
-                                rl.minibatch_size, world)
+                                rl.minibatch_size, world, device=device)
                         if rl.algo in PPO_FAMILY else None)
             if value_model is not None:
                 batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
-                    value_model, batch, rl.gamma, rl.lam, rl.minibatch_size, world, lockstep=zero_stage == 3)
+                    value_model, batch, rl.gamma, rl.lam, rl.minibatch_size, world, lockstep=zero_stage == 3,
+                    device=device)
                 stats.update(value_fit(batch["old_values"], batch["returns"], batch["mask"]))
         if rl.whiten_advantages:
             batch["advantages"] = whiten(batch["advantages"], batch["mask"])
@@ -346,7 +351,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
 
         # 3. E epochs of mini-batch updates. A unit is one episode, or a (chosen, rejected) pair.
         t0 = time.time()
-        policy.train()
+        for model in (policy, value_model):  # and the updates in training mode: dropout, if the model has
+            if model is not None:            # any, and model.gradient_checkpointing, which only engages there
+                model.train()
         if rl.algo == "restem":
             units = restem.select(episodes)
         elif rl.algo == "dpo_plus":
@@ -375,10 +382,12 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 # processes is then the whole mini-batch's (a process with no unit takes one at weight 0).
                 mine_units = step_units[world.rank::world.world_size]
                 rows = [j for u in (mine_units or step_units[:1]) for j in units[u]]
-                all_rows = torch.tensor([j for u in step_units for j in units[u]], device=device)
-                idx = torch.tensor(rows, device=device)
+                all_rows = torch.tensor([j for u in step_units for j in units[u]])
+                idx = torch.tensor(rows)
                 mb, mb_old, mb_ref = trim_padding({k: v[idx] for k, v in batch.items()}, old_logp[idx],
                                                   ref_logp[idx] if ref_logp is not None else None)
+                mb = {k: v.to(device) for k, v in mb.items()}
+                mb_old, mb_ref = mb_old.to(device), mb_ref.to(device) if mb_ref is not None else None
                 share = (loss_items(rl.algo, mb["mask"]) / loss_items(rl.algo, batch["mask"][all_rows])
                          if mine_units else 0.0)
                 # Under ZeRO-3 every forward is collective: each process's share takes the

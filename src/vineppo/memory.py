@@ -9,9 +9,11 @@ is a second trained model; the `vllm` engine a further copy of the policy's weig
 Activations: one mini-batch of `rl.minibatch_size` sequences of `model.max_length` tokens, about
 `ACTIVATION_BYTES` per token, layer and hidden unit of the model dtype; with gradient
 checkpointing (model.gradient_checkpointing) each layer's input and one layer's activations at a
-time. And the iteration's episodes, which every process holds collated on the device
-(`episode_bytes_per_token` per token position of each): small for PPO's 512 episodes, not for
-DPO+'s iteration over every train problem.
+time. And the iteration's episodes, which every process holds collated in host memory
+(`episode_bytes_per_token` per token position of each; the device gets a chunk or mini-batch at a
+time): small for PPO's 512 episodes, not for DPO+'s iteration over every train problem, and
+checked against the node's RAM for all the processes on it. Not counted: the same episodes as
+Python objects (about 90 bytes per actual token; their lengths are known only once sampled).
 """
 
 from __future__ import annotations
@@ -54,11 +56,10 @@ def episode_bytes_per_token(algo: str) -> int:
 
 def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, algo: str, engine: str,
              minibatch_size: int, max_length: int, kv_cache_bytes: int = 0, zero_stage: int = 0,
-             num_processes: int = 1, offload: bool = False, episodes: int = 0, episode_tokens: int = 0,
+             num_processes: int = 1, offload: bool = False,
              gradient_checkpointing: bool = False) -> dict[str, int]:
-    """Bytes each part of an RL run holds on one process (of `num_processes` under DeepSpeed ZeRO),
-    by part. Each process trains on its share of a mini-batch, and holds all of the iteration's
-    `episodes`, each padded to `episode_tokens` (the longest prompt and response)."""
+    """Bytes each part of an RL run holds on one process's device (of `num_processes` under
+    DeepSpeed ZeRO), by part. Each process trains on its share of a mini-batch."""
     b = dtype_bytes(dtype)
     per_param = trained_bytes_per_param(dtype, zero_stage, num_processes, offload)
     minibatch_size = -(-minibatch_size // max(num_processes, 1))
@@ -68,13 +69,33 @@ def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, 
              * (num_layers + ACTIVATION_BYTES if gradient_checkpointing else num_layers * ACTIVATION_BYTES)}
     if algo == "ppo":
         parts["value network (weights, grads, Adam)"] = int(num_params * per_param)
-    if episodes:
-        parts["the iteration's episodes (token tensors)"] = episodes * episode_tokens * episode_bytes_per_token(algo)
     if engine == "vllm":
         parts["vllm engine (weights + KV cache)"] = num_params * b + kv_cache_bytes
     elif zero_stage >= 3:
         parts["whole policy copy for the hf engine (ZeRO-3)"] = num_params * b
     return parts
+
+
+def episodes_bytes(algo: str, episodes: int, episode_tokens: int) -> int:
+    """Host memory one process holds for the iteration's `episodes`, each padded to `episode_tokens`
+    (the longest prompt and response)."""
+    return episodes * episode_tokens * episode_bytes_per_token(algo)
+
+
+def check_run_fits(parts: dict[str, int], episodes: int, device: torch.device, local_processes: int,
+                   available=None) -> None:
+    """`parts` (`estimate`, per process) against the device's free memory, and the episodes, which
+    each of the `local_processes` on this node holds in host memory, against the node's available
+    RAM. On the CPU both live in RAM, once per process. `available(device)` -> free bytes."""
+    available = available or available_bytes
+    n = max(local_processes, 1)
+    times = f", x {n} processes on this node" if n > 1 else ""
+    held = {f"the iteration's episodes (token tensors){times}": episodes * n} if episodes else {}
+    if device.type == "cpu":
+        check_fits({**{f"{k}{times}": v * n for k, v in parts.items()}, **held}, available(device), "cpu")
+        return
+    check_fits(parts, available(device), str(device))
+    check_fits(held, available(torch.device("cpu")), "this node's RAM", HOST_HINT)
 
 
 def model_shape(name_or_path: str, key: str = "rl.init") -> tuple[int, int, int]:
@@ -98,8 +119,19 @@ def available_bytes(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_fits(parts: dict[str, int], available: int, where: str) -> None:
-    """Raise a ConfigError listing the parts and the settings to change when they do not fit."""
+DEVICE_HINT = ("lower rl.minibatch_size (activations) or model.max_length, model.gradient_checkpointing=true "
+               "(activations), fewer episodes per iteration "
+               "(rl.prompts_per_iter, rl.samples_per_prompt, rl.max_new_tokens), use model.dtype=bfloat16 on a GPU, "
+               "use engine=hf (no second copy of the weights), more processes with deepspeed.enabled=true "
+               "(deepspeed.zero_stage=3 shards the weights too, deepspeed.offload_optimizer=true moves Adam to the "
+               "CPU), or a GPU with more memory")
+HOST_HINT = ("fewer episodes per iteration (rl.prompts_per_iter, rl.samples_per_prompt, rl.max_new_tokens), "
+             "fewer processes per node, or a node with more RAM")
+
+
+def check_fits(parts: dict[str, int], available: int, where: str, hint: str | None = None) -> None:
+    """Raise a ConfigError listing the parts and the settings to change (`hint`, by default the
+    device's) when they do not fit."""
     need = sum(parts.values())
     if need <= available:
         return
@@ -107,9 +139,4 @@ def check_fits(parts: dict[str, int], available: int, where: str) -> None:
     lines = "\n".join(f"  {name}: {v / gib:.1f} GiB" for name, v in parts.items())
     raise ConfigError(
         f"the run needs about {need / gib:.1f} GiB on {where}, which has {available / gib:.1f} GiB free:\n{lines}\n"
-        "lower rl.minibatch_size (activations) or model.max_length, model.gradient_checkpointing=true "
-        "(activations), fewer episodes per iteration "
-        "(rl.prompts_per_iter, rl.samples_per_prompt, rl.max_new_tokens), use model.dtype=bfloat16 on a GPU, "
-        "use engine=hf (no second copy of the weights), more processes with deepspeed.enabled=true "
-        "(deepspeed.zero_stage=3 shards the weights too, deepspeed.offload_optimizer=true moves Adam to the CPU), "
-        "or a GPU with more memory")
+        + (hint or DEVICE_HINT))

@@ -154,7 +154,8 @@ def first_response_column(mask: torch.Tensor) -> int:
 
 
 @torch.no_grad()
-def chunked(fn, batch: dict[str, torch.Tensor], chunk: int, world=None, lockstep: bool = False) -> torch.Tensor:
+def chunked(fn, batch: dict[str, torch.Tensor], chunk: int, world=None, lockstep: bool = False,
+            device: torch.device | str | None = None) -> torch.Tensor:
     """`fn(sub-batch)` -> `[rows, width - 1]` over the whole batch, `chunk` rows at a time in order
     of length, each chunk cut to its own longest row: a no-grad pass over an iteration's episodes
     then pays for little padding and holds one chunk's activations. With a `world` of W processes
@@ -162,7 +163,9 @@ def chunked(fn, batch: dict[str, torch.Tensor], chunk: int, world=None, lockstep
     processes fills in the rest: the same result at 1/W of the work each. With `lockstep` (a
     ZeRO-3 model, whose forward is collective) every process runs as many chunks as the busiest
     one, a spare one running the last (shortest) chunk again and dropping it, and each chunk takes
-    the shared-prefix path only where every process's does (`shared_prefix.lockstep`)."""
+    the shared-prefix path only where every process's does (`shared_prefix.lockstep`). With a
+    `device`, each chunk moves there for `fn` and its result comes back to the batch's device: the
+    iteration's episodes stay in host memory and the GPU holds one chunk at a time."""
     lengths = batch["attention_mask"].sum(1)
     order = lengths.argsort(descending=True, stable=True)
     out = torch.zeros(batch["mask"].shape, device=batch["mask"].device)
@@ -173,8 +176,8 @@ def chunked(fn, batch: dict[str, torch.Tensor], chunk: int, world=None, lockstep
     with prefix.lockstep(world if lockstep else None):
         for i, keep in [(i, True) for i in mine] + [(starts[-1], False)] * spare:
             idx = order[i:i + chunk]
-            sub, = trim_padding({k: v[idx] for k, v in batch.items()})
-            result = fn(sub).float()
+            sub, = trim_padding({k: v[idx].to(device or v.device) for k, v in batch.items()})
+            result = fn(sub).float().to(out.device)
             if keep:  # a spare pass only keeps this process in step
                 out[idx, :sub["mask"].shape[1]] = result
     return world.sum_tensor(out) if size > 1 else out

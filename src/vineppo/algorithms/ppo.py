@@ -58,10 +58,11 @@ def token_rewards(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 @torch.no_grad()
 def advantages_and_returns(value_model: ValueModel, batch: dict[str, torch.Tensor], gamma: float,
-                           lam: float, chunk: int = 64, world=None,
-                           lockstep: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                           lam: float, chunk: int = 64, world=None, lockstep: bool = False,
+                           device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(advantages, returns, old values) on the response tokens (the values pass split over the
-    processes of `world`, if given; in lockstep for a ZeRO-3 value network, see `chunked`)."""
-    values = chunked(value_model, batch, chunk, world, lockstep) * batch["mask"]
+    processes of `world`, if given; in lockstep for a ZeRO-3 value network; run on `device`, the
+    results on the batch's: see `chunked`)."""
+    values = chunked(value_model, batch, chunk, world, lockstep, device) * batch["mask"]
     advantages, returns = gae(token_rewards(batch), values, batch["mask"], gamma, lam)
     return advantages, returns, values
