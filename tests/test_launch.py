@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from vineppo.config import ConfigError
+from vineppo.config import ConfigError, make_config
 from vineppo.launch import JobRunner, expand, launch, load_profile, load_sweep, make_executor
 from vineppo.runio import read_jsonl
 
@@ -43,12 +43,28 @@ def test_table1_dry_run_lists_exactly_the_expected_jobs(tmp_path):
     assert by_name["deepseek7b-ppo-gsm8k-s0"].after == "deepseek7b-sft-gsm8k"
     only = launch(["sweep=table1", "preset=paper", "seeds=1", "base=deepseek7b", "--dry-run"], log=quiet)["jobs"]
     assert len(only) == 2 + 2 * 6 and all(j.name.startswith("deepseek7b-") for j in only)
+    # A base's per-method settings: the authors' 7B PPO keeps Adam on the CPU, nothing else does;
+    # the command line still wins.
+    offloaded = {n for n, j in by_name.items() if j.overrides.get("deepspeed.offload_optimizer")}
+    assert offloaded == {"deepseek7b-ppo-gsm8k-s0", "deepseek7b-ppo-math-s0"}
+    assert make_config(by_name["deepseek7b-ppo-math-s0"].overrides).deepspeed.offload_optimizer is True
+    assert make_config(by_name["deepseek7b-vineppo-math-s0"].overrides).deepspeed.offload_optimizer is False
+    user = launch(["sweep=table1", "preset=paper", "seeds=1", "base=deepseek7b", "deepspeed.offload_optimizer=false",
+                   "--dry-run"], log=quiet)["jobs"]
+    assert not any(j.overrides["deepspeed.offload_optimizer"] for j in user)
     # Local concurrency: the sweep's default for the preset (tiny: 2 jobs, 1 thread each), the
     # command line over it, one job at a time where the sweep says nothing.
     assert out["max_parallel"] == 2 and ppo.overrides["num_threads"] == 1
     assert launch(["sweep=table1", "max_parallel=3", "--dry-run"], log=quiet)["max_parallel"] == 3
     assert launch(["sweep=table1", "preset=paper", "--dry-run"], log=quiet)["max_parallel"] == 1
     assert "num_threads" not in by_name["rho1b-vineppo-math-s0"].overrides
+
+
+def test_a_bases_per_algo_settings_must_name_a_method():
+    sweep = load_sweep("table1")
+    sweep["bases"]["paper"]["deepseek7b"]["per_algo"] = {"ppp": {"deepspeed.offload_optimizer": True}}
+    with pytest.raises(ConfigError, match="base 'deepseek7b': per_algo names 'ppp', which is no method"):
+        expand(sweep, "table1", "paper", 1, {})
 
 
 def test_paper_table_on_slurm_gives_each_base_its_profile():

@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from vineppo.config import ConfigError, make_config, parse_overrides
+from vineppo.config import CHOICES, ConfigError, make_config, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 SWEEPS_DIR = ROOT / "experiments" / "sweeps"
@@ -149,7 +149,8 @@ def _per_preset(section: dict[str, Any] | None, preset: str) -> dict[str, Any]:
 
 
 def sweep_bases(sweep: dict[str, Any], name: str, preset: str, only: str | None) -> dict[str, dict[str, Any]]:
-    """The base models the sweep runs on this preset: {key: {name, profile, sft: {task: checkpoint}}};
+    """The base models the sweep runs on this preset: {key: {name, profile, sft: {task: checkpoint},
+    overrides: {key: value} for all its jobs, per_algo: {algo: {key: value}} for its RL jobs}};
     one unnamed base (key "") where the sweep lists none (the tiny preset trains its own SFT model).
     `only` picks one base by key."""
     bases = _per_preset(sweep.get("bases"), preset)
@@ -184,7 +185,11 @@ def expand(sweep: dict[str, Any], name: str, preset: str, seeds: int, user: dict
               for values in itertools.product(*g.values())]
     for key, spec in sweep_bases(sweep, name, preset, base).items():
         prefix = f"{key}-" if key else ""
-        extra = dict(spec.get("overrides") or {})  # the base model's own settings
+        extra = dict(spec.get("overrides") or {})  # the base model's own settings,
+        per_algo = {a: dict(v or {}) for a, v in (spec.get("per_algo") or {}).items()}  # and per method
+        for algo in set(per_algo) - set(CHOICES["rl.algo"]):
+            raise ConfigError(f"sweep '{name}', base '{key}': per_algo names '{algo}', which is no method; "
+                              f"methods: {', '.join(CHOICES['rl.algo'])}")
         profile, first = spec.get("profile"), len(jobs)
         for task in tasks:
             b = {**common, "task.name": task, **_per_preset(sft.get("overrides"), preset), **extra}
@@ -208,7 +213,8 @@ def expand(sweep: dict[str, Any], name: str, preset: str, seeds: int, user: dict
                                [f"{k.split('.')[-1]}{v}" for k, v in point.items() if k != "rl.algo" and v is not None])
                 for seed in range(seeds):
                     jname = f"{prefix}{tag}-{task}-s{seed}"
-                    ov = {**common, "task.name": task, **_per_preset(rl.get("overrides"), preset), **extra, **point,
+                    ov = {**common, "task.name": task, **_per_preset(rl.get("overrides"), preset), **extra,
+                          **per_algo.get(point.get("rl.algo", "vineppo"), {}), **point,
                           "seed": seed, "rl.init": init, "run_name": jname}
                     ov.update(user)  # the command line wins over the sweep's settings,
                     ov.update(point)  # but not over the grid point that defines the job

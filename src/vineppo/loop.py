@@ -238,7 +238,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     device = world.device(cfg.device)
     # 'auto' defers to DeepSpeed's own bf16 when it is on.
     precision = resolve_autocast(None if cfg.deepspeed.enabled else rl.autocast, device)
-    n_params, hidden, layers = model_shape(rl.init)  # before any model is loaded: will it fit?
+    n_params, hidden, layers, vocab = model_shape(rl.init)  # before any model is loaded: will it fit?
     tokenizer = load_tokenizer(rl.init, "rl.init")
     zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
     longest_prompt = max(len(ids) for ids in tokenizer([task.prompt(e["question"]) for e in task.train])["input_ids"])
@@ -246,7 +246,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                             minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length,
                             zero_stage=zero_stage, num_processes=world.world_size,
                             offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
-                            gradient_checkpointing=cfg.model.gradient_checkpointing),
+                            gradient_checkpointing=cfg.model.gradient_checkpointing, vocab_size=vocab,
+                            response_tokens=min(rl.max_new_tokens + 1, cfg.model.max_length)),
                    episodes_bytes(rl.algo, n_prompts * rl.samples_per_prompt,
                                   min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length)),
                    device, world.local_world_size, available_bytes)
@@ -263,8 +264,11 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         enable_gradient_checkpointing(policy)
         if value_model is not None:
             enable_gradient_checkpointing(value_model.backbone)
-    updater = Updater(Learner(policy, value_model, precision, rl.shared_prefix), cfg, world, device,
-                      micro_batch=max(rl.minibatch_size // world.world_size, 1))
+    # Each process's share of a mini-batch: its training micro-batch, and the rows of each chunk of
+    # its no-grad passes (so those, whose logits over the vocabulary are the largest tensors they
+    # make, fit where a training step does).
+    micro_batch = max(rl.minibatch_size // world.world_size, 1)
+    updater = Updater(Learner(policy, value_model, precision, rl.shared_prefix), cfg, world, device, micro_batch)
     # Under ZeRO-3 each process holds a shard of the policy; the hf engine samples from a whole copy.
     rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device), start_key)
                      if zero_stage == 3 and cfg.engine == "hf" else None)
@@ -335,13 +339,13 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 old_logp = sampler_logp
             else:
                 old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature, rl.shared_prefix), batch,
-                                   rl.minibatch_size, world, lockstep=zero_stage == 3, device=device)
+                                   micro_batch, world, lockstep=zero_stage == 3, device=device)
             ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature, rl.shared_prefix), batch,
-                                rl.minibatch_size, world, device=device)
+                                micro_batch, world, device=device)
                         if rl.algo in PPO_FAMILY else None)
             if value_model is not None:
                 batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
-                    value_model, batch, rl.gamma, rl.lam, rl.minibatch_size, world, lockstep=zero_stage == 3,
+                    value_model, batch, rl.gamma, rl.lam, micro_batch, world, lockstep=zero_stage == 3,
                     device=device)
                 stats.update(value_fit(batch["old_values"], batch["returns"], batch["mask"]))
         if rl.whiten_advantages:

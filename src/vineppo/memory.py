@@ -9,7 +9,9 @@ is a second trained model; the `vllm` engine a further copy of the policy's weig
 Activations: one mini-batch of `rl.minibatch_size` sequences of `model.max_length` tokens, about
 `ACTIVATION_BYTES` per token, layer and hidden unit of the model dtype; with gradient
 checkpointing (model.gradient_checkpointing) each layer's input and one layer's activations at a
-time. And the iteration's episodes, which every process holds collated in host memory
+time. The policy's logits over the vocabulary at the mini-batch's response tokens, which
+checkpointing does not shrink (`LOGIT_BYTES` per token and vocabulary entry: at DeepSeekMath's
+102,400 entries the largest part after the weights). And the iteration's episodes, which every process holds collated in host memory
 (`episode_bytes_per_token` per token position of each; the device gets a chunk or mini-batch at a
 time): small for PPO's 512 episodes, not for DPO+'s iteration over every train problem, and
 checked against the node's RAM for all the processes on it. Not counted: the same episodes as
@@ -27,6 +29,13 @@ from vineppo.config import ConfigError
 ACTIVATION_BYTES = 16
 """Stored activations per token, layer and hidden unit, in units of the dtype's size (attention
 and MLP inputs and intermediates without activation checkpointing; a rough, generous figure)."""
+
+
+LOGIT_BYTES = 16
+"""Per response token and vocabulary entry of a training step (`rollout.token_logprobs`): the fp32
+log-softmax kept for the backward pass, plus up to three fp32 temporaries of its size at the peak
+(the fp32 copy of the logits and its division by the temperature going forward; the gradients
+through the gather, the log-softmax and the division coming back)."""
 
 
 def dtype_bytes(dtype: str) -> int:
@@ -56,10 +65,11 @@ def episode_bytes_per_token(algo: str) -> int:
 
 def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, algo: str, engine: str,
              minibatch_size: int, max_length: int, kv_cache_bytes: int = 0, zero_stage: int = 0,
-             num_processes: int = 1, offload: bool = False,
-             gradient_checkpointing: bool = False) -> dict[str, int]:
+             num_processes: int = 1, offload: bool = False, gradient_checkpointing: bool = False,
+             vocab_size: int = 0, response_tokens: int = 0) -> dict[str, int]:
     """Bytes each part of an RL run holds on one process's device (of `num_processes` under
-    DeepSpeed ZeRO), by part. Each process trains on its share of a mini-batch."""
+    DeepSpeed ZeRO), by part. Each process trains on its share of a mini-batch, the policy's
+    logits at up to `response_tokens` of each of its sequences."""
     b = dtype_bytes(dtype)
     per_param = trained_bytes_per_param(dtype, zero_stage, num_processes, offload)
     minibatch_size = -(-minibatch_size // max(num_processes, 1))
@@ -67,6 +77,8 @@ def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, 
              "reference policy": num_params * b,
              "activations (one mini-batch)": minibatch_size * max_length * hidden_size * b
              * (num_layers + ACTIVATION_BYTES if gradient_checkpointing else num_layers * ACTIVATION_BYTES)}
+    if vocab_size and response_tokens:
+        parts["logits (one mini-batch)"] = minibatch_size * response_tokens * vocab_size * LOGIT_BYTES
     if algo == "ppo":
         parts["value network (weights, grads, Adam)"] = int(num_params * per_param)
     if engine == "vllm":
@@ -98,8 +110,8 @@ def check_run_fits(parts: dict[str, int], episodes: int, device: torch.device, l
     check_fits(held, available(torch.device("cpu")), "this node's RAM", HOST_HINT)
 
 
-def model_shape(name_or_path: str, key: str = "rl.init") -> tuple[int, int, int]:
-    """(parameters, hidden size, layers) of a checkpoint from its config alone: the model is built
+def model_shape(name_or_path: str, key: str = "rl.init") -> tuple[int, int, int, int]:
+    """(parameters, hidden size, layers, vocabulary size) of a checkpoint from its config alone: the model is built
     on the meta device, so nothing is allocated or downloaded beyond config.json."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -109,7 +121,8 @@ def model_shape(name_or_path: str, key: str = "rl.init") -> tuple[int, int, int]
         config = AutoConfig.from_pretrained(str(name_or_path))
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    return sum(p.numel() for p in model.parameters()), config.hidden_size, config.num_hidden_layers
+    return (sum(p.numel() for p in model.parameters()), config.hidden_size, config.num_hidden_layers,
+            config.vocab_size)
 
 
 def available_bytes(device: torch.device) -> int:
@@ -119,7 +132,7 @@ def available_bytes(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-DEVICE_HINT = ("lower rl.minibatch_size (activations) or model.max_length, model.gradient_checkpointing=true "
+DEVICE_HINT = ("lower rl.minibatch_size (activations, logits) or model.max_length, model.gradient_checkpointing=true "
                "(activations), fewer episodes per iteration "
                "(rl.prompts_per_iter, rl.samples_per_prompt, rl.max_new_tokens), use model.dtype=bfloat16 on a GPU, "
                "use engine=hf (no second copy of the weights), more processes with deepspeed.enabled=true "
