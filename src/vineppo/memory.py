@@ -15,7 +15,8 @@ checkpointing does not shrink (`LOGIT_BYTES` per token and vocabulary entry: at 
 (`episode_bytes_per_token` per token position of each; the device gets a chunk or mini-batch at a
 time): small for PPO's 512 episodes, not for DPO+'s iteration over every train problem, and
 checked against the node's RAM for all the processes on it. Not counted: the same episodes as
-Python objects (about 90 bytes per actual token; their lengths are known only once sampled).
+Python objects (48-94 bytes per actual token, slurm/README.md; their lengths are known only once
+sampled).
 """
 
 from __future__ import annotations
