@@ -179,3 +179,29 @@ def test_rl_run_whose_episodes_cannot_fit_stops_before_loading(tmp_path, tiny_mo
     monkeypatch.setattr(loop, "available_bytes", lambda device: 2**40)  # with room, it gets past the check
     with pytest.raises(pytest.fail.Exception, match="loaded a model"):
         loop.train_rl(cfg)
+
+
+def test_the_vllm_engine_takes_its_share_of_the_gpu():
+    """On a GPU vLLM reserves vllm_memory x the GPU's memory whatever the model (0.3 x 80 GiB = 24
+    GiB for RhoMath-1.1B's 2.2 GB of weights), and the estimate counts that; a share that cannot
+    hold the weights and a KV cache stops with the key to raise. On the CPU: weights + 1 GiB."""
+    from vineppo.memory import vllm_bytes
+
+    gib, gpu = 2**30, torch.device("cuda", 0)
+    assert vllm_bytes(gpu, 0.3, 2_200_000_000, total=80 * gib) == int(0.3 * 80 * gib)
+    assert vllm_bytes(torch.device("cpu"), 0.3, 2_200_000_000) == 2_200_000_000 + gib
+    parts = estimate(1_100_000_000, 2048, 22, dtype="bfloat16", algo="vineppo", engine="vllm", minibatch_size=64,
+                     max_length=2048, engine_bytes=vllm_bytes(gpu, 0.3, 2_200_000_000, total=80 * gib))
+    assert parts["vllm engine (weights + KV cache)"] == int(0.3 * 80 * gib)
+    with pytest.raises(ConfigError, match=r"vllm_memory=0.1: 8.0 GiB of the GPU's 80.0 GiB leaves vLLM no room "
+                                          r"for a KV cache .* \(12.9 GiB\); raise vllm_memory, or use engine=hf"):
+        vllm_bytes(gpu, 0.1, 13_800_000_000, total=80 * gib)
+
+
+def test_vllm_memory_is_a_share():
+    from vineppo.config import make_config
+
+    assert make_config([]).vllm_memory == 0.3 and make_config(["vllm_memory=0.9"]).vllm_memory == 0.9
+    for bad in ("0", "1.5", "-0.2"):
+        with pytest.raises(ConfigError, match="vllm_memory must be"):
+            make_config([f"vllm_memory={bad}"])

@@ -92,7 +92,7 @@ def cmd_eval(args: list[str] | dict) -> dict:
     task.format.check(cfg.model.name_or_path, "model.name_or_path")
     model = load_model(cfg.model.name_or_path, cfg.model.dtype, cfg.device)
     engine = make_engine(cfg.engine, model, load_tokenizer(cfg.model.name_or_path), cfg.eval.batch_size,
-                         path=cfg.model.name_or_path, bos=cfg.task.prompt_bos)
+                         path=cfg.model.name_or_path, bos=cfg.task.prompt_bos, vllm_memory=cfg.vllm_memory)
     # sft: as many of the SFT problems as the test split holds (the model trained on these).
     examples = {"test": task.test, "train": task.train, "sft": task.sft_data[:len(task.test)]}[cfg.eval.split]
     result = evaluate(engine, examples, cfg.task.name, batch_size=cfg.eval.batch_size,

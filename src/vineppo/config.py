@@ -326,6 +326,10 @@ class Config:
     """torch CPU threads (0: leave torch's default)."""
     engine: str = "hf"
     """Inference engine for rollouts, MC values and evaluation: hf | vllm."""
+    vllm_memory: float = 0.3
+    """engine=vllm on a GPU: the share of the GPU's memory the engine takes for its copy of the
+    policy's weights, its KV cache and its own activations (vLLM's gpu_memory_utilization); the
+    rest holds training. The RL memory check counts it."""
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
@@ -477,9 +481,9 @@ AT_LEAST_1 = ("model.vocab_size", "model.hidden_size", "model.num_layers", "mode
               "task.limit_test")
 AT_LEAST_0 = ("rl.iterations", "rl.prompts_per_iter", "rl.dpo_positive_lambda", "sft.eval_every", "eval.num_samples", "rl.keep_checkpoints", "rl.rollout_shards",
               "rl.vine_max_steps", "rl.eval_samples", "task.num_validation", "num_threads", "task.num_sft", "rl.kl_coef", "sft.weight_decay", "rl.dpo_nll_coef")
-ABOVE_0 = ("sft.learning_rate", "rl.learning_rate", "rl.temperature", "eval.temperature", "rl.clip", "rl.dpo_beta",
+ABOVE_0 = ("vllm_memory", "sft.learning_rate", "rl.learning_rate", "rl.temperature", "eval.temperature", "rl.clip", "rl.dpo_beta",
            "sft.grad_clip", "rl.grad_clip")
-IN_0_1 = ("rl.gamma", "rl.lam", "task.flaw_rate", "sft.warmup_ratio", "rl.warmup_ratio", "rl.top_p", "eval.top_p")
+IN_0_1 = ("vllm_memory", "rl.gamma", "rl.lam", "task.flaw_rate", "sft.warmup_ratio", "rl.warmup_ratio", "rl.top_p", "eval.top_p")
 GROUP_METHODS = ("grpo", "rloo", "dpo_plus")  # compare a prompt's responses with each other
 # The settings that name one of a few choices (None passes where a key allows it). The modules that
 # act on them keep their own lists (loop.ALGOS, inference.ENGINES, tasks.TASKS, ...); tests/test_config.py

@@ -39,7 +39,15 @@ from vineppo.evaluate import (
 from vineppo.grading import pop_timeouts, set_timeout, set_workers
 from vineppo.inference import Completion, SamplingParams, make_engine
 from vineppo.learner import Learner, Updater, autocast, lr_factor, resolve_autocast, use_eager_attention
-from vineppo.memory import available_bytes, check_run_fits, episodes_bytes, estimate, model_shape
+from vineppo.memory import (
+    available_bytes,
+    check_run_fits,
+    dtype_bytes,
+    episodes_bytes,
+    estimate,
+    model_shape,
+    vllm_bytes,
+)
 from vineppo.models import check_source, enable_gradient_checkpointing, load_model, load_tokenizer
 from vineppo.rollout import Episode, chunked, collate_episodes, response_tokens, token_logprobs, trim_padding
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
@@ -247,7 +255,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                             zero_stage=zero_stage, num_processes=world.world_size,
                             offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
                             gradient_checkpointing=cfg.model.gradient_checkpointing, vocab_size=vocab,
-                            response_tokens=min(rl.max_new_tokens + 1, cfg.model.max_length)),
+                            response_tokens=min(rl.max_new_tokens + 1, cfg.model.max_length),
+                            engine_bytes=vllm_bytes(device, cfg.vllm_memory, n_params * dtype_bytes(cfg.model.dtype))
+                            if cfg.engine == "vllm" else None),
                    episodes_bytes(rl.algo, n_prompts * rl.samples_per_prompt,
                                   min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length)),
                    device, world.local_world_size, available_bytes)
@@ -273,7 +283,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device), start_key)
                      if zero_stage == 3 and cfg.engine == "hf" else None)
     engine = make_engine(cfg.engine, rollout_model or policy, tokenizer, batch_size=rl.rollout_batch_size,
-                         path=str(rl.init), bos=cfg.task.prompt_bos)
+                         path=str(rl.init), bos=cfg.task.prompt_bos, vllm_memory=cfg.vllm_memory)
     # The hf engine's log-probs come from the same module and temperature as the training forward
     # (tests/test_loop.py checks they agree within 1e-5); vLLM's from its own kernels and after top-p;
     # under rl.autocast the training forward rounds differently from the fp32 sampler.

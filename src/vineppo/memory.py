@@ -5,7 +5,8 @@ of an out-of-memory error hours in.
 Per parameter (mixed-precision Adam, as in the ZeRO paper): the trained policy holds its weights
 and gradients in the model dtype plus fp32 master weights and two fp32 Adam moments; in fp32 the
 master copy is the weights themselves. The reference policy holds weights only; PPO's value network
-is a second trained model; the `vllm` engine a further copy of the policy's weights plus its KV cache.
+is a second trained model; the `vllm` engine a further copy of the policy's weights plus its KV cache
+(on a GPU: the share of its memory that `vllm_memory` gives vLLM, which takes all of it).
 Activations: one mini-batch of `rl.minibatch_size` sequences of `model.max_length` tokens, about
 `ACTIVATION_BYTES` per token, layer and hidden unit of the model dtype; with gradient
 checkpointing (model.gradient_checkpointing) each layer's input and one layer's activations at a
@@ -67,10 +68,11 @@ def episode_bytes_per_token(algo: str) -> int:
 def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, algo: str, engine: str,
              minibatch_size: int, max_length: int, kv_cache_bytes: int = 0, zero_stage: int = 0,
              num_processes: int = 1, offload: bool = False, gradient_checkpointing: bool = False,
-             vocab_size: int = 0, response_tokens: int = 0) -> dict[str, int]:
+             vocab_size: int = 0, response_tokens: int = 0, engine_bytes: int | None = None) -> dict[str, int]:
     """Bytes each part of an RL run holds on one process's device (of `num_processes` under
     DeepSpeed ZeRO), by part. Each process trains on its share of a mini-batch, the policy's
-    logits at up to `response_tokens` of each of its sequences."""
+    logits at up to `response_tokens` of each of its sequences. `engine_bytes`: what the vllm
+    engine takes where known (`vllm_bytes`), else its weights + `kv_cache_bytes`."""
     b = dtype_bytes(dtype)
     per_param = trained_bytes_per_param(dtype, zero_stage, num_processes, offload)
     minibatch_size = -(-minibatch_size // max(num_processes, 1))
@@ -83,10 +85,29 @@ def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, 
     if algo == "ppo":
         parts["value network (weights, grads, Adam)"] = int(num_params * per_param)
     if engine == "vllm":
-        parts["vllm engine (weights + KV cache)"] = num_params * b + kv_cache_bytes
+        parts["vllm engine (weights + KV cache)"] = (num_params * b + kv_cache_bytes if engine_bytes is None
+                                                     else engine_bytes)
     elif zero_stage >= 3:
         parts["whole policy copy for the hf engine (ZeRO-3)"] = num_params * b
     return parts
+
+
+def vllm_bytes(device: torch.device, fraction: float, weights: int, cpu_kv_cache_bytes: int = 2**30,
+               total: int | None = None) -> int:
+    """What the vllm engine takes: on a GPU, `fraction` (vllm_memory) of its `total` memory (vLLM
+    reserves that much for its weights, KV cache and activations, and refuses to start where it is
+    not free), which must leave room for a KV cache beside the `weights`; on the CPU, the weights
+    and the fixed KV cache its CPU build is given (`VLLMEngine`'s cpu_kv_cache_gb)."""
+    if device.type != "cuda":
+        return weights + cpu_kv_cache_bytes
+    total = torch.cuda.get_device_properties(device).total_memory if total is None else total
+    share = int(fraction * total)
+    if share < weights + 2**30:
+        gib = 2**30
+        raise ConfigError(f"vllm_memory={fraction}: {share / gib:.1f} GiB of the GPU's {total / gib:.1f} GiB leaves "
+                          f"vLLM no room for a KV cache (1 GiB or more) beside the policy's weights "
+                          f"({weights / gib:.1f} GiB); raise vllm_memory, or use engine=hf")
+    return share
 
 
 def episodes_bytes(algo: str, episodes: int, episode_tokens: int) -> int:

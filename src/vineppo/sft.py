@@ -149,7 +149,8 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         if engines:
             engines[0].load_weights(model)
         else:
-            engines.append(make_engine(cfg.engine, model, tokenizer, cfg.eval.batch_size, bos=cfg.task.prompt_bos))
+            engines.append(make_engine(cfg.engine, model, tokenizer, cfg.eval.batch_size, bos=cfg.task.prompt_bos,
+                                       vllm_memory=cfg.vllm_memory))
         engine = engines[0]
         result = evaluate(engine, task.test[:limit] if limit else task.test, cfg.task.name,
                           batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
