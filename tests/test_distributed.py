@@ -123,6 +123,31 @@ def test_two_process_deepspeed_matches_one_process(tmp_path, easy_sft_checkpoint
 
 
 @pytest.mark.slow
+def test_optimizer_offload_takes_the_same_steps(tmp_path, easy_sft_checkpoint):
+    """deepspeed.offload_optimizer=true (the authors' 7B PPO, and so the paper table's): Adam's state
+    and update on the CPU (DeepSpeed's CPU Adam, compiled on first use) for the policy and the
+    value network, one process under ZeRO-2, against plain Adam: PPO for 2 iterations on the same
+    episodes, the same losses and pre-clip gradient norms."""
+    args = EASY + RL + [f"rl.init={easy_sft_checkpoint}", "rl.algo=ppo", "rl.iterations=2", "rl.eval_every=2",
+                        "num_threads=1", "device=cpu", "rl.autocast=null"]
+    train_rl(make_config(args + [f"output_dir={tmp_path / 'plain'}"]))
+    train_rl(make_config(args + [f"output_dir={tmp_path / 'offload'}", "deepspeed.enabled=true",
+                                 "deepspeed.zero_stage=2", "deepspeed.offload_optimizer=true"]))
+    plain = read_jsonl(tmp_path / "plain" / "ppo-arith-s0" / "metrics.jsonl")
+    offload = read_jsonl(tmp_path / "offload" / "ppo-arith-s0" / "metrics.jsonl")
+    assert len(plain) == len(offload) == 2
+    for a, b in zip(plain, offload, strict=True):
+        assert a["train/reward"] == b["train/reward"] and a["train/grad_steps"] == b["train/grad_steps"]
+        for k in ("loss/policy", "loss/kl", "loss/value", "loss/clip_fraction"):
+            assert abs(a[k] - b[k]) <= LOSS_TOLERANCE, (a["iteration"], k, a[k], b[k])
+        for k in ("train/grad_norm", "train/grad_norm_value"):
+            assert b[k] == pytest.approx(a[k], rel=1e-3), (a["iteration"], k, a[k], b[k])
+    assert plain[-1]["loss/policy"] != 0 and plain[-1]["train/grad_norm"] > 0
+    state = tmp_path / "offload" / "ppo-arith-s0" / "checkpoints" / "step-2" / "deepspeed" / "state"
+    assert list(state.glob("*optim_states.pt"))  # DeepSpeed's own optimizer state, saved to resume
+
+
+@pytest.mark.slow
 def test_restem_epoch_choice_on_two_processes_matches_one(tmp_path, easy_sft_checkpoint):
     """RestEM with rl.restem_select=validation under ZeRO-2 on 2 processes (each scoring half the
     validation problems; an undone epoch restored from DeepSpeed's own checkpoint) against one

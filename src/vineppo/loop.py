@@ -250,14 +250,14 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     tokenizer = load_tokenizer(rl.init, "rl.init")
     zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
     longest_prompt = max(len(ids) for ids in tokenizer([task.prompt(e["question"]) for e in task.train])["input_ids"])
+    vllm_share = (vllm_bytes(device, cfg.vllm_memory, n_params * dtype_bytes(cfg.model.dtype))
+                  if cfg.engine == "vllm" else None)
     check_run_fits(estimate(n_params, hidden, layers, dtype=cfg.model.dtype, algo=rl.algo, engine=cfg.engine,
                             minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length,
                             zero_stage=zero_stage, num_processes=world.world_size,
                             offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
                             gradient_checkpointing=cfg.model.gradient_checkpointing, vocab_size=vocab,
-                            response_tokens=min(rl.max_new_tokens + 1, cfg.model.max_length),
-                            engine_bytes=vllm_bytes(device, cfg.vllm_memory, n_params * dtype_bytes(cfg.model.dtype))
-                            if cfg.engine == "vllm" else None),
+                            response_tokens=min(rl.max_new_tokens + 1, cfg.model.max_length), engine_bytes=vllm_share),
                    episodes_bytes(rl.algo, n_prompts * rl.samples_per_prompt,
                                   min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length)),
                    device, world.local_world_size, available_bytes)
