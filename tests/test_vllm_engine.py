@@ -146,7 +146,8 @@ def test_load_weights_reaches_engine_and_clears_prefix_cache(model_tok):
         return max(abs(a - b) for p, cs in zip(PROMPTS, comps, strict=True) for c in cs
                    for a, b in zip(c.logprobs, fresh_logprobs(m, tok, p, c.token_ids, 1.0), strict=True))
 
-    e = make_engine("vllm", model, tok, batch_size=64)
+    e = make_engine("vllm", model, tok, batch_size=64, vllm_memory=0.45)
+    assert e.llm.llm_engine.vllm_config.cache_config.gpu_memory_utilization == 0.45  # the vllm_memory key
     before = e.generate(PROMPTS, params)
     assert gap(before, model) < 1e-4 and gap(before, other) > 0.1
     e.load_weights(other)
