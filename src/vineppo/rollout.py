@@ -176,7 +176,8 @@ def chunked(fn, batch: dict[str, torch.Tensor], chunk: int, world=None, lockstep
     with prefix.lockstep(world if lockstep else None):
         for i, keep in [(i, True) for i in mine] + [(starts[-1], False)] * spare:
             idx = order[i:i + chunk]
-            sub, = trim_padding({k: v[idx].to(device or v.device) for k, v in batch.items()})
+            sub, = trim_padding({k: v[idx] for k, v in batch.items()})
+            sub = {k: v.to(device or v.device) for k, v in sub.items()}  # cut on the host, then moved
             result = fn(sub).float().to(out.device)
             if keep:  # a spare pass only keeps this process in step
                 out[idx, :sub["mask"].shape[1]] = result
