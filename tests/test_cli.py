@@ -110,3 +110,50 @@ def test_command_help_lists_the_keys_it_reads(capsys):
     assert main(["eval", "-h"]) == 0
     out = capsys.readouterr().out
     assert "\neval.split = test\n" in out and "rl.algo" not in out and "sft.max_steps" not in out
+
+
+def test_memory_plans_a_7b_ppo_run_without_loading_it(tmp_path, tiny_model_and_tokenizer, capsys):
+    """`vineppo memory` on DeepSeekMath-7B's shape (a config.json with its dimensions and a tokenizer:
+    no weights exist, none are needed), PPO as the paper table runs it on 8 x 80 GB: 79 GiB per GPU
+    with Adam on the GPUs (the hand-worked figure of tests/test_memory.py), 60 with Adam on the
+    CPU; a GPU too small is named with the settings to change."""
+    from transformers import LlamaConfig
+
+    from vineppo.config import make_config
+    from vineppo.loop import memory_parts
+    from vineppo.memory import estimate
+    from vineppo.models import load_tokenizer
+    from vineppo.tasks import load_task
+
+    _, tok = tiny_model_and_tokenizer
+    LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=30, num_attention_heads=32,
+                num_key_value_heads=32, vocab_size=102_400).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    run = [f"rl.init={tmp_path}", "rl.algo=ppo", "model.dtype=bfloat16", "model.gradient_checkpointing=true",
+           "model.max_length=2048", "rl.max_new_tokens=1024", "rl.minibatch_size=64", "deepspeed.zero_stage=2"]
+    assert main(["memory", *run, "--processes", "8", "--gpu-gib=80"]) == 0
+    out = capsys.readouterr().out
+    plan = json.loads(out.strip().splitlines()[-1])
+    n = 30 * (4 * 4096**2 + 3 * 4096 * 11008 + 2 * 4096) + 2 * 102_400 * 4096 + 4096  # Llama's parameters
+    by_hand = estimate(n, 4096, 30, dtype="bfloat16", algo="ppo", engine="hf", minibatch_size=64, max_length=2048,
+                       zero_stage=2, num_processes=8, gradient_checkpointing=True, vocab_size=102_400,
+                       response_tokens=1025)
+    assert plan["per_gpu_gib"] == round(sum(by_hand.values()) / 2**30, 2) and round(plan["per_gpu_gib"]) == 79
+    assert plan["fits"] and plan["processes"] == plan["node_processes"] == 8
+    assert "logits (one mini-batch): 12.5 GiB" in out and out.count("\nfits\n") == 1
+    cfg = make_config(run + ["deepspeed.enabled=true"])  # the loop's own check sees the same parts
+    parts, _ = memory_parts(cfg, load_task(cfg.task), load_tokenizer(str(tmp_path)), torch_cuda(), 8)
+    assert parts == by_hand
+    assert main(["memory", *run, "deepspeed.offload_optimizer=true", "--processes", "8"]) == 0
+    assert round(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["per_gpu_gib"]) == 60
+    assert main(["memory", *run, "--processes", "8", "--gpu-gib", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "does not fit: about 79.4 GiB on cuda:0, which has 40.0 GiB free\n" in out and "offload_optimizer" in out
+    assert main(["memory", *run, "--gpu-gib", "forty"]) == 2
+    assert "--gpu-gib takes a number, got 'forty'" in capsys.readouterr().err
+
+
+def torch_cuda():
+    import torch
+
+    return torch.device("cuda", 0)

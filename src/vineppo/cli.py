@@ -20,6 +20,10 @@ commands:
   tiny   the tiny preset's main job: SFT + evaluation on arith and arith_hard, then a summary table
   keys   every config key with its value and what it does; `vineppo keys rl model.dtype preset=paper`
          shows only those sections or keys, under those settings
+  memory will an RL run fit? its estimate per GPU and per node, from rl.init's config alone (no
+         weights loaded); `vineppo memory preset=paper rl.algo=ppo --processes 8 --gpu-gib 80`
+         (--processes N: DeepSpeed processes, one per GPU; --node-processes M: of them per node,
+         default N; --gpu-gib G: each GPU's memory, default 80; --host-gib H: each node's RAM)
 
 `vineppo COMMAND --help` lists the keys that COMMAND reads.
 """
@@ -134,13 +138,74 @@ def cmd_tiny(args: list[str]) -> list[dict]:
     return summaries
 
 
+MEMORY_OPTIONS = {"--processes": int, "--node-processes": int, "--gpu-gib": float, "--host-gib": float}
+
+
+def cmd_memory(args: list[str]) -> dict:
+    """`vineppo memory`: the RL memory check (`loop.memory_parts`, `memory.check_run_fits`) for a
+    planned GPU run, on any machine: per GPU by part, and the episodes per node; whether it fits."""
+    import torch
+
+    from vineppo.loop import memory_parts
+    from vineppo.memory import check_run_fits
+    from vineppo.models import load_tokenizer
+    from vineppo.tasks import load_task
+
+    opts: dict[str, float] = {}
+    overrides = []
+    it = iter(args)
+    for a in it:
+        name, eq, value = a.partition("=")
+        if name in MEMORY_OPTIONS:
+            raw = value if eq else next(it, None)
+            try:
+                opts[name] = MEMORY_OPTIONS[name](raw)
+            except (TypeError, ValueError):
+                raise ConfigError(f"vineppo memory: {name} takes a number, got {raw!r}") from None
+        elif a.startswith("--"):
+            raise ConfigError(f"vineppo memory: unknown option {a}; options: {', '.join(MEMORY_OPTIONS)}")
+        else:
+            overrides.append(a)
+    processes = int(opts.get("--processes", 1))
+    per_node = int(opts.get("--node-processes", processes))
+    gpu_gib, host_gib = opts.get("--gpu-gib", 80.0), opts.get("--host-gib")
+    if processes < 1 or not 1 <= per_node <= processes or gpu_gib <= 0 or (host_gib is not None and host_gib <= 0):
+        raise ConfigError("vineppo memory: --processes >= 1, 1 <= --node-processes <= --processes, and positive "
+                          "--gpu-gib / --host-gib")
+    if processes > 1:
+        overrides.append("deepspeed.enabled=true")  # as the launcher runs a multi-GPU job
+    cfg = make_config(overrides)
+    gib, gpu = 2**30, torch.device("cuda", 0)
+    parts, episodes = memory_parts(cfg, load_task(cfg.task), load_tokenizer(cfg.rl.init, "rl.init"), gpu, processes,
+                                   gpu_bytes=int(gpu_gib * gib))
+    free = {"cuda": int(gpu_gib * gib), "cpu": int(host_gib * gib) if host_gib else 2**62}
+    verdict = "fits"
+    try:
+        check_run_fits(parts, episodes, gpu, per_node, lambda d: free[d.type])
+    except ConfigError as e:  # its first line (where, how much) and its last (what to change)
+        first, *_, hint = str(e).splitlines()
+        verdict = f"does not fit: {first.removeprefix('the run needs ').rstrip(':')}\n  {hint}"
+    lines = [f"rl.algo={cfg.rl.algo} from {cfg.rl.init}, {processes} process(es) of a {gpu_gib:g} GiB GPU each, "
+             f"{per_node} per node", "per GPU:"]
+    lines += [f"  {k}: {v / gib:.1f} GiB" for k, v in parts.items()]
+    lines += [f"  total: {sum(parts.values()) / gib:.1f} GiB", "per node, host RAM:",
+              f"  the iteration's episodes (token tensors), {per_node} x {episodes / gib:.1f} GiB: "
+              f"{per_node * episodes / gib:.1f} GiB" + (f" of {host_gib:g}" if host_gib else ""), verdict]
+    out = {"gpu_gib": gpu_gib, "processes": processes, "node_processes": per_node,
+           "per_gpu_gib": round(sum(parts.values()) / gib, 2), "host_gib": round(per_node * episodes / gib, 2),
+           "fits": verdict == "fits", "parts_gib": {k: round(v / gib, 2) for k, v in parts.items()}}
+    print("\n".join(lines))
+    print(json.dumps(out))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
     command, args = argv[0], argv[1:]
-    commands = {"sft": cmd_sft, "rl": cmd_rl, "eval": cmd_eval, "tiny": cmd_tiny}
+    commands = {"sft": cmd_sft, "rl": cmd_rl, "eval": cmd_eval, "tiny": cmd_tiny, "memory": cmd_memory}
     try:
         if command == "keys":
             print(describe_keys(args))

@@ -126,6 +126,27 @@ def loss_items(algo: str, mask: torch.Tensor) -> float:
     return mask.shape[0] / 2 if algo == "dpo_plus" else float(mask.sum().clamp(min=1))
 
 
+def memory_parts(cfg: Config, task, tokenizer, device: torch.device, num_processes: int,
+                 gpu_bytes: int | None = None) -> tuple[dict[str, int], int]:
+    """What an RL run of `cfg` holds on each of its `num_processes` devices, by part
+    (`memory.estimate`), and the bytes of the iteration's episodes each holds in host memory: from
+    rl.init's config alone (no weights loaded) and the task's longest prompt. `gpu_bytes`: the
+    GPU's memory, where it is not this machine's (`vineppo memory`)."""
+    rl = cfg.rl
+    n_params, hidden, layers, vocab = model_shape(rl.init)
+    longest_prompt = max(len(ids) for ids in tokenizer([task.prompt(e["question"]) for e in task.train])["input_ids"])
+    episodes = (rl.prompts_per_iter or len(task.train)) * rl.samples_per_prompt
+    vllm_share = (vllm_bytes(device, cfg.vllm_memory, n_params * dtype_bytes(cfg.model.dtype), total=gpu_bytes)
+                  if cfg.engine == "vllm" else None)
+    parts = estimate(n_params, hidden, layers, dtype=cfg.model.dtype, algo=rl.algo, engine=cfg.engine,
+                     minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length,
+                     zero_stage=cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0,
+                     num_processes=num_processes, offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
+                     gradient_checkpointing=cfg.model.gradient_checkpointing, vocab_size=vocab,
+                     response_tokens=min(rl.max_new_tokens + 1, cfg.model.max_length), engine_bytes=vllm_share)
+    return parts, episodes_bytes(rl.algo, episodes, min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length))
+
+
 def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_group: int, rl: RLConfig,
                    task: str, seed: int, rollout_reward,
                    fmt: PromptFormat = TINY_FORMAT) -> tuple[list[Episode], dict[str, float], float]:
@@ -246,21 +267,11 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     device = world.device(cfg.device)
     # 'auto' defers to DeepSpeed's own bf16 when it is on.
     precision = resolve_autocast(None if cfg.deepspeed.enabled else rl.autocast, device)
-    n_params, hidden, layers, vocab = model_shape(rl.init)  # before any model is loaded: will it fit?
     tokenizer = load_tokenizer(rl.init, "rl.init")
     zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
-    longest_prompt = max(len(ids) for ids in tokenizer([task.prompt(e["question"]) for e in task.train])["input_ids"])
-    vllm_share = (vllm_bytes(device, cfg.vllm_memory, n_params * dtype_bytes(cfg.model.dtype))
-                  if cfg.engine == "vllm" else None)
-    check_run_fits(estimate(n_params, hidden, layers, dtype=cfg.model.dtype, algo=rl.algo, engine=cfg.engine,
-                            minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length,
-                            zero_stage=zero_stage, num_processes=world.world_size,
-                            offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
-                            gradient_checkpointing=cfg.model.gradient_checkpointing, vocab_size=vocab,
-                            response_tokens=min(rl.max_new_tokens + 1, cfg.model.max_length), engine_bytes=vllm_share),
-                   episodes_bytes(rl.algo, n_prompts * rl.samples_per_prompt,
-                                  min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length)),
-                   device, world.local_world_size, available_bytes)
+    # Before any model is loaded: will it fit? (`vineppo memory` prints the same estimate.)
+    check_run_fits(*memory_parts(cfg, task, tokenizer, device, world.world_size), device, world.local_world_size,
+                   available_bytes)
     # DeepSpeed keeps fp32 master weights itself and casts the trained modules to bf16 when asked.
     train_dtype = "float32" if cfg.deepspeed.enabled else cfg.model.dtype
     start_key = "rl.init" if resume is None else "the run's last checkpoint"
