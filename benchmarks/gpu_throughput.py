@@ -91,7 +91,7 @@ def build_checkpoint(arch: dict, folder: Path, dtype: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def run_method(algo: str, init: Path, out: Path, args) -> list[dict]:
+def run_method(algo: str, init: Path, out: Path, args) -> tuple[list[dict], dict]:
     from vineppo.config import make_config
     from vineppo.loop import train_rl
     from vineppo.runio import read_jsonl
@@ -106,11 +106,12 @@ def run_method(algo: str, init: Path, out: Path, args) -> list[dict]:
         f"output_dir={out}", f"run_name={algo}", f"device={args.device}", "eval.max_new_tokens=16",
         "eval.batch_size=64", *args.set,
     ])
-    train_rl(cfg)
-    return read_jsonl(out / algo / "metrics.jsonl")
+    summary = train_rl(cfg)
+    return read_jsonl(out / algo / "metrics.jsonl"), summary
 
 
-def summarise(algo: str, records: list[dict], num_params: int, epochs: int, k: int, peak: float | None) -> dict:
+def summarise(algo: str, records: list[dict], num_params: int, epochs: int, k: int, peak: float | None,
+              estimate_gib: float | None = None) -> dict:
     rows = records[1:] or records  # iteration 1 is warm-up
     gen_tokens = statistics.fmean(r["train/tokens_generated"] for r in rows)
     trained = statistics.fmean(r["train/tokens_trained"] for r in rows)
@@ -133,6 +134,11 @@ def summarise(algo: str, records: list[dict], num_params: int, epochs: int, k: i
         "training_tokens_per_s": round(trained * epochs / t_train, 1),
         "model_tflops_per_s": round(flops / total / 1e12, 3),
         "mfu": round(flops / total / peak, 4) if peak else None,
+        # The before-start memory estimate (vineppo.memory) against what torch allocated at most
+        # on the GPU (memory/peak_gib; absent on the CPU).
+        "memory_estimate_gib": estimate_gib,
+        "memory_peak_gib": round(max(r["memory/peak_gib"] for r in records), 2)
+        if all("memory/peak_gib" in r for r in records) else None,
     }
 
 
@@ -173,14 +179,17 @@ def main() -> int:
         init = Path(tmp) / "init"
         num_params = build_checkpoint(arch, init, args.dtype)
         for algo in args.methods:
-            records = run_method(algo, init, Path(tmp) / "runs", args)
-            results.append(summarise(algo, records, num_params, 2, args.k, peak))
-    print(f"{'method':<9} {'s/iter':>7} {'gen tok/s':>10} {'MC tok/s':>10} {'train tok/s':>12} {'TFLOP/s':>8} {'MFU':>6}")
+            records, summary = run_method(algo, init, Path(tmp) / "runs", args)
+            results.append(summarise(algo, records, num_params, 2, args.k, peak, summary.get("memory_estimate_gib")))
+    print(f"{'method':<9} {'s/iter':>7} {'gen tok/s':>10} {'MC tok/s':>10} {'train tok/s':>12} {'TFLOP/s':>8} {'MFU':>6} "
+          f"{'GiB est.':>9} {'GiB peak':>9}")
     for r in results:
         mc = f"{r['mc_tokens_per_s']:.0f}" if r["mc_tokens_per_s"] else "-"
         mfu = f"{r['mfu']:.3f}" if r["mfu"] is not None else "-"
+        peak_gib = f"{r['memory_peak_gib']:.2f}" if r["memory_peak_gib"] is not None else "-"
         print(f"{r['method']:<9} {r['s_per_iteration']:>7} {r['generation_tokens_per_s']:>10.0f} {mc:>10} "
-              f"{r['training_tokens_per_s']:>12.0f} {r['model_tflops_per_s']:>8} {mfu:>6}")
+              f"{r['training_tokens_per_s']:>12.0f} {r['model_tflops_per_s']:>8} {mfu:>6} "
+              f"{r['memory_estimate_gib']:>9} {peak_gib:>9}")
     print(json.dumps({"device": device_name, "scale": args.scale, "parameters": num_params, "dtype": args.dtype,
                       "torch": torch.__version__, "overrides": args.set, "results": results}))
     return 0

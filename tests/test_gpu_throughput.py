@@ -52,3 +52,6 @@ def test_tiny_scale_run_reports_consistent_numbers():
         assert r["generation_tokens_per_s"] > 0 and r["training_tokens_per_s"] > 0
         assert r["mfu"] == pytest.approx(r["model_tflops_per_s"] / 1.0, abs=1e-3)  # peak given as 1 TFLOP/s
     assert by["vineppo"]["mc_tokens_per_s"] > 0 and by["ppo"]["mc_tokens_per_s"] is None
+    # The memory estimate beside each method (PPO's adds its value network); no GPU, no peak.
+    assert by["ppo"]["memory_estimate_gib"] > by["vineppo"]["memory_estimate_gib"] > 0
+    assert by["ppo"]["memory_peak_gib"] is None and by["vineppo"]["memory_peak_gib"] is None

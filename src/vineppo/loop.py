@@ -270,8 +270,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     tokenizer = load_tokenizer(rl.init, "rl.init")
     zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
     # Before any model is loaded: will it fit? (`vineppo memory` prints the same estimate.)
-    check_run_fits(*memory_parts(cfg, task, tokenizer, device, world.world_size), device, world.local_world_size,
-                   available_bytes)
+    parts, held = memory_parts(cfg, task, tokenizer, device, world.world_size)
+    check_run_fits(parts, held, device, world.local_world_size, available_bytes)
     # DeepSpeed keeps fp32 master weights itself and casts the trained modules to bf16 when asked.
     train_dtype = "float32" if cfg.deepspeed.enabled else cfg.model.dtype
     start_key = "rl.init" if resume is None else "the run's last checkpoint"
@@ -328,6 +328,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         # 1. Sample prompts; this process generates its rollout shards (with VinePPO's MC values,
         #    or GRPO's / RLOO's group advantages); every process then holds all episodes.
         t0 = time.time()
+        if device.type == "cuda":  # this iteration's peak, against the estimate (summary's memory_estimate_gib)
+            torch.cuda.reset_peak_memory_stats(device)
         for model in (policy, value_model):  # sampling and the no-grad passes in eval mode (they share prefixes)
             if model is not None:
                 model.eval()
@@ -475,6 +477,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 if done == rl.iterations:
                     atomic_write_json(run.eval_file("test"), whole)
             record["time/eval_s"] = time.time() - t_eval  # in later iterations' elapsed_s, not in this one's
+        if device.type == "cuda":  # the most this process had allocated through torch in the iteration
+            record["memory/peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
         if world.is_main:
             run.log(record)
         if done % rl.save_every == 0 or done == rl.iterations:
@@ -494,7 +498,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                **({"test_sampled_accuracy": last_eval["eval/sampled_accuracy"], "eval_samples": rl.eval_samples}
                   if "eval/sampled_accuracy" in last_eval else {}),
                "seconds_per_iteration": (records[-1]["time/elapsed_s"] / len(records)) if records else None,
-               "commit": commit, "processes": world.world_size, "autocast": precision}
+               "commit": commit, "processes": world.world_size, "autocast": precision,
+               "memory_estimate_gib": round(sum(parts.values()) / 2**30, 3)}  # per device, `vineppo memory`
     if finished is not None:  # extended: where the earlier part came from
         summary["extended_from"] = [*finished.get("extended_from", []),
                                     {k: finished.get(k) for k in ("iterations", "commit", "test_greedy_accuracy")}]
