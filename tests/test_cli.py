@@ -120,7 +120,7 @@ def test_memory_plans_a_7b_ppo_run_without_loading_it(tmp_path, tiny_model_and_t
     from transformers import LlamaConfig
 
     from vineppo.config import make_config
-    from vineppo.loop import memory_parts
+    from vineppo.loop import longest_prompt, memory_parts
     from vineppo.memory import estimate
     from vineppo.models import load_tokenizer
     from vineppo.tasks import load_task
@@ -142,7 +142,8 @@ def test_memory_plans_a_7b_ppo_run_without_loading_it(tmp_path, tiny_model_and_t
     assert plan["fits"] and plan["processes"] == plan["node_processes"] == 8
     assert "logits (one mini-batch): 12.5 GiB" in out and out.count("\nfits\n") == 1
     cfg = make_config(run + ["deepspeed.enabled=true"])  # the loop's own check sees the same parts
-    parts, _ = memory_parts(cfg, load_task(cfg.task), load_tokenizer(str(tmp_path)), torch_cuda(), 8)
+    task = load_task(cfg.task)
+    parts, _ = memory_parts(cfg, longest_prompt(task, load_tokenizer(str(tmp_path))), len(task.train), torch_cuda(), 8)
     assert parts == by_hand
     assert main(["memory", *run, "deepspeed.offload_optimizer=true", "--processes", "8"]) == 0
     assert round(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["per_gpu_gib"]) == 60

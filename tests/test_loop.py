@@ -94,12 +94,14 @@ def test_two_iterations(tmp_path, easy_sft_checkpoint, algo):
     assert summary["autocast"] == resolve_autocast("auto", torch.device("cpu"))
     # The before-start memory estimate per device, as `vineppo memory` prints it (on a GPU each
     # record's memory/peak_gib sits beside it; not on the CPU).
-    from vineppo.loop import memory_parts
+    from vineppo.loop import longest_prompt, memory_parts
     from vineppo.models import load_tokenizer
     from vineppo.tasks import load_task
 
     cfg = config(tmp_path, easy_sft_checkpoint, algo)
-    parts, _ = memory_parts(cfg, load_task(cfg.task), load_tokenizer(easy_sft_checkpoint), torch.device("cpu"), 1)
+    task = load_task(cfg.task)
+    parts, _ = memory_parts(cfg, longest_prompt(task, load_tokenizer(easy_sft_checkpoint)), len(task.train),
+                            torch.device("cpu"), 1)
     assert summary["memory_estimate_gib"] == round(sum(parts.values()) / 2**30, 3) > 0
     assert ("value network (weights, grads, Adam)" in parts) == (algo == "ppo")
     assert not any(k.startswith("memory/") for r in records for k in r)

@@ -146,7 +146,7 @@ def cmd_memory(args: list[str]) -> dict:
     planned GPU run, on any machine: per GPU by part, and the episodes per node; whether it fits."""
     import torch
 
-    from vineppo.loop import memory_parts
+    from vineppo.loop import longest_prompt, memory_parts
     from vineppo.memory import check_run_fits
     from vineppo.models import load_tokenizer
     from vineppo.tasks import load_task
@@ -176,8 +176,9 @@ def cmd_memory(args: list[str]) -> dict:
         overrides.append("deepspeed.enabled=true")  # as the launcher runs a multi-GPU job
     cfg = make_config(overrides)
     gib, gpu = 2**30, torch.device("cuda", 0)
-    parts, episodes = memory_parts(cfg, load_task(cfg.task), load_tokenizer(cfg.rl.init, "rl.init"), gpu, processes,
-                                   gpu_bytes=int(gpu_gib * gib))
+    task = load_task(cfg.task)
+    parts, episodes = memory_parts(cfg, longest_prompt(task, load_tokenizer(cfg.rl.init, "rl.init")), len(task.train),
+                                   gpu, processes, gpu_bytes=int(gpu_gib * gib))
     free = {"cuda": int(gpu_gib * gib), "cpu": int(host_gib * gib) if host_gib else 2**62}
     verdict = "fits"
     try:

@@ -126,16 +126,20 @@ def loss_items(algo: str, mask: torch.Tensor) -> float:
     return mask.shape[0] / 2 if algo == "dpo_plus" else float(mask.sum().clamp(min=1))
 
 
-def memory_parts(cfg: Config, task, tokenizer, device: torch.device, num_processes: int,
+def longest_prompt(task, tokenizer) -> int:
+    """Tokens in the task's longest RL prompt."""
+    return max(len(ids) for ids in tokenizer([task.prompt(e["question"]) for e in task.train])["input_ids"])
+
+
+def memory_parts(cfg: Config, prompt_tokens: int, train_problems: int, device: torch.device, num_processes: int,
                  gpu_bytes: int | None = None) -> tuple[dict[str, int], int]:
     """What an RL run of `cfg` holds on each of its `num_processes` devices, by part
     (`memory.estimate`), and the bytes of the iteration's episodes each holds in host memory: from
-    rl.init's config alone (no weights loaded) and the task's longest prompt. `gpu_bytes`: the
-    GPU's memory, where it is not this machine's (`vineppo memory`)."""
+    rl.init's config alone (no weights loaded), the longest prompt's tokens and the number of RL
+    problems. `gpu_bytes`: the GPU's memory, where it is not this machine's (`vineppo memory`)."""
     rl = cfg.rl
     n_params, hidden, layers, vocab = model_shape(rl.init)
-    longest_prompt = max(len(ids) for ids in tokenizer([task.prompt(e["question"]) for e in task.train])["input_ids"])
-    episodes = (rl.prompts_per_iter or len(task.train)) * rl.samples_per_prompt
+    episodes = (rl.prompts_per_iter or train_problems) * rl.samples_per_prompt
     vllm_share = (vllm_bytes(device, cfg.vllm_memory, n_params * dtype_bytes(cfg.model.dtype), total=gpu_bytes)
                   if cfg.engine == "vllm" else None)
     parts = estimate(n_params, hidden, layers, dtype=cfg.model.dtype, algo=rl.algo, engine=cfg.engine,
@@ -144,7 +148,7 @@ def memory_parts(cfg: Config, task, tokenizer, device: torch.device, num_process
                      num_processes=num_processes, offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
                      gradient_checkpointing=cfg.model.gradient_checkpointing, vocab_size=vocab,
                      response_tokens=min(rl.max_new_tokens + 1, cfg.model.max_length), engine_bytes=vllm_share)
-    return parts, episodes_bytes(rl.algo, episodes, min(longest_prompt + 1 + rl.max_new_tokens, cfg.model.max_length))
+    return parts, episodes_bytes(rl.algo, episodes, min(prompt_tokens + 1 + rl.max_new_tokens, cfg.model.max_length))
 
 
 def generate_shard(engine, tokenizer, examples: list[dict[str, str]], first_group: int, rl: RLConfig,
@@ -270,7 +274,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     tokenizer = load_tokenizer(rl.init, "rl.init")
     zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
     # Before any model is loaded: will it fit? (`vineppo memory` prints the same estimate.)
-    parts, held = memory_parts(cfg, task, tokenizer, device, world.world_size)
+    parts, held = memory_parts(cfg, longest_prompt(task, tokenizer), len(task.train), device, world.world_size)
     check_run_fits(parts, held, device, world.local_world_size, available_bytes)
     # DeepSpeed keeps fp32 master weights itself and casts the trained modules to bf16 when asked.
     train_dtype = "float32" if cfg.deepspeed.enabled else cfg.model.dtype
