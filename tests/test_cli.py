@@ -158,3 +158,24 @@ def torch_cuda():
     import torch
 
     return torch.device("cuda", 0)
+
+
+def test_out_of_memory_is_a_short_message_with_the_settings(monkeypatch, capsys):
+    """A GPU running out of memory mid-run (torch.OutOfMemoryError) ends the command with exit 3,
+    torch's first line and what to change, not a traceback; other runtime errors still raise."""
+    import pytest
+    import torch
+
+    from vineppo import loop
+
+    def oom(cfg, progress=False):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total)\nsecond line")
+
+    monkeypatch.setattr(loop, "train_rl", oom)
+    assert main(["rl", "rl.algo=ppo"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("out of memory: CUDA out of memory. Tried to allocate 2.00 GiB") and "second line" not in err
+    assert "resumes the run from its last checkpoint" in err and "vineppo memory" in err
+    monkeypatch.setattr(loop, "train_rl", lambda cfg, progress=False: (_ for _ in ()).throw(RuntimeError("other")))
+    with pytest.raises(RuntimeError, match="other"):
+        main(["rl", "rl.algo=ppo"])

@@ -200,6 +200,13 @@ def cmd_memory(args: list[str]) -> dict:
     return out
 
 
+OOM_HINT = ("The same command resumes the run from its last checkpoint. To fit: a smaller rl.minibatch_size "
+            "(sft.batch_size) or model.max_length, model.gradient_checkpointing=true, "
+            "deepspeed.offload_optimizer=true or more processes with deepspeed.enabled=true, engine=hf or a "
+            "smaller vllm_memory; `vineppo memory` with the same settings prints the estimate part by part.")
+"""What a GPU out-of-memory error in a run is told, instead of torch's traceback."""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -226,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         print(f"data error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # torch.OutOfMemoryError, without importing torch for every command
+        if type(e).__name__ != "OutOfMemoryError":
+            raise
+        print(f"out of memory: {str(e).splitlines()[0]}\n{OOM_HINT}", file=sys.stderr)
+        return 3
     return 0
 
 
