@@ -152,6 +152,8 @@ def test_memory_plans_a_7b_ppo_run_without_loading_it(tmp_path, tiny_model_and_t
     assert "does not fit: about 79.4 GiB on cuda:0, which has 40.0 GiB free\n" in out and "offload_optimizer" in out
     assert main(["memory", *run, "--gpu-gib", "forty"]) == 2
     assert "--gpu-gib takes a number, got 'forty'" in capsys.readouterr().err
+    assert main(["memory", "--help"]) == 0 and "--node-processes M: of them per node" in capsys.readouterr().out
+    assert main(["memory", "--gpus", "8"]) == 2 and "unknown option --gpus" in capsys.readouterr().err
 
 
 def torch_cuda():

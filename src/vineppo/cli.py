@@ -151,6 +151,11 @@ def cmd_memory(args: list[str]) -> dict:
     from vineppo.models import load_tokenizer
     from vineppo.tasks import load_task
 
+    if {"-h", "--help"} & set(args):
+        at = USAGE.index("  memory ")
+        print("usage: vineppo memory [key=value ...] [--processes N] [--node-processes M] [--gpu-gib G] "
+              f"[--host-gib H]\n{USAGE[at:USAGE.index(chr(10) * 2, at)]}")
+        return {}
     opts: dict[str, float] = {}
     overrides = []
     it = iter(args)
