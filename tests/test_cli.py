@@ -153,6 +153,14 @@ def test_memory_plans_a_7b_ppo_run_without_loading_it(tmp_path, tiny_model_and_t
     assert main(["memory", *run, "--gpu-gib", "forty"]) == 2
     assert "--gpu-gib takes a number, got 'forty'" in capsys.readouterr().err
     assert main(["memory", "--help"]) == 0 and "--node-processes M: of them per node" in capsys.readouterr().out
+    # Planning without the data: GSM8K is a hub dataset (not reachable here); given the longest
+    # prompt and the problem count, nothing of it is read. DPO+'s 7,100 x 64 episodes of up to
+    # 200 + 1 + 1,024 tokens x 32 B, on each of 8 processes.
+    assert main(["memory", *run, "task.name=gsm8k", "rl.algo=dpo_plus", "rl.prompts_per_iter=0",
+                 "rl.samples_per_prompt=64", "--processes", "8", "--prompt-tokens", "200",
+                 "--train-problems", "7100"]) == 0
+    plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plan["host_gib"] == round(8 * 7100 * 64 * 1225 * 32 / 2**30, 2)
     assert main(["memory", "--gpus", "8"]) == 2 and "unknown option --gpus" in capsys.readouterr().err
 
 

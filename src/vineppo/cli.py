@@ -23,7 +23,9 @@ commands:
   memory will an RL run fit? its estimate per GPU and per node, from rl.init's config alone (no
          weights loaded); `vineppo memory preset=paper rl.algo=ppo --processes 8 --gpu-gib 80`
          (--processes N: DeepSpeed processes, one per GPU; --node-processes M: of them per node,
-         default N; --gpu-gib G: each GPU's memory, default 80; --host-gib H: each node's RAM)
+         default N; --gpu-gib G: each GPU's memory, default 80; --host-gib H: each node's RAM;
+         --prompt-tokens P --train-problems T: the longest prompt and the RL problems, instead of
+         reading the task's data)
 
 `vineppo COMMAND --help` lists the keys that COMMAND reads.
 """
@@ -138,7 +140,8 @@ def cmd_tiny(args: list[str]) -> list[dict]:
     return summaries
 
 
-MEMORY_OPTIONS = {"--processes": int, "--node-processes": int, "--gpu-gib": float, "--host-gib": float}
+MEMORY_OPTIONS = {"--processes": int, "--node-processes": int, "--gpu-gib": float, "--host-gib": float,
+                  "--prompt-tokens": int, "--train-problems": int}
 
 
 def cmd_memory(args: list[str]) -> dict:
@@ -154,7 +157,7 @@ def cmd_memory(args: list[str]) -> dict:
     if {"-h", "--help"} & set(args):
         at = USAGE.index("  memory ")
         print("usage: vineppo memory [key=value ...] [--processes N] [--node-processes M] [--gpu-gib G] "
-              f"[--host-gib H]\n{USAGE[at:USAGE.index(chr(10) * 2, at)]}")
+              f"[--host-gib H] [--prompt-tokens P --train-problems T]\n{USAGE[at:USAGE.index(chr(10) * 2, at)]}")
         return {}
     opts: dict[str, float] = {}
     overrides = []
@@ -181,9 +184,12 @@ def cmd_memory(args: list[str]) -> dict:
         overrides.append("deepspeed.enabled=true")  # as the launcher runs a multi-GPU job
     cfg = make_config(overrides)
     gib, gpu = 2**30, torch.device("cuda", 0)
-    task = load_task(cfg.task)
-    parts, episodes = memory_parts(cfg, longest_prompt(task, load_tokenizer(cfg.rl.init, "rl.init")), len(task.train),
-                                   gpu, processes, gpu_bytes=int(gpu_gib * gib))
+    if "--prompt-tokens" in opts and "--train-problems" in opts:  # planning without the dataset
+        prompt_tokens, problems = int(opts["--prompt-tokens"]), int(opts["--train-problems"])
+    else:
+        task = load_task(cfg.task)
+        prompt_tokens, problems = longest_prompt(task, load_tokenizer(cfg.rl.init, "rl.init")), len(task.train)
+    parts, episodes = memory_parts(cfg, prompt_tokens, problems, gpu, processes, gpu_bytes=int(gpu_gib * gib))
     free = {"cuda": int(gpu_gib * gib), "cpu": int(host_gib * gib) if host_gib else 2**62}
     verdict = "fits"
     try:
