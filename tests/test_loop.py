@@ -573,3 +573,45 @@ def test_a_resumed_run_may_turn_gradient_checkpointing_on(tmp_path):
     with pytest.raises(ConfigError, match="rl.clip"):
         check_unchanged(path, make_config(["rl.algo=ppo", "rl.clip=0.3", "model.gradient_checkpointing=true"]),
                         RESUME_FREE)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dpo_plus"])
+def test_micro_batches_take_the_same_steps(tmp_path, easy_sft_checkpoint, algo):
+    """rl.micro_batch_size=2: each mini-batch of 8 episodes (4 DPO+ pairs) runs as 4 forward and
+    backward passes of 2 (2 of 2 pairs: whole pairs), their gradients accumulated, one optimizer
+    step: the same updates as one pass, to float rounding. Both in fp32 on the plain path (bf16
+    autocast and the shared-prefix path round differently for other row groupings)."""
+    runs = {}
+    for micro in ("null", "2"):
+        train_rl(config(tmp_path / micro, easy_sft_checkpoint, algo, [f"rl.micro_batch_size={micro}",
+                                                                      "rl.shared_prefix=false", "rl.autocast=null"]))
+        runs[micro] = read_jsonl(tmp_path / micro / f"{algo}-arith-s0" / "metrics.jsonl")
+    one, micro = runs["null"], runs["2"]
+    assert [r["train/grad_steps"] for r in one] == [r["train/grad_steps"] for r in micro]
+    for a, b in zip(one, micro, strict=True):
+        assert a["train/reward"] == b["train/reward"] and a["train/tokens_trained"] == b["train/tokens_trained"]
+        for k in ("loss/policy", "loss/kl", "loss/value"):
+            if k in a:
+                assert b[k] == pytest.approx(a[k], abs=1e-5), (a["iteration"], k)
+        for k in ("train/grad_norm", "train/grad_norm_value"):
+            if k in a:
+                assert b[k] == pytest.approx(a[k], rel=1e-4), (a["iteration"], k)
+    assert one[-1]["eval/greedy_accuracy"] == micro[-1]["eval/greedy_accuracy"]
+    assert one[-1]["loss/policy"] != 0 and one[-1]["train/grad_norm"] > 0
+
+
+def test_micro_batches_are_counted_in_passes(tmp_path, easy_sft_checkpoint, monkeypatch):
+    """Each optimizer step of 8 episodes runs ceil(8 / 3) = 3 forward passes of at most 3 rows."""
+    from vineppo.learner import Updater
+
+    rows = []
+    real = Updater.__call__
+
+    def call(self, mb, temperature):
+        rows.append(mb["input_ids"].shape[0])
+        return real(self, mb, temperature)
+
+    monkeypatch.setattr(Updater, "__call__", call)
+    train_rl(config(tmp_path, easy_sft_checkpoint, "grpo", ["rl.micro_batch_size=3", "rl.iterations=1",
+                                                            "rl.eval_every=1"]))
+    assert rows == [3, 3, 2] * 4  # 2 epochs x 2 steps

@@ -205,3 +205,27 @@ def test_vllm_memory_is_a_share():
     for bad in ("0", "1.5", "-0.2"):
         with pytest.raises(ConfigError, match="vllm_memory must be"):
             make_config([f"vllm_memory={bad}"])
+
+
+def test_micro_batches_shrink_a_pass():
+    """rl.micro_batch_size=8 on one GPU: a pass holds 8 of the mini-batch's 64 sequences, so the
+    activations and logits are an eighth (RhoMath-1.1B's PPO: 85 GiB on one GPU, 41 GiB in passes
+    of 8); it cannot raise a process's share (64 over 8 GPUs is 8 already)."""
+    kw = dict(dtype="bfloat16", algo="ppo", engine="hf", minibatch_size=64, max_length=2048,
+              gradient_checkpointing=True, vocab_size=32_000, response_tokens=1025)
+    whole, micro = (estimate(1_100_048_384, 2048, 22, micro_batch_size=m, **kw) for m in (None, 8))
+    for part in ("activations (one mini-batch)", "logits (one mini-batch)"):
+        assert micro[part] * 8 == whole[part]
+    assert round(sum(whole.values()) / 2**30) == 85 and round(sum(micro.values()) / 2**30) == 41
+    assert estimate(1_100_048_384, 2048, 22, num_processes=8, micro_batch_size=16, **kw) == \
+        estimate(1_100_048_384, 2048, 22, num_processes=8, **kw)
+
+
+def test_micro_batches_are_for_one_process():
+    from vineppo.config import make_config
+
+    assert make_config(["rl.micro_batch_size=8"]).rl.micro_batch_size == 8
+    with pytest.raises(ConfigError, match="rl.micro_batch_size must be >= 1"):
+        make_config(["rl.micro_batch_size=0"])
+    with pytest.raises(ConfigError, match="rl.micro_batch_size accumulates gradients without DeepSpeed"):
+        make_config(["rl.micro_batch_size=8", "deepspeed.enabled=true"])

@@ -179,6 +179,11 @@ class RLConfig:
     """Passes over each iteration's episodes (paper: 2)."""
     minibatch_size: int = 16
     """Episodes per optimizer step (paper: 64)."""
+    micro_batch_size: int | None = None
+    """Episodes per forward and backward pass: each step accumulates the gradients of its
+    mini-batch over micro-batches of this many (whole DPO+ pairs), for less memory and the same
+    update (the authors' per_device_train_batch_size: 8). None: the whole mini-batch at once.
+    Without DeepSpeed (one process); under it each process runs its share in one pass."""
     learning_rate: float = 1e-4
     """Adam learning rate (paper: 1e-6 for 1B-7B models; the 1M-parameter tiny model needs more)."""
     grad_clip: float = 1.0
@@ -475,7 +480,7 @@ def make_config(overrides: dict[str, Any] | list[str] | None = None) -> Config:
 # (rl.minibatch_size=0, rl.vine_k=0, a negative rate) fails here by name, not deep in training.
 AT_LEAST_1 = ("model.vocab_size", "model.hidden_size", "model.num_layers", "model.num_heads",
               "model.intermediate_size", "model.max_length", "sft.batch_size", "sft.max_steps", "sft.save_every",
-              "sft.log_every", "eval.batch_size", "eval.max_new_tokens", "rl.dpo_max_pairs",
+              "sft.log_every", "eval.batch_size", "eval.max_new_tokens", "rl.dpo_max_pairs", "rl.micro_batch_size",
               "rl.samples_per_prompt", "rl.epochs", "rl.minibatch_size", "rl.max_new_tokens", "rl.vine_k",
               "rl.eval_every", "rl.save_every", "rl.rollout_batch_size", "task.num_train", "task.num_test",
               "task.limit_test")
@@ -554,6 +559,10 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"rl.vine_steps: {e}") from None
     if cfg.rl.algo == "restem" and cfg.rl.restem_select == "validation" and cfg.task.num_validation < 1:
         raise ConfigError("rl.restem_select=validation needs a validation split: set task.num_validation >= 1")
+    if cfg.rl.micro_batch_size is not None and cfg.deepspeed.enabled:
+        raise ConfigError("rl.micro_batch_size accumulates gradients without DeepSpeed (one process); under "
+                          "deepspeed.enabled=true each process runs its share of a mini-batch in one pass: "
+                          "lower the share with more processes, or drop rl.micro_batch_size")
     if cfg.rl.algo in GROUP_METHODS and cfg.rl.samples_per_prompt < 2:
         raise ConfigError(f"rl.algo={cfg.rl.algo} compares each prompt's responses with each other: "
                           f"rl.samples_per_prompt must be >= 2, got {cfg.rl.samples_per_prompt}")

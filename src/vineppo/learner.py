@@ -201,6 +201,7 @@ class Updater:
             # One fused kernel over all parameters instead of a Python loop over them.
             self.optimizer = torch.optim.Adam(groups, lr=cfg.rl.learning_rate, fused=True)
         self.base_lrs = [g["lr"] for g in self._param_groups()]
+        self.stepped = True  # no gradients of this updater's yet
 
     def _param_groups(self) -> list[dict[str, Any]]:
         """Every optimizer's parameter groups (DeepSpeed's engines' wrap their own)."""
@@ -228,20 +229,31 @@ class Updater:
             return self.engines["policy"](mb, temperature), self.engines["value"](mb)
         return self.engines.get("all", self.learner)(mb, temperature)
 
-    def step(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One optimizer step on the sum of `losses` ('policy', and 'value' for PPO, whose
-        gradients reach disjoint parameters); the gradient norms before clipping (`norm_names`)."""
+    def backward(self, losses: dict[str, torch.Tensor]) -> None:
+        """Add the gradients of the sum of `losses` ('policy', and 'value' for PPO, whose gradients
+        reach disjoint parameters) to those since the last `step` (rl.micro_batch_size's
+        accumulation; DeepSpeed takes one backward pass per step)."""
         if not self.engines:
-            self.optimizer.zero_grad(set_to_none=True)
+            if self.stepped:  # the first backward pass since the last step: drop the gradients it stepped with
+                self.optimizer.zero_grad(set_to_none=True)
+                self.stepped = False
             sum(losses.values()).backward()
-            norms = {name: torch.nn.utils.clip_grad_norm_(params, self.grad_clip) for name, params in self.clip_groups}
-            self.optimizer.step()
-            return {name: float(n) for name, n in norms.items()}
-        if "all" in self.engines:
+        elif "all" in self.engines:
             self.engines["all"].backward(sum(losses.values()))
         else:
             for part, e in self.engines.items():
                 e.backward(losses[part])
+
+    def step(self, losses: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+        """One optimizer step on the gradients of `losses` (`backward`), or on those accumulated since
+        the last step; the gradient norms before clipping (`norm_names`)."""
+        if losses is not None:
+            self.backward(losses)
+        if not self.engines:
+            norms = {name: torch.nn.utils.clip_grad_norm_(params, self.grad_clip) for name, params in self.clip_groups}
+            self.optimizer.step()
+            self.stepped = True
+            return {name: float(n) for name, n in norms.items()}
         for e in self.engines.values():
             e.step()
         reported = {name: e.get_global_grad_norm() for (name, _), e in zip(self.clip_groups, self.engines.values(),

@@ -59,9 +59,10 @@ PPO_FAMILY = ("ppo", "vineppo", "grpo", "rloo")
 # saves, and where and how fast it runs. Anything else would splice two different runs into one.
 RESUME_FREE = ("rl.iterations", "rl.eval_every", "rl.save_every", "rl.keep_checkpoints", "rl.rollout_batch_size",
                "eval.batch_size", "output_dir", "run_name", "device", "num_threads", "task.grade_timeout_s",
-               "task.grade_workers", "sft.", "model.gradient_checkpointing")
+               "task.grade_workers", "sft.", "model.gradient_checkpointing", "rl.micro_batch_size")
 """Keys a resumed run may change: cadence, where it runs, and what does not change its numbers
-(gradient checkpointing gives the same updates, tests/test_loop.py, so a run may turn it on to fit)."""
+(gradient checkpointing and micro-batches give the same updates, tests/test_loop.py, so a run may
+turn them on to fit)."""
 
 
 def check_resume(run: RunDir, cfg: Config, step: int) -> None:
@@ -121,6 +122,10 @@ def minibatches(units: list[tuple[int, ...]], per_step: int, gen: torch.Generato
     return cut
 
 
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
 def loss_items(algo: str, mask: torch.Tensor) -> float:
     """What the method's loss averages over in a mini-batch: response tokens, or DPO+'s pairs."""
     return mask.shape[0] / 2 if algo == "dpo_plus" else float(mask.sum().clamp(min=1))
@@ -144,6 +149,7 @@ def memory_parts(cfg: Config, prompt_tokens: int, train_problems: int, device: t
                   if cfg.engine == "vllm" else None)
     parts = estimate(n_params, hidden, layers, dtype=cfg.model.dtype, algo=rl.algo, engine=cfg.engine,
                      minibatch_size=rl.minibatch_size, max_length=cfg.model.max_length,
+                     micro_batch_size=rl.micro_batch_size,
                      zero_stage=cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0,
                      num_processes=num_processes, offload=cfg.deepspeed.enabled and cfg.deepspeed.offload_optimizer,
                      gradient_checkpointing=cfg.model.gradient_checkpointing, vocab_size=vocab,
@@ -289,10 +295,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         enable_gradient_checkpointing(policy)
         if value_model is not None:
             enable_gradient_checkpointing(value_model.backbone)
-    # Each process's share of a mini-batch: its training micro-batch, and the rows of each chunk of
-    # its no-grad passes (so those, whose logits over the vocabulary are the largest tensors they
-    # make, fit where a training step does).
-    micro_batch = max(rl.minibatch_size // world.world_size, 1)
+    # Each process's share of a mini-batch (or rl.micro_batch_size): its training micro-batch, and
+    # the rows of each chunk of its no-grad passes (so those, whose logits over the vocabulary are
+    # the largest tensors they make, fit where a training step does).
+    micro_batch = rl.micro_batch_size or max(rl.minibatch_size // world.world_size, 1)
     updater = Updater(Learner(policy, value_model, precision, rl.shared_prefix), cfg, world, device, micro_batch)
     # Under ZeRO-3 each process holds a shard of the policy; the hf engine samples from a whole copy.
     rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device), start_key)
@@ -392,6 +398,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         else:
             units = [(i,) for i in range(len(episodes))]
         per_step = max(rl.minibatch_size // len(units[0]), 1) if units else 1
+        per_micro = max(rl.micro_batch_size // len(units[0]), 1) if units and rl.micro_batch_size else per_step
         # rl.lr_schedule: over the run's steps for the methods that take the same number every
         # iteration, over this iteration's for RestEM and DPO+ (theirs depend on what was sampled),
         # as the authors' trainers count them (ppo_trainer, restem_trainer, dpo_positive_trainer).
@@ -412,30 +419,34 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 # loss by its share of what the loss averages over; the gradient averaged over
                 # processes is then the whole mini-batch's (a process with no unit takes one at weight 0).
                 mine_units = step_units[world.rank::world.world_size]
-                rows = [j for u in (mine_units or step_units[:1]) for j in units[u]]
-                all_rows = torch.tensor([j for u in step_units for j in units[u]])
-                idx = torch.tensor(rows)
-                mb, mb_old, mb_ref = trim_padding({k: v[idx] for k, v in batch.items()}, old_logp[idx],
-                                                  ref_logp[idx] if ref_logp is not None else None)
-                mb = {k: v.to(device) for k, v in mb.items()}
-                mb_old, mb_ref = mb_old.to(device), mb_ref.to(device) if mb_ref is not None else None
-                share = (loss_items(rl.algo, mb["mask"]) / loss_items(rl.algo, batch["mask"][all_rows])
-                         if mine_units else 0.0)
-                # Under ZeRO-3 every forward is collective: each process's share takes the
-                # shared-prefix path only where every process's does.
-                with prefix.lockstep(world if zero_stage == 3 else None):
-                    logp, values = updater(mb, rl.temperature)
-                losses, step_logs = minibatch_loss(rl, logp, values, mb, mb_old, mb_ref)
-                for part, loss in losses.items():
-                    check_finite(f"loss ({part})", loss, it + 1, run)
+                all_items = loss_items(rl.algo, batch["mask"][torch.tensor([j for u in step_units for j in units[u]])])
+                mine_share = 0.0
+                # rl.micro_batch_size: the share in micro-batches of whole units, gradients accumulated.
+                for group in chunks(mine_units or step_units[:1], per_micro):
+                    idx = torch.tensor([j for u in group for j in units[u]])
+                    mb, mb_old, mb_ref = trim_padding({k: v[idx] for k, v in batch.items()}, old_logp[idx],
+                                                      ref_logp[idx] if ref_logp is not None else None)
+                    mb = {k: v.to(device) for k, v in mb.items()}
+                    mb_old, mb_ref = mb_old.to(device), mb_ref.to(device) if mb_ref is not None else None
+                    share = loss_items(rl.algo, mb["mask"]) / all_items if mine_units else 0.0
+                    # Under ZeRO-3 every forward is collective: each process's share takes the
+                    # shared-prefix path only where every process's does.
+                    with prefix.lockstep(world if zero_stage == 3 else None):
+                        logp, values = updater(mb, rl.temperature)
+                    losses, micro_logs = minibatch_loss(rl, logp, values, mb, mb_old, mb_ref)
+                    for part, loss in losses.items():
+                        check_finite(f"loss ({part})", loss, it + 1, run)
+                    updater.backward({part: loss * (share * world.world_size) for part, loss in losses.items()})
+                    mine_share += share
+                    for k, v in micro_logs.items():
+                        sums[k] += v * share
                 if rl.lr_schedule == "warmup_decay":
                     stats["train/learning_rate"] = updater.set_lr_factor(
                         lr_factor(grad_steps if per_run else steps, horizon, rl.warmup_ratio))
-                step_logs.update(updater.step({part: loss * (share * world.world_size) for part, loss in losses.items()}))
+                for k, v in updater.step().items():  # the pre-clip gradient norms
+                    sums[k] += v * mine_share
                 grad_steps += 1
                 steps += 1
-                for k, v in step_logs.items():
-                    sums[k] += v * share
             if select:  # RestEM's epoch choice (rl.restem_select): on while validation accuracy rises
                 acc = validation_accuracy(engine, policy, rollout_model, zero_stage, task, cfg, world, done=it + 1)
                 stats[f"restem/validation_accuracy_e{epoch + 1}"] = acc

@@ -68,14 +68,18 @@ def episode_bytes_per_token(algo: str) -> int:
 def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, algo: str, engine: str,
              minibatch_size: int, max_length: int, kv_cache_bytes: int = 0, zero_stage: int = 0,
              num_processes: int = 1, offload: bool = False, gradient_checkpointing: bool = False,
-             vocab_size: int = 0, response_tokens: int = 0, engine_bytes: int | None = None) -> dict[str, int]:
+             vocab_size: int = 0, response_tokens: int = 0, engine_bytes: int | None = None,
+             micro_batch_size: int | None = None) -> dict[str, int]:
     """Bytes each part of an RL run holds on one process's device (of `num_processes` under
     DeepSpeed ZeRO), by part. Each process trains on its share of a mini-batch, the policy's
     logits at up to `response_tokens` of each of its sequences. `engine_bytes`: what the vllm
-    engine takes where known (`vllm_bytes`), else its weights + `kv_cache_bytes`."""
+    engine takes where known (`vllm_bytes`), else its weights + `kv_cache_bytes`. With
+    `micro_batch_size` (rl.micro_batch_size) a pass holds at most that many sequences."""
     b = dtype_bytes(dtype)
     per_param = trained_bytes_per_param(dtype, zero_stage, num_processes, offload)
     minibatch_size = -(-minibatch_size // max(num_processes, 1))
+    if micro_batch_size:
+        minibatch_size = min(minibatch_size, micro_batch_size)
     parts = {"policy (weights, grads, Adam)": int(num_params * per_param),
              "reference policy": num_params * b,
              "activations (one mini-batch)": minibatch_size * max_length * hidden_size * b
