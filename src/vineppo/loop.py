@@ -298,7 +298,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     # Each process's share of a mini-batch (or rl.micro_batch_size): its training micro-batch, and
     # the rows of each chunk of its no-grad passes (so those, whose logits over the vocabulary are
     # the largest tensors they make, fit where a training step does).
-    micro_batch = rl.micro_batch_size or max(rl.minibatch_size // world.world_size, 1)
+    micro_batch = min(rl.micro_batch_size or rl.minibatch_size, max(rl.minibatch_size // world.world_size, 1))
     updater = Updater(Learner(policy, value_model, precision, rl.shared_prefix), cfg, world, device, micro_batch)
     # Under ZeRO-3 each process holds a shard of the policy; the hf engine samples from a whole copy.
     rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device), start_key)
