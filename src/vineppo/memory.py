@@ -5,7 +5,7 @@ of an out-of-memory error hours in.
 Per parameter (mixed-precision Adam, as in the ZeRO paper): the trained policy holds its weights
 and gradients in the model dtype plus fp32 master weights and two fp32 Adam moments; in fp32 the
 master copy is the weights themselves. The reference policy holds weights only; PPO's value network
-is a second trained model; the `vllm` engine a further copy of the policy's weights plus its KV cache
+is a second trained model, with its own activations; the `vllm` engine a further copy of the policy's weights plus its KV cache
 (on a GPU: the share of its memory that `vllm_memory` gives vLLM, which takes all of it).
 Activations: one mini-batch of `rl.minibatch_size` sequences of `model.max_length` tokens, about
 `ACTIVATION_BYTES` per token, layer and hidden unit of the model dtype; with gradient
@@ -86,8 +86,9 @@ def estimate(num_params: int, hidden_size: int, num_layers: int, *, dtype: str, 
              * (num_layers + ACTIVATION_BYTES if gradient_checkpointing else num_layers * ACTIVATION_BYTES)}
     if vocab_size and response_tokens:
         parts["logits (one mini-batch)"] = minibatch_size * response_tokens * vocab_size * LOGIT_BYTES
-    if algo == "ppo":
+    if algo == "ppo":  # a second trained model, whose forward is held for the backward beside the policy's
         parts["value network (weights, grads, Adam)"] = int(num_params * per_param)
+        parts["value network activations"] = parts["activations (one mini-batch)"]
     if engine == "vllm":
         parts["vllm engine (weights + KV cache)"] = (num_params * b + kv_cache_bytes if engine_bytes is None
                                                      else engine_bytes)
