@@ -469,7 +469,7 @@ def test_restem_from_init_fine_tunes_the_sft_model_each_iteration(tmp_path, easy
     starts: list[tuple[float, int]] = []  # (sum of the policy's weights, Adam state entries) per step
 
     class Spy(Updater):
-        def step(self, losses):
+        def step(self, losses=None):
             weights = sum(p.detach().double().sum().item() for p in self.learner.policy.parameters())
             state = sum(len(o.state) for o in ([e.optimizer for e in self.engines.values()] or [self.optimizer]))
             starts.append((weights, state))
