@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from vineppo.loop import loss_items, merge_vine_stats, train_rl
 from vineppo.runio import read_jsonl
 
 from .conftest import EASY
+from .stop_at_loss import STOPPED
 from .test_loop import RL
 
 
@@ -69,12 +71,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(args: list[str], nproc: int, tmp_path) -> subprocess.CompletedProcess:
+def torchrun(args: list[str], nproc: int, tmp_path, stop_at: int | None = None) -> subprocess.CompletedProcess:
+    """`vineppo rl` in `nproc` processes; with `stop_at`, every process stopped at that loss
+    computation (tests/stop_at_loss.py), as a killed job."""
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    program = ["-m", "vineppo.cli", "rl"] if stop_at is None else [str(Path(__file__).with_name("stop_at_loss.py")),
+                                                                   str(stop_at)]
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
-           f"--master_port={free_port()}", "-m", "vineppo.cli", "rl", *args]
+           f"--master_port={free_port()}", *program, *args]
     out = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-4000:]
+    if stop_at is None:
+        assert out.returncode == 0, out.stderr[-4000:]
+    else:
+        assert out.returncode != 0 and f"exitcode  : {STOPPED}" in out.stderr, out.stderr[-4000:]
     return out
 
 
@@ -196,6 +205,31 @@ def test_deepspeed_run_resumes_from_its_checkpoint(tmp_path, easy_sft_checkpoint
 
     ref, cut = strip(tmp_path / "ref" / "ppo-arith-s0" / "metrics.jsonl"), strip(tmp_path / "cut" / "ppo-arith-s0" / "metrics.jsonl")
     assert len(cut) == 3 and cut == ref
+
+
+@pytest.mark.slow
+def test_two_process_run_resumes_inside_an_iteration(tmp_path, easy_sft_checkpoint):
+    """2 processes under ZeRO-2 with rl.save_every_steps=1, both stopped at the second step of the
+    second iteration's second epoch and rerun: the run resumes from its partial checkpoint (each
+    process its own share of the iteration's sums and its optimizer shard) and logs what an
+    uninterrupted 2-process run logs."""
+    args = EASY + RL + [f"rl.init={easy_sft_checkpoint}", "rl.algo=ppo", "rl.rollout_shards=2", "num_threads=1",
+                        "device=cpu", "rl.autocast=null", "deepspeed.enabled=true", "deepspeed.zero_stage=2"]
+    torchrun(args + [f"output_dir={tmp_path / 'ref'}"], 2, tmp_path)
+    cut = args + [f"output_dir={tmp_path / 'cut'}", "rl.save_every_steps=1"]
+    # 16 episodes in mini-batches of 8, 2 epochs: 4 steps an iteration; the 7th loss is the last epoch's 2nd step.
+    torchrun(cut, 2, tmp_path, stop_at=7)
+    run = tmp_path / "cut" / "ppo-arith-s0"
+    assert [p.name for p in (run / ".partial" / "iteration-2").glob("step-*")] == ["step-6"]
+    assert len(list((run / ".partial" / "iteration-2" / "step-6" / "deepspeed" / "state").glob("*optim*"))) == 2
+    torchrun(cut, 2, tmp_path)
+
+    def strip(path):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in read_jsonl(path)]
+
+    ref = strip(tmp_path / "ref" / "ppo-arith-s0" / "metrics.jsonl")
+    assert len(ref) == 2 and strip(run / "metrics.jsonl") == ref
+    assert not (run / ".partial").exists()
 
 
 def _split_pass_worker(rank: int, port: int, queue, chunk: int = 3, lockstep: bool = False) -> None:

@@ -267,6 +267,12 @@ class RLConfig:
     at 0.35) and eval/pass_at_k beside greedy accuracy. 0: greedy only."""
     save_every: int = 1
     """Checkpoint every N iterations."""
+    save_every_steps: int = 0
+    """Also checkpoint inside an iteration, every N of its gradient steps (and once before its
+    first, with the iteration's samples, log-probs and advantages): for RestEM's and DPO+'s
+    iterations, hours long at paper scale, a stopped job then resumes where it was, not at the
+    iteration's start. Under RestEM's validation choice (rl.restem_select) at each epoch's end
+    instead. 0: at iteration ends only."""
     keep_checkpoints: int = 2
     """Checkpoints kept in the run folder (0: all, e.g. for the value-accuracy analysis)."""
     rollout_batch_size: int = 256
@@ -484,7 +490,7 @@ AT_LEAST_1 = ("model.vocab_size", "model.hidden_size", "model.num_layers", "mode
               "rl.samples_per_prompt", "rl.epochs", "rl.minibatch_size", "rl.max_new_tokens", "rl.vine_k",
               "rl.eval_every", "rl.save_every", "rl.rollout_batch_size", "task.num_train", "task.num_test",
               "task.limit_test")
-AT_LEAST_0 = ("rl.iterations", "rl.prompts_per_iter", "rl.dpo_positive_lambda", "sft.eval_every", "eval.num_samples", "rl.keep_checkpoints", "rl.rollout_shards",
+AT_LEAST_0 = ("rl.iterations", "rl.prompts_per_iter", "rl.dpo_positive_lambda", "sft.eval_every", "eval.num_samples", "rl.keep_checkpoints", "rl.save_every_steps", "rl.rollout_shards",
               "rl.vine_max_steps", "rl.eval_samples", "task.num_validation", "num_threads", "task.num_sft", "rl.kl_coef", "sft.weight_decay", "rl.dpo_nll_coef")
 ABOVE_0 = ("vllm_memory", "sft.learning_rate", "rl.learning_rate", "rl.temperature", "eval.temperature", "rl.clip", "rl.dpo_beta",
            "sft.grad_clip", "rl.grad_clip")

@@ -4,7 +4,8 @@ Each iteration: sample prompts -> generate episodes -> grade -> what differs per
 VinePPO, GRPO, RLOO: advantages for the clipped PPO objective + k3 KL; RestEM: the correct
 responses for NLL; DPO+: correct/incorrect pairs) -> E epochs of mini-batch updates -> log,
 evaluate, checkpoint. Everything random is seeded by (seed, iteration), so a run resumed from a
-checkpoint continues exactly as an uninterrupted one would. With several processes (DeepSpeed),
+checkpoint continues exactly as an uninterrupted one would; with rl.save_every_steps, from inside an
+iteration too (partial.py). With several processes (DeepSpeed),
 rollouts and each mini-batch are split between them; see distributed.py.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from vineppo import checkpoint as ckpt
+from vineppo import partial
 from vineppo import shared_prefix as prefix
 from vineppo.algorithms import dpo_plus, grpo, ppo, restem, rloo, vineppo
 from vineppo.algorithms.advantages import masked_mean, value_fit, whiten
@@ -57,9 +59,10 @@ ALGOS = ("ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus")
 PPO_FAMILY = ("ppo", "vineppo", "grpo", "rloo")
 # What a resumed (or extended) run may change: how long it trains, how often it evaluates and
 # saves, and where and how fast it runs. Anything else would splice two different runs into one.
-RESUME_FREE = ("rl.iterations", "rl.eval_every", "rl.save_every", "rl.keep_checkpoints", "rl.rollout_batch_size",
-               "eval.batch_size", "output_dir", "run_name", "device", "num_threads", "task.grade_timeout_s",
-               "task.grade_workers", "sft.", "model.gradient_checkpointing", "rl.micro_batch_size")
+RESUME_FREE = ("rl.iterations", "rl.eval_every", "rl.save_every", "rl.save_every_steps", "rl.keep_checkpoints",
+               "rl.rollout_batch_size", "eval.batch_size", "output_dir", "run_name", "device", "num_threads",
+               "task.grade_timeout_s", "task.grade_workers", "sft.", "model.gradient_checkpointing",
+               "rl.micro_batch_size")
 """Keys a resumed run may change: cadence, where it runs, and what does not change its numbers
 (gradient checkpointing and micro-batches give the same updates, tests/test_loop.py, so a run may
 turn them on to fit)."""
@@ -264,8 +267,12 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     if finished is not None and resume is None:
         raise ConfigError(f"{run.path} finished at iteration {finished['iterations']} and keeps no checkpoint "
                           f"to continue from; give rl.iterations={finished['iterations']}, or a new run_name")
+    reached = ckpt.checkpoint_step(resume) if resume is not None else 0
+    inside = partial.latest(run.path, reached)  # rl.save_every_steps: a checkpoint inside a later iteration
+    if inside is not None:
+        reached, resume = inside[0] - 1, inside[1]
     if resume is not None:
-        check_resume(run, cfg, ckpt.checkpoint_step(resume))
+        check_resume(run, cfg, reached)
     if world.is_main:
         atomic_write_text(run.config, to_yaml(cfg))
     commit = git_commit()
@@ -314,12 +321,16 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     restem_init = (updater.initial(run.path / ".restem-init", None if resume is None else
                                    lambda: load_model(rl.init, train_dtype, "cpu", "rl.init"))
                    if rl.algo == "restem" and rl.restem_from == "init" else None)
-    start, grad_steps, elapsed = 0, 0, 0.0
+    start, grad_steps, elapsed, within = 0, 0, 0.0, None
     if resume is not None:
         state = ckpt.load_state(resume)
         updater.load(resume, state)
         ckpt.set_rng_state(state["rng"])
-        start, grad_steps, elapsed = state["step"], state["grad_steps"], state["elapsed_s"]
+        start, grad_steps, elapsed = reached, state["grad_steps"], state["elapsed_s"]
+        within = state.get("within")  # resumed inside iteration start + 1: where in it
+        if within is not None and len(within["per_process"]) != world.world_size:
+            raise ConfigError(f"{resume} was written by {len(within['per_process'])} processes; resume it "
+                              f"with as many (this run has {world.world_size})")
         if world.is_main:
             truncate_jsonl(run.metrics, state["num_records"])
     else:
@@ -333,70 +344,89 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         """VinePPO's continuations: the response prefix + continuation graded (0 if cut off)."""
         return rewards([(replace(c, text=prefix + c.text), ex["answer"]) for prefix, c, ex in items], cfg.task.name)
 
+    def save_inside(it: int, epoch: int, done_in_epoch: int, order: torch.Tensor, steps: int,
+                    stats: dict[str, float], t_train: float, counters: dict[str, Any]) -> None:
+        """A partial checkpoint (rl.save_every_steps) in iteration it + 1, `done_in_epoch` steps into
+        `epoch`, whose mini-batch order `order` (the generator's state at its start) draws."""
+        extra = {"grad_steps": grad_steps, "elapsed_s": time.time() - t_start, "num_records": len(read_jsonl(run.metrics)),
+                 "within": {"iteration": it + 1, "epoch": epoch, "steps_in_epoch": done_in_epoch, "generator": order,
+                            "steps": steps, "stats": stats, "t_train": t_train, "per_process": world.gather(counters)}}
+        updater.save(partial.iteration_dir(run.path, it + 1), grad_steps, tokenizer, extra, keep=1)
+        if world.is_main:
+            partial.clear(run.path, up_to=it)  # this iteration's checkpoint replaces the one before
+
     t_start = time.time() - elapsed
     for it in range(start, rl.iterations):
-        # 1. Sample prompts; this process generates its rollout shards (with VinePPO's MC values,
-        #    or GRPO's / RLOO's group advantages); every process then holds all episodes.
-        t0 = time.time()
         if device.type == "cuda":  # this iteration's peak, against the estimate (summary's memory_estimate_gib)
             torch.cuda.reset_peak_memory_stats(device)
-        for model in (policy, value_model):  # sampling and the no-grad passes in eval mode (they share prefixes)
-            if model is not None:
-                model.eval()
-        examples = random.Random(cfg.seed * 1_000_003 + it).sample(task.train, n_prompts)
-        bounds = [len(examples) * s // num_shards for s in range(num_shards + 1)]
-        mine = {s: generate_shard(engine, tokenizer, examples[bounds[s]:bounds[s + 1]], bounds[s], rl,
-                                  cfg.task.name, cfg.seed * 1_000_003 + it + s * 1_000_000_007, rollout_reward,
-                                  task.format)
-                for s in my_shards}
-        t_advantages = sum(out[2] for out in mine.values())
-        shards = {s: out for part in world.gather(mine) for s, out in part.items()}
-        episodes = [e for s in range(num_shards) for e in shards[s][0]]
-        stats = merge_vine_stats([shards[s][1] for s in range(num_shards)])
-        t_gen = time.time() - t0 - t_advantages
+        if within is None:
+            # 1. Sample prompts; this process generates its rollout shards (with VinePPO's MC values,
+            #    or GRPO's / RLOO's group advantages); every process then holds all episodes.
+            t0 = time.time()
+            for model in (policy, value_model):  # sampling and the no-grad passes in eval mode (they share prefixes)
+                if model is not None:
+                    model.eval()
+            examples = random.Random(cfg.seed * 1_000_003 + it).sample(task.train, n_prompts)
+            bounds = [len(examples) * s // num_shards for s in range(num_shards + 1)]
+            mine = {s: generate_shard(engine, tokenizer, examples[bounds[s]:bounds[s + 1]], bounds[s], rl,
+                                      cfg.task.name, cfg.seed * 1_000_003 + it + s * 1_000_000_007, rollout_reward,
+                                      task.format)
+                    for s in my_shards}
+            t_advantages = sum(out[2] for out in mine.values())
+            shards = {s: out for part in world.gather(mine) for s, out in part.items()}
+            episodes = [e for s in range(num_shards) for e in shards[s][0]]
+            stats = merge_vine_stats([shards[s][1] for s in range(num_shards)])
+            t_gen = time.time() - t0 - t_advantages
 
-        # 2. Log-probs of the old policy (the sampler's own, where they are the training forward's)
-        #    and of the reference (only for the methods with a KL penalty); PPO's values and GAE.
-        t0 = time.time() - t_advantages  # value estimation time includes VinePPO's MC rollouts
-        # The episodes stay in host memory (DPO+'s iteration holds hundreds of thousands); the
-        # device gets one chunk or mini-batch of them at a time.
-        batch = collate_episodes(episodes, tokenizer.pad_token_id)
-        sampler_logp = batch.pop("sampler_logp", None)
-        mc_values = batch.pop("mc_values", None)
-        if mc_values is not None:  # VinePPO: how much of the returns' variance its MC values explain
-            stats.update(value_fit(mc_values, batch["rewards"][:, None] * batch["mask"], batch["mask"]))
-        # Each process computes its share of these passes (distributed.py); under ZeRO-3 the
-        # sharded policy and value network run them in lockstep.
-        with autocast(device, precision):  # the same numerics as the update's forward
-            if rl.old_logprobs == "sampler" and sampler_logp is not None and engine_logprobs_exact:
-                old_logp = sampler_logp
+            # 2. Log-probs of the old policy (the sampler's own, where they are the training forward's)
+            #    and of the reference (only for the methods with a KL penalty); PPO's values and GAE.
+            t0 = time.time() - t_advantages  # value estimation time includes VinePPO's MC rollouts
+            # The episodes stay in host memory (DPO+'s iteration holds hundreds of thousands); the
+            # device gets one chunk or mini-batch of them at a time.
+            batch = collate_episodes(episodes, tokenizer.pad_token_id)
+            sampler_logp = batch.pop("sampler_logp", None)
+            mc_values = batch.pop("mc_values", None)
+            if mc_values is not None:  # VinePPO: how much of the returns' variance its MC values explain
+                stats.update(value_fit(mc_values, batch["rewards"][:, None] * batch["mask"], batch["mask"]))
+            # Each process computes its share of these passes (distributed.py); under ZeRO-3 the
+            # sharded policy and value network run them in lockstep.
+            with autocast(device, precision):  # the same numerics as the update's forward
+                if rl.old_logprobs == "sampler" and sampler_logp is not None and engine_logprobs_exact:
+                    old_logp = sampler_logp
+                else:
+                    old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature, rl.shared_prefix), batch,
+                                       micro_batch, world, lockstep=zero_stage == 3, device=device)
+                ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature, rl.shared_prefix), batch,
+                                    micro_batch, world, device=device)
+                            if rl.algo in PPO_FAMILY else None)
+                if value_model is not None:
+                    batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
+                        value_model, batch, rl.gamma, rl.lam, micro_batch, world, lockstep=zero_stage == 3,
+                        device=device)
+                    stats.update(value_fit(batch["old_values"], batch["returns"], batch["mask"]))
+            if rl.whiten_advantages:
+                batch["advantages"] = whiten(batch["advantages"], batch["mask"])
+            check_finite("advantages", batch["advantages"], it + 1, run)
+            t_value = time.time() - t0
+            # What the update trains on: each episode, RestEM's correct ones, or DPO+'s (chosen, rejected) pairs.
+            if rl.algo == "restem":
+                units = restem.select(episodes)
+            elif rl.algo == "dpo_plus":
+                units = dpo_plus.pairs(episodes, rl.dpo_max_pairs, cfg.seed * 1_000_003 + it)
             else:
-                old_logp = chunked(lambda b: token_logprobs(policy, b, rl.temperature, rl.shared_prefix), batch,
-                                   micro_batch, world, lockstep=zero_stage == 3, device=device)
-            ref_logp = (chunked(lambda b: token_logprobs(reference, b, rl.temperature, rl.shared_prefix), batch,
-                                micro_batch, world, device=device)
-                        if rl.algo in PPO_FAMILY else None)
-            if value_model is not None:
-                batch["advantages"], batch["returns"], batch["old_values"] = ppo.advantages_and_returns(
-                    value_model, batch, rl.gamma, rl.lam, micro_batch, world, lockstep=zero_stage == 3,
-                    device=device)
-                stats.update(value_fit(batch["old_values"], batch["returns"], batch["mask"]))
-        if rl.whiten_advantages:
-            batch["advantages"] = whiten(batch["advantages"], batch["mask"])
-        check_finite("advantages", batch["advantages"], it + 1, run)
-        t_value = time.time() - t0
+                units = [(i,) for i in range(len(episodes))]
+            del episodes, shards, mine  # the batch's tensors hold what the update needs of them
+        else:  # resumed inside this iteration (rl.save_every_steps): what it sampled and computed, as saved
+            data = partial.load_data(run.path, it + 1)
+            batch, old_logp, ref_logp, stats, t_gen, t_value = (data[k] for k in ("batch", "old_logp", "ref_logp",
+                                                                                  "stats", "t_gen", "t_value"))
+            units = [tuple(u) for u in data["units"].tolist()]
 
         # 3. E epochs of mini-batch updates. A unit is one episode, or a (chosen, rejected) pair.
-        t0 = time.time()
+        t0 = time.time() - (within["t_train"] if within is not None else 0.0)
         for model in (policy, value_model):  # and the updates in training mode: dropout, if the model has
             if model is not None:            # any, and model.gradient_checkpointing, which only engages there
                 model.train()
-        if rl.algo == "restem":
-            units = restem.select(episodes)
-        elif rl.algo == "dpo_plus":
-            units = dpo_plus.pairs(episodes, rl.dpo_max_pairs, cfg.seed * 1_000_003 + it)
-        else:
-            units = [(i,) for i in range(len(episodes))]
         per_step = max(rl.minibatch_size // len(units[0]), 1) if units else 1
         per_micro = max(rl.micro_batch_size // len(units[0]), 1) if units and rl.micro_batch_size else per_step
         # rl.lr_schedule: over the run's steps for the methods that take the same number every
@@ -408,13 +438,32 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
         sums: dict[str, float] = dict.fromkeys(("loss/policy", "loss/kl", "loss/value", "loss/clip_fraction",
                                                 *updater.norm_names), 0.0)  # and the pre-clip gradient norms
-        steps = 0
+        counters: dict[str, Any] = {"sums": sums, "grading_timeouts": 0.0}  # this process's part of the record
+        steps, first_epoch, skip = 0, 0, 0
         seq_len = batch["attention_mask"].sum(1).tolist()
         select, previous = rl.algo == "restem" and rl.restem_select == "validation", None
-        if restem_init is not None and units:  # this iteration's samples fine-tune rl.init afresh
-            updater.restore(run.path / ".restem-init", restem_init)
-        for epoch in range(rl.epochs if units else 0):
-            for step_units in minibatches(units, per_step, gen, seq_len if rl.minibatch_by_length else None):
+        if within is not None:  # where the partial checkpoint was written
+            first_epoch, skip, steps, stats = within["epoch"], within["steps_in_epoch"], within["steps"], within["stats"]
+            gen.set_state(within["generator"])
+            counters = within["per_process"][world.rank]
+            sums = counters["sums"]
+            if select and first_epoch > 0:  # written at an epoch's end: the state the next epoch is measured against
+                previous = updater.snapshot(run.path / ".restem-epoch", "previous")
+        elif rl.save_every_steps:  # the iteration's data once, and a checkpoint before its first update
+            if world.is_main:
+                partial.save_data(run.path, it + 1, {"batch": batch, "old_logp": old_logp, "ref_logp": ref_logp,
+                                                     "units": torch.tensor(units, dtype=torch.long), "stats": stats,
+                                                     "t_gen": t_gen, "t_value": t_value})
+            counters["grading_timeouts"] += pop_timeouts()
+            save_inside(it, 0, 0, gen.get_state(), steps, stats, time.time() - t0, counters)
+        if restem_init is not None and units and (first_epoch, skip) == (0, 0):
+            updater.restore(run.path / ".restem-init", restem_init)  # this iteration's samples fine-tune rl.init afresh
+        for epoch in range(first_epoch, rl.epochs if units else 0):
+            order = gen.get_state()
+            batches = minibatches(units, per_step, gen, seq_len if rl.minibatch_by_length else None)
+            for k, step_units in enumerate(batches):
+                if epoch == first_epoch and k < skip:
+                    continue  # taken before the partial checkpoint this run resumed from
                 # Data parallel: this process takes every W-th unit of the mini-batch and weighs its
                 # loss by its share of what the loss averages over; the gradient averaged over
                 # processes is then the whole mini-batch's (a process with no unit takes one at weight 0).
@@ -438,15 +487,19 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                         check_finite(f"loss ({part})", loss, it + 1, run)
                     updater.backward({part: loss * (share * world.world_size) for part, loss in losses.items()})
                     mine_share += share
-                    for k, v in micro_logs.items():
-                        sums[k] += v * share
+                    for name, v in micro_logs.items():
+                        sums[name] += v * share
                 if rl.lr_schedule == "warmup_decay":
                     stats["train/learning_rate"] = updater.set_lr_factor(
                         lr_factor(grad_steps if per_run else steps, horizon, rl.warmup_ratio))
-                for k, v in updater.step().items():  # the pre-clip gradient norms
-                    sums[k] += v * mine_share
+                for name, v in updater.step().items():  # the pre-clip gradient norms
+                    sums[name] += v * mine_share
                 grad_steps += 1
                 steps += 1
+                last = epoch == rl.epochs - 1 and k == len(batches) - 1  # the iteration's checkpoint follows
+                if rl.save_every_steps and not select and steps % rl.save_every_steps == 0 and not last:
+                    counters["grading_timeouts"] += pop_timeouts()
+                    save_inside(it, epoch, k + 1, order, steps, stats, time.time() - t0, counters)
             if select:  # RestEM's epoch choice (rl.restem_select): on while validation accuracy rises
                 acc = validation_accuracy(engine, policy, rollout_model, zero_stage, task, cfg, world, done=it + 1)
                 stats[f"restem/validation_accuracy_e{epoch + 1}"] = acc
@@ -456,6 +509,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                 stats["restem/epochs_kept"], stats["restem/validation_accuracy"] = epoch + 1, acc
                 if epoch + 1 < rl.epochs:
                     previous = updater.snapshot(run.path / ".restem-epoch", "previous")
+                    if rl.save_every_steps:  # at the epoch's end, the state `previous` holds
+                        counters["grading_timeouts"] += pop_timeouts()
+                        save_inside(it, epoch + 1, 0, gen.get_state(), steps, stats, time.time() - t0, counters)
+        within = None
         if previous is not None and updater.engines:  # DeepSpeed's shards of the epoch before
             world.barrier()
             if world.is_main:
@@ -469,13 +526,13 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         done = it + 1
         record: dict[str, Any] = {
             "iteration": done, "train/reward": batch["rewards"].mean().item(),
-            "train/grad_steps": grad_steps, "train/episodes": len(episodes),
+            "train/grad_steps": grad_steps, "train/episodes": len(batch["rewards"]),
             "train/tokens_generated": int(batch["mask"].sum().item()),
             "train/tokens_trained": int(batch["attention_mask"].sum().item()),
             **({"train/kl_ref": masked_mean(old_logp - ref_logp, batch["mask"]).item()} if ref_logp is not None else {}),
             "time/generation_s": t_gen, "time/value_estimation_s": t_value, "time/training_s": t_train,
             "time/elapsed_s": time.time() - t_start, "train/num_units": len(units), **stats, **logs,
-            "train/grading_timeouts": world.sum([float(pop_timeouts())])[0],
+            "train/grading_timeouts": world.sum([counters["grading_timeouts"] + pop_timeouts()])[0],
         }
         if done % rl.eval_every == 0 or done == rl.iterations:  # each process scores every W-th problem
             t_eval = time.time()
@@ -500,6 +557,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             extra = {"grad_steps": grad_steps, "elapsed_s": time.time() - t_start,
                      "num_records": len(read_jsonl(run.metrics))}
             updater.save(run.checkpoints, done, tokenizer, extra, keep=rl.keep_checkpoints or 10**9)
+            if world.is_main:
+                partial.clear(run.path, up_to=done)
 
     if world.is_main:  # the policy after the last iteration, as a model folder of its own
         last = ckpt.latest_checkpoint(run.checkpoints)
