@@ -615,3 +615,29 @@ def test_micro_batches_are_counted_in_passes(tmp_path, easy_sft_checkpoint, monk
     train_rl(config(tmp_path, easy_sft_checkpoint, "grpo", ["rl.micro_batch_size=3", "rl.iterations=1",
                                                             "rl.eval_every=1"]))
     assert rows == [3, 3, 2] * 4  # 2 epochs x 2 steps
+
+
+def test_episode_objects_are_dropped_before_the_updates(tmp_path, easy_sft_checkpoint, monkeypatch):
+    """The iteration's episodes as Python objects (48-94 bytes a token, slurm/README.md) are gone
+    once their tensors and training units are made: none is alive at the first update's loss."""
+    import gc
+
+    from vineppo.rollout import Episode
+
+    alive: list[int] = []
+    real = loop_module.minibatch_loss
+
+    def counting(*args, **kwargs):
+        if not alive:
+            gc.collect()
+            alive.append(sum(isinstance(o, Episode) for o in gc.get_objects()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "minibatch_loss", counting)
+    record_episodes = []
+    for algo in ("dpo_plus", "vineppo"):
+        alive.clear()
+        train_rl(config(tmp_path / algo, easy_sft_checkpoint, algo, ["rl.iterations=1", "rl.eval_every=1"]))
+        record_episodes.append(read_jsonl(tmp_path / algo / f"{algo}-arith-s0" / "metrics.jsonl")[0]["train/episodes"])
+        assert alive == [0], algo
+    assert record_episodes == [16, 16]  # 4 prompts x 4 samples, counted from the tensors
