@@ -14,8 +14,9 @@ entry in `summary.json` (status ok | failed | skipped, the reason, seconds, its 
    if it fails.
 4. vllm: the vllm engine on the device against the hf engine on VinePPO's MC workload, where vllm
    is installed (else skipped, and why).
-5. deepspeed: one RL run of one process through DeepSpeed (bf16 on a GPU), where deepspeed is
-   installed (else skipped, and why).
+5. deepspeed: one RL run of one process through DeepSpeed (bf16 on a GPU), in micro-batches
+   (rl.micro_batch_size) and with checkpoints inside its iterations (rl.save_every_steps), where
+   deepspeed is installed (else skipped, and why).
 A failed check does not stop the others; the exit status is 1 if any failed.
 
 The output folder gets summary.json and at most six logs (a device tool that returns only a few
@@ -45,6 +46,7 @@ SCALES = {
     # What runs where: the GPU version fits in 10 minutes on one H100/H200; the CPU one in ~3 on 2 cores.
     "full": {"device": "cuda", "threads": 0, "sft": ["sft.max_steps=700", "sft.eval_every=0", "task.num_sft=22400"],
              "rl": ["rl.iterations=3", "rl.eval_every=3"], "throughput": [], "mc_episodes": 64,
+             "deepspeed": ["rl.micro_batch_size=8", "rl.save_every_steps=8"],
              "limits": {"env": 120, "tiny": 240, "throughput": 240, "vllm": 120, "deepspeed": 90}},
     "tiny": {"device": "cpu", "threads": 1, "sft": ["sft.max_steps=40", "sft.eval_every=0", "task.num_sft=1280",
                                       "task.num_train=200", "task.num_test=16", "model.hidden_size=32",
@@ -55,7 +57,7 @@ SCALES = {
                     "rl.vine_max_steps=2", "task.num_train=200", "task.num_test=16"],
              "throughput": ["--scale", "tiny", "--iterations", "2", "--prompts", "2", "--samples", "2",
                             "--minibatch", "4", "--max-new-tokens", "16", "--k", "2", "--vine-max-steps", "2"],
-             "mc_episodes": 2,
+             "mc_episodes": 2, "deepspeed": ["rl.micro_batch_size=2", "rl.save_every_steps=1"],
              "limits": {"env": 120, "tiny": 600, "throughput": 300, "vllm": 120, "deepspeed": 300}},
 }
 
@@ -225,7 +227,8 @@ def check_deepspeed(out: Path, scale: dict, work: Path) -> dict:
     code, _ = run([sys.executable, "-m", "vineppo.cli", "rl", f"device={scale['device']}", f"output_dir={work}",
                    f"num_threads={scale['threads']}",
                    "run_name=deepspeed", "rl.algo=ppo", f"rl.init={init}", "deepspeed.enabled=true",
-                   f"deepspeed.bf16={bf16}", *scale["rl"]], out / "deepspeed.log", scale["limits"]["deepspeed"], env)
+                   f"deepspeed.bf16={bf16}", *scale["rl"], *scale["deepspeed"]], out / "deepspeed.log",
+                  scale["limits"]["deepspeed"], env)
     if code != 0:
         return {"status": "failed", "reason": f"exit {code}"}
     summary = json.loads((work / "deepspeed" / "summary.json").read_text())

@@ -224,11 +224,10 @@ def test_micro_batches_shrink_a_pass():
         estimate(1_100_048_384, 2048, 22, num_processes=8, **kw)
 
 
-def test_micro_batches_are_for_one_process():
+def test_micro_batch_size_setting():
     from vineppo.config import make_config
 
     assert make_config(["rl.micro_batch_size=8"]).rl.micro_batch_size == 8
+    assert make_config(["rl.micro_batch_size=8", "deepspeed.enabled=true"]).rl.micro_batch_size == 8
     with pytest.raises(ConfigError, match="rl.micro_batch_size must be >= 1"):
         make_config(["rl.micro_batch_size=0"])
-    with pytest.raises(ConfigError, match="rl.micro_batch_size accumulates gradients without DeepSpeed"):
-        make_config(["rl.micro_batch_size=8", "deepspeed.enabled=true"])

@@ -183,7 +183,7 @@ class RLConfig:
     """Episodes per forward and backward pass: each step accumulates the gradients of its
     mini-batch over micro-batches of this many (whole DPO+ pairs), for less memory and the same
     update (the authors' per_device_train_batch_size: 8). None: the whole mini-batch at once.
-    Without DeepSpeed (one process); under it each process runs its share in one pass."""
+    Under DeepSpeed, per process: each runs its share of the mini-batch in passes of this many."""
     learning_rate: float = 1e-4
     """Adam learning rate (paper: 1e-6 for 1B-7B models; the 1M-parameter tiny model needs more)."""
     grad_clip: float = 1.0
@@ -565,10 +565,6 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"rl.vine_steps: {e}") from None
     if cfg.rl.algo == "restem" and cfg.rl.restem_select == "validation" and cfg.task.num_validation < 1:
         raise ConfigError("rl.restem_select=validation needs a validation split: set task.num_validation >= 1")
-    if cfg.rl.micro_batch_size is not None and cfg.deepspeed.enabled:
-        raise ConfigError("rl.micro_batch_size accumulates gradients without DeepSpeed (one process); under "
-                          "deepspeed.enabled=true each process runs its share of a mini-batch in one pass: "
-                          "lower the share with more processes, or drop rl.micro_batch_size")
     if cfg.rl.algo in GROUP_METHODS and cfg.rl.samples_per_prompt < 2:
         raise ConfigError(f"rl.algo={cfg.rl.algo} compares each prompt's responses with each other: "
                           f"rl.samples_per_prompt must be >= 2, got {cfg.rl.samples_per_prompt}")

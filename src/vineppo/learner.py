@@ -229,20 +229,20 @@ class Updater:
             return self.engines["policy"](mb, temperature), self.engines["value"](mb)
         return self.engines.get("all", self.learner)(mb, temperature)
 
-    def backward(self, losses: dict[str, torch.Tensor]) -> None:
+    def backward(self, losses: dict[str, torch.Tensor], last: bool = True) -> None:
         """Add the gradients of the sum of `losses` ('policy', and 'value' for PPO, whose gradients
         reach disjoint parameters) to those since the last `step` (rl.micro_batch_size's
-        accumulation; DeepSpeed takes one backward pass per step)."""
+        accumulation). Through DeepSpeed `last` marks the step's final pass, its gradient
+        accumulation boundary; every process runs as many passes (ZeRO reduces in each)."""
         if not self.engines:
             if self.stepped:  # the first backward pass since the last step: drop the gradients it stepped with
                 self.optimizer.zero_grad(set_to_none=True)
                 self.stepped = False
             sum(losses.values()).backward()
-        elif "all" in self.engines:
-            self.engines["all"].backward(sum(losses.values()))
-        else:
-            for part, e in self.engines.items():
-                e.backward(losses[part])
+            return
+        for part, e in self.engines.items():
+            e.set_gradient_accumulation_boundary(last)
+            e.backward(sum(losses.values()) if part == "all" else losses[part])
 
     def step(self, losses: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
         """One optimizer step on the gradients of `losses` (`backward`), or on those accumulated since

@@ -466,18 +466,23 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                     continue  # taken before the partial checkpoint this run resumed from
                 # Data parallel: this process takes every W-th unit of the mini-batch and weighs its
                 # loss by its share of what the loss averages over; the gradient averaged over
-                # processes is then the whole mini-batch's (a process with no unit takes one at weight 0).
+                # processes is then the whole mini-batch's.
                 mine_units = step_units[world.rank::world.world_size]
                 all_items = loss_items(rl.algo, batch["mask"][torch.tensor([j for u in step_units for j in units[u]])])
                 mine_share = 0.0
                 # rl.micro_batch_size: the share in micro-batches of whole units, gradients accumulated.
-                for group in chunks(mine_units or step_units[:1], per_micro):
+                # Every process runs as many passes as the busiest (ZeRO reduces gradients in each):
+                # one with fewer units takes one unit at weight 0 for each pass it lacks.
+                groups = chunks(mine_units, per_micro)
+                passes = max(-(-len(step_units[r::world.world_size]) // per_micro) for r in range(world.world_size))
+                for p in range(passes):
+                    group = groups[p] if p < len(groups) else step_units[:1]
                     idx = torch.tensor([j for u in group for j in units[u]])
                     mb, mb_old, mb_ref = trim_padding({k: v[idx] for k, v in batch.items()}, old_logp[idx],
                                                       ref_logp[idx] if ref_logp is not None else None)
                     mb = {k: v.to(device) for k, v in mb.items()}
                     mb_old, mb_ref = mb_old.to(device), mb_ref.to(device) if mb_ref is not None else None
-                    share = loss_items(rl.algo, mb["mask"]) / all_items if mine_units else 0.0
+                    share = loss_items(rl.algo, mb["mask"]) / all_items if p < len(groups) else 0.0
                     # Under ZeRO-3 every forward is collective: each process's share takes the
                     # shared-prefix path only where every process's does.
                     with prefix.lockstep(world if zero_stage == 3 else None):
@@ -485,7 +490,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                     losses, micro_logs = minibatch_loss(rl, logp, values, mb, mb_old, mb_ref)
                     for part, loss in losses.items():
                         check_finite(f"loss ({part})", loss, it + 1, run)
-                    updater.backward({part: loss * (share * world.world_size) for part, loss in losses.items()})
+                    updater.backward({part: loss * (share * world.world_size) for part, loss in losses.items()},
+                                     last=p == passes - 1)
                     mine_share += share
                     for name, v in micro_logs.items():
                         sums[name] += v * share
