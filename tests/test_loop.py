@@ -108,7 +108,7 @@ def test_two_iterations(tmp_path, easy_sft_checkpoint, algo):
 
 
 @pytest.mark.slow
-def test_crash_mid_iteration_resumes_bit_exactly(tmp_path, easy_sft_checkpoint, monkeypatch):
+def test_crash_mid_iteration_resumes_bit_exactly(tmp_path, easy_sft_checkpoint, monkeypatch, capsys):
     extra = ["rl.iterations=3", "rl.eval_every=3"]
     ref = train_rl(config(tmp_path / "ref", easy_sft_checkpoint, "vineppo", extra))
 
@@ -125,7 +125,10 @@ def test_crash_mid_iteration_resumes_bit_exactly(tmp_path, easy_sft_checkpoint, 
     with pytest.raises(KeyboardInterrupt):
         train_rl(config(tmp_path / "crash", easy_sft_checkpoint, "vineppo", extra))
     monkeypatch.setattr(loop_module, "ppo_policy_loss", real)
+    capsys.readouterr()
     resumed = train_rl(config(tmp_path / "crash", easy_sft_checkpoint, "vineppo", extra))
+    run = tmp_path / "crash" / "vineppo-arith-s0"  # where it went on from, in the job's log
+    assert f"{run}: resumed from {run / 'checkpoints' / 'step-2'} (the end of iteration 2)" in capsys.readouterr().err
 
     def strip(records):
         return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]

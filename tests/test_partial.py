@@ -25,9 +25,9 @@ def same_model(a_dir, b_dir, step):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def crash_and_resume(monkeypatch, cfg, crash_at: int) -> dict[str, int]:
+def crash_and_resume(monkeypatch, capsys, cfg, crash_at: int) -> dict[str, int]:
     """Run `cfg`, killed at its `crash_at`-th loss computation, then rerun it; what the rerun did:
-    its loss computations and rollout shards generated."""
+    its loss computations and rollout shards generated, and the line it printed on resuming."""
     calls = {"loss": 0, "generate": 0, "crash_at": crash_at}
     real_loss, real_generate = loop_module.minibatch_loss, loop_module.generate_shard
 
@@ -46,14 +46,16 @@ def crash_and_resume(monkeypatch, cfg, crash_at: int) -> dict[str, int]:
     with pytest.raises(KeyboardInterrupt):
         train_rl(cfg)
     calls.update(loss=0, generate=0, crash_at=None)
+    capsys.readouterr()
     train_rl(cfg)
-    return {k: calls[k] for k in ("loss", "generate")}
+    resumed = [line for line in capsys.readouterr().err.splitlines() if ": resumed from " in line]
+    return {**{k: calls[k] for k in ("loss", "generate")}, "printed": resumed}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algo,every,deepspeed", [("dpo_plus", 2, False), ("ppo", 1, False), ("ppo", 1, True)])
-def test_stopped_mid_iteration_resumes_there_exactly(tmp_path, easy_sft_checkpoint, monkeypatch, algo, every,
-                                                     deepspeed):
+def test_stopped_mid_iteration_resumes_there_exactly(tmp_path, easy_sft_checkpoint, monkeypatch, capsys, algo,
+                                                     every, deepspeed):
     """Killed at the second step of the second iteration's second epoch, the run resumes from its
     last partial checkpoint (every=1: after the step before; every=2: the last even step): it does
     not sample the iteration again, runs only the steps after the checkpoint (the epoch's order
@@ -72,17 +74,19 @@ def test_stopped_mid_iteration_resumes_there_exactly(tmp_path, easy_sft_checkpoi
     assert per_epoch >= 2  # the second epoch has a second step
 
     cfg = config(tmp_path / "cut", easy_sft_checkpoint, algo, [*extra, f"rl.save_every_steps={every}"])
-    did = crash_and_resume(monkeypatch, cfg, crash_at=first + per_epoch + 2)
+    did = crash_and_resume(monkeypatch, capsys, cfg, crash_at=first + per_epoch + 2)
     cut_dir = tmp_path / "cut" / f"{algo}-arith-s0"
     assert strip(read_jsonl(cut_dir / "metrics.jsonl")) == strip(records)
     assert same_model(ref_dir, cut_dir, 2)
     saved = (per_epoch + 1) // every * every  # the iteration's steps before its last partial checkpoint
-    assert did == {"generate": 0, "loss": total - first - saved}
+    checkpoint = cut_dir / partial.FOLDER / "iteration-2" / f"step-{first + saved}"
+    assert did == {"generate": 0, "loss": total - first - saved,
+                   "printed": [f"{cut_dir}: resumed from {checkpoint} ({saved} gradient steps into iteration 2)"]}
     assert not (cut_dir / partial.FOLDER).exists()  # the run's end leaves no partial checkpoint
 
 
 @pytest.mark.slow
-def test_restem_epoch_choice_resumes_at_an_epochs_end(tmp_path, easy_sft_checkpoint, monkeypatch):
+def test_restem_epoch_choice_resumes_at_an_epochs_end(tmp_path, easy_sft_checkpoint, monkeypatch, capsys):
     """RestEM with the authors' epoch choice by validation (rl.restem_select=validation) and a fresh
     start each iteration (rl.restem_from=init) saves at each epoch's end, where the model the next
     epoch is measured against is the one saved: killed in the fourth epoch (which does not raise
@@ -98,11 +102,12 @@ def test_restem_epoch_choice_resumes_at_an_epochs_end(tmp_path, easy_sft_checkpo
     assert record["restem/epochs_kept"] == 3 and "restem/validation_accuracy_e4" in record  # the 4th undone
 
     cfg = config(tmp_path / "cut", easy_sft_checkpoint, "restem", [*extra, "rl.save_every_steps=1"])
-    did = crash_and_resume(monkeypatch, cfg, crash_at=3 * per_epoch + 1)
+    did = crash_and_resume(monkeypatch, capsys, cfg, crash_at=3 * per_epoch + 1)
     cut_dir = tmp_path / "cut" / "restem-arith-s0"
     assert strip(read_jsonl(cut_dir / "metrics.jsonl")) == strip([record])
     assert same_model(ref_dir, cut_dir, 1)
-    assert did == {"generate": 0, "loss": per_epoch}  # the fourth epoch only
+    assert did["generate"] == 0 and did["loss"] == per_epoch  # the fourth epoch only
+    assert did["printed"][0].endswith(f"({3 * per_epoch} gradient steps into iteration 1)")
 
 
 def test_latest_partial_checkpoint_and_clear(tmp_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -333,6 +334,9 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                               f"with as many (this run has {world.world_size})")
         if world.is_main:
             truncate_jsonl(run.metrics, state["num_records"])
+            where = (f"{within['steps']} gradient steps into iteration {reached + 1}" if within is not None
+                     else f"the end of iteration {reached}")
+            print(f"{run.path}: resumed from {resume} ({where})", file=sys.stderr, flush=True)
     else:
         ckpt.seed_everything(cfg.seed)
         if world.is_main:
