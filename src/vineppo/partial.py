@@ -35,7 +35,10 @@ def save_data(run_path: Path, iteration: int, data: dict[str, Any]) -> None:
     folder = iteration_dir(run_path, iteration)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / ".tmp-data.pt"
-    torch.save(data, tmp)
+    with open(tmp, "wb") as f:  # on disk before the rename makes it data.pt (as runio's writes)
+        torch.save(data, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, folder / "data.pt")
 
 
