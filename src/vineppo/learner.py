@@ -166,6 +166,16 @@ def _on_cpu(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
+def check_processes(checkpoint: Path, world_size: int) -> None:
+    """Before any model is loaded: ZeRO cuts the optimizer state into one shard per process, and
+    another number of processes cannot read it back (DeepSpeed says so only inside its load)."""
+    for folder in sorted(set(Updater.ENGINE_DIRS.values())):
+        shards = len(list((Path(checkpoint) / folder / "state").glob("*optim_states.pt")))
+        if shards and shards != world_size:
+            raise ConfigError(f"{checkpoint} holds the optimizer state of {shards} processes (ZeRO shards in "
+                              f"{folder}/); resume it with as many processes (this run has {world_size})")
+
+
 class Updater:
     """Adam over the learner's parameters, with gradient-norm clipping by `clip_groups`; through
     DeepSpeed when `deepspeed.enabled` (which averages gradients over processes and shards optimizer

@@ -41,7 +41,15 @@ from vineppo.evaluate import (
 )
 from vineppo.grading import pop_timeouts, set_timeout, set_workers
 from vineppo.inference import Completion, SamplingParams, make_engine
-from vineppo.learner import Learner, Updater, autocast, lr_factor, resolve_autocast, use_eager_attention
+from vineppo.learner import (
+    Learner,
+    Updater,
+    autocast,
+    check_processes,
+    lr_factor,
+    resolve_autocast,
+    use_eager_attention,
+)
 from vineppo.memory import (
     available_bytes,
     check_run_fits,
@@ -274,6 +282,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         reached, resume = inside[0] - 1, inside[1]
     if resume is not None:
         check_resume(run, cfg, reached)
+        check_processes(resume, world.world_size)
     if world.is_main:
         atomic_write_text(run.config, to_yaml(cfg))
     commit = git_commit()
