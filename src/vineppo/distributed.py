@@ -126,20 +126,25 @@ def init_world() -> World:
 
 def join_single_process_group() -> None:
     """DeepSpeed needs a process group even for one process; make a private one on a free local
-    port (DeepSpeed's default, port 29500, would clash between runs sharing a machine)."""
+    port (DeepSpeed's default, port 29500, would clash between runs sharing a machine). One process
+    started by a launcher (`torchrun --nproc_per_node=1`) joins the group it set up instead: under
+    torchrun a group on a port of its own waits forever for torchrun's store."""
     if torch_dist.is_initialized():
+        return
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if "MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ:
+        torch_dist.init_process_group(backend, init_method="env://", world_size=1, rank=0)
         return
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    if not torch.cuda.is_available():
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
         os.environ.setdefault(key, value)  # DeepSpeed reads these
-    torch_dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
-                                  init_method=f"tcp://127.0.0.1:{port}", world_size=1, rank=0)
+    torch_dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", world_size=1, rank=0)
 
 
 def shards_of(world: World, num_shards: int) -> list[int]:

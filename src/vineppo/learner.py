@@ -7,6 +7,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,14 +169,33 @@ def _on_cpu(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
-def check_processes(checkpoint: Path, world_size: int) -> None:
-    """Before any model is loaded: ZeRO cuts the optimizer state into one shard per process, and
-    another number of processes cannot read it back (DeepSpeed says so only inside its load)."""
-    for folder in sorted(set(Updater.ENGINE_DIRS.values())):
-        shards = len(list((Path(checkpoint) / folder / "state").glob("*optim_states.pt")))
-        if shards and shards != world_size:
-            raise ConfigError(f"{checkpoint} holds the optimizer state of {shards} processes (ZeRO shards in "
-                              f"{folder}/); resume it with as many processes (this run has {world_size})")
+def zero_shards(tag_dir: Path) -> int:
+    """How many processes wrote a DeepSpeed checkpoint folder: ZeRO cuts the optimizer state into one
+    shard per process (0: none, as in a universal checkpoint or under ZeRO-0)."""
+    return len(list(Path(tag_dir).glob("*optim_states.pt")))
+
+
+def to_universal(tag_dir: Path) -> Path:
+    """DeepSpeed's universal checkpoint of the ZeRO checkpoint in `tag_dir`, written once beside it
+    (`<tag>-universal`, atomically): the optimizer state per parameter, whole, which any number of
+    processes reads back (`Updater` loads it so). What resumes a run on another number of GPUs."""
+    from argparse import Namespace
+
+    from deepspeed.checkpoint import ds_to_universal
+
+    out = tag_dir.with_name(f"{tag_dir.name}-universal")
+    if out.is_dir():
+        return out
+    tmp = tag_dir.with_name(f"{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    # inject_missing_state: our engines' checkpoints carry no Megatron-style parallelism record.
+    workers = min(8, os.cpu_count() or 1)
+    ds_to_universal.main(Namespace(input_folder=str(tag_dir), output_folder=str(tmp), num_extract_workers=workers,
+                                   num_merge_workers=workers, keep_temp_folder=False, strict=True,
+                                   inject_missing_state=True))
+    (tag_dir.parent / "latest_universal").unlink(missing_ok=True)  # it names the temporary folder; tags are explicit
+    os.replace(tmp, out)
+    return out
 
 
 class Updater:
@@ -301,13 +323,34 @@ class Updater:
     def restore(self, directory: Path, snapshot: Any) -> None:
         """Back to the state `snapshot` recorded (then sync the rollout engine: loop.sync_engine)."""
         if self.engines:
-            for part, e in self.engines.items():
-                e.load_checkpoint(str(directory / self.ENGINE_DIRS[part]), tag=snapshot)
+            self._load_engines(directory, snapshot)
             return
         states, optimizer = snapshot
         for m, state in zip(self._modules(), states, strict=True):
             m.load_state_dict(state)
         self.optimizer.load_state_dict(optimizer)
+
+    def _load_engines(self, directory: Path, tag: str) -> None:
+        """Each engine's checkpoint `tag` under `directory`. One written by another number of
+        processes (its ZeRO shards) is read as DeepSpeed's universal checkpoint, converted once by
+        the first process (`to_universal`)."""
+        for part, e in self.engines.items():
+            tag_dir = directory / self.ENGINE_DIRS[part] / tag
+            shards = zero_shards(tag_dir)
+            universal = shards not in (0, self.world.world_size)
+            if universal:
+                if self.world.is_main:
+                    print(f"{tag_dir}: written by {shards} process(es), read by {self.world.world_size} as "
+                          "DeepSpeed's universal checkpoint", file=sys.stderr, flush=True)
+                    to_universal(tag_dir)
+                self.world.barrier()
+                tag_dir = tag_dir.with_name(f"{tag}-universal")
+            # DeepSpeed reads the universal layout where its config says so; only for this load.
+            e._config.load_universal_checkpoint = universal
+            try:
+                e.load_checkpoint(str(tag_dir.parent), tag=tag_dir.name)
+            finally:
+                e._config.load_universal_checkpoint = False
 
     def _modules(self) -> list[nn.Module]:
         """The trained modules: the policy, and PPO's value network."""
@@ -354,8 +397,7 @@ class Updater:
                                   else ("one DeepSpeed engine for policy and value network", "joint"))
                 raise ConfigError(f"{checkpoint} was written with {written}; resume it with "
                                   f"rl.grad_clip_scope={scope}")
-            for part, e in self.engines.items():
-                e.load_checkpoint(str(checkpoint / self.ENGINE_DIRS[part]), tag="state")
+            self._load_engines(checkpoint, "state")
             return
         if "optimizer" not in state:
             raise FileNotFoundError(f"{checkpoint}/state.pt has no optimizer state: it was written by a "

@@ -45,7 +45,6 @@ from vineppo.learner import (
     Learner,
     Updater,
     autocast,
-    check_processes,
     lr_factor,
     resolve_autocast,
     use_eager_attention,
@@ -278,11 +277,16 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                           f"to continue from; give rl.iterations={finished['iterations']}, or a new run_name")
     reached = ckpt.checkpoint_step(resume) if resume is not None else 0
     inside = partial.latest(run.path, reached)  # rl.save_every_steps: a checkpoint inside a later iteration
+    if inside is not None and partial.processes(inside[1]) != world.world_size:
+        # Its sums and training units are cut per process: the iteration is run again from its start.
+        if world.is_main:
+            print(f"{inside[1]}: written by {partial.processes(inside[1])} process(es), this run has "
+                  f"{world.world_size}; iteration {inside[0]} starts again", file=sys.stderr, flush=True)
+        inside = None
     if inside is not None:
         reached, resume = inside[0] - 1, inside[1]
     if resume is not None:
         check_resume(run, cfg, reached)
-        check_processes(resume, world.world_size)
     if world.is_main:
         atomic_write_text(run.config, to_yaml(cfg))
     commit = git_commit()
@@ -340,9 +344,6 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         ckpt.set_rng_state(state["rng"])
         start, grad_steps, elapsed = reached, state["grad_steps"], state["elapsed_s"]
         within = state.get("within")  # resumed inside iteration start + 1: where in it
-        if within is not None and len(within["per_process"]) != world.world_size:
-            raise ConfigError(f"{resume} was written by {len(within['per_process'])} processes; resume it "
-                              f"with as many (this run has {world.world_size})")
         if world.is_main:
             truncate_jsonl(run.metrics, state["num_records"])
             where = (f"{within['steps']} gradient steps into iteration {reached + 1}" if within is not None

@@ -60,6 +60,11 @@ def latest(run_path: Path, iterations_done: int) -> tuple[int, Path] | None:
     return max(found)[0::2] if found else None
 
 
+def processes(checkpoint: Path) -> int:
+    """How many processes wrote a partial checkpoint (each saved its share of the iteration's sums)."""
+    return len(ckpt.load_state(checkpoint)["within"]["per_process"])
+
+
 def clear(run_path: Path, up_to: int) -> None:
     """Remove the partial checkpoints of iterations up to `up_to`: a later checkpoint replaces them."""
     root = Path(run_path) / FOLDER
