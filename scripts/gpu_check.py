@@ -14,7 +14,8 @@ entry in `summary.json` (status ok | failed | skipped, the reason, seconds, its 
    if it fails.
 4. vllm: the vllm engine on the device against the hf engine on VinePPO's MC workload, where vllm
    is installed (else skipped, and why).
-5. deepspeed: one RL run of one process through DeepSpeed (bf16 on a GPU), in micro-batches
+5. deepspeed: one RL run of one process through DeepSpeed (bf16 on a GPU), started by torchrun as
+   multi-GPU runs are (the launcher's process group: NCCL on a GPU), in micro-batches
    (rl.micro_batch_size) and with checkpoints inside its iterations (rl.save_every_steps), where
    deepspeed is installed (else skipped, and why).
 A failed check does not stop the others; the exit status is 1 if any failed.
@@ -34,6 +35,7 @@ import importlib.util
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -224,7 +226,12 @@ def check_deepspeed(out: Path, scale: dict, work: Path) -> dict:
     bf16 = "true" if scale["device"] == "cuda" else "false"
     env = {"DS_ACCELERATOR": "cpu"} if scale["device"] == "cpu" else None
     t0 = time.time()
-    code, _ = run([sys.executable, "-m", "vineppo.cli", "rl", f"device={scale['device']}", f"output_dir={work}",
+    with socket.socket() as sock:  # a free port for the launcher's store
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1", "--master_addr=127.0.0.1",
+                f"--master_port={port}"]
+    code, _ = run([*launcher, "-m", "vineppo.cli", "rl", f"device={scale['device']}", f"output_dir={work}",
                    f"num_threads={scale['threads']}",
                    "run_name=deepspeed", "rl.algo=ppo", f"rl.init={init}", "deepspeed.enabled=true",
                    f"deepspeed.bf16={bf16}", *scale["rl"], *scale["deepspeed"]], out / "deepspeed.log",
