@@ -277,11 +277,12 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                           f"to continue from; give rl.iterations={finished['iterations']}, or a new run_name")
     reached = ckpt.checkpoint_step(resume) if resume is not None else 0
     inside = partial.latest(run.path, reached)  # rl.save_every_steps: a checkpoint inside a later iteration
-    if inside is not None and partial.processes(inside[1]) != world.world_size:
+    written = partial.processes(inside[1]) if inside is not None else world.world_size
+    if written != world.world_size:
         # Its sums and training units are cut per process: the iteration is run again from its start.
         if world.is_main:
-            print(f"{inside[1]}: written by {partial.processes(inside[1])} process(es), this run has "
-                  f"{world.world_size}; iteration {inside[0]} starts again", file=sys.stderr, flush=True)
+            print(f"{inside[1]}: written by {written} process(es), this run has {world.world_size}; "
+                  f"iteration {inside[0]} starts again", file=sys.stderr, flush=True)
         inside = None
     if inside is not None:
         reached, resume = inside[0] - 1, inside[1]
