@@ -509,3 +509,32 @@ def test_init_world_reads_the_processes_on_this_node(monkeypatch):
     assert distributed.init_world().local_world_size == 16
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert distributed.init_world() == World(0, 1, 0, 1)
+
+
+_JOIN = """
+import torch.distributed as dist
+from vineppo.distributed import join_single_process_group
+join_single_process_group()
+print(dist.get_world_size(), dist.get_rank())
+"""
+
+
+@pytest.mark.parametrize("launcher", [False, True])
+def test_one_process_group_takes_the_launchers_port_only_under_a_launcher(launcher):
+    """Another run holds port P. A shell that left MASTER_ADDR/MASTER_PORT=P exported (no launcher:
+    no WORLD_SIZE) gets a private port and starts; under a launcher (WORLD_SIZE too) the process
+    joins the launcher's group at P, so here, with P taken, it fails with torch's address-in-use."""
+    with socket.socket() as other_run:
+        other_run.bind(("127.0.0.1", 0))
+        other_run.listen()
+        port = other_run.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), PYTHONPATH=str(Path(__file__).parents[1] / "src"))
+        if launcher:
+            env.update(WORLD_SIZE="1", RANK="0", LOCAL_RANK="0")
+        out = subprocess.run([sys.executable, "-c", _JOIN], env=env, capture_output=True, text=True, timeout=120)
+    if launcher:
+        assert out.returncode != 0 and "address already in use" in out.stderr.lower(), out.stderr[-2000:]
+    else:
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.split() == ["1", "0"]

@@ -128,13 +128,15 @@ def join_single_process_group() -> None:
     """DeepSpeed needs a process group even for one process; make a private one on a free local
     port (DeepSpeed's default, port 29500, would clash between runs sharing a machine). One process
     started by a launcher (`torchrun --nproc_per_node=1`) joins the group it set up instead: under
-    torchrun a group on a port of its own waits forever for torchrun's store."""
+    torchrun a group on a port of its own waits forever for torchrun's store. A launcher exports
+    WORLD_SIZE with MASTER_ADDR/MASTER_PORT; those two alone (left exported in a shell) are not one,
+    and two runs on a machine would clash on that port."""
     if torch_dist.is_initialized():
         return
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if "MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ:
+    if all(key in os.environ for key in ("WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")):
         torch_dist.init_process_group(backend, init_method="env://", world_size=1, rank=0)
         return
     import socket
