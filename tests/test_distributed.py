@@ -266,6 +266,7 @@ def test_two_process_run_resumes_inside_an_iteration(tmp_path, easy_sft_checkpoi
     ("ppo", 2, 2, 1, 7, ["rl.save_every_steps=1"]),  # stopped inside iteration 2, past a partial checkpoint
     ("ppo", 3, 1, 2, 5, []),                         # stopped at iteration 2's first step
     ("restem", 2, 2, 1, 3, ["rl.restem_from=init"]),  # each iteration from the saved fresh start
+    ("restem", 3, 2, 1, 3, ["rl.restem_from=init"]),  # DeepSpeed's converter stopped on its empty ZeRO-3 state
 ])
 def test_a_run_resumes_on_another_number_of_processes(tmp_path, easy_sft_checkpoint, algo, stage, before, after,
                                                       stop_at, extra):
@@ -307,6 +308,62 @@ def test_a_run_resumes_on_another_number_of_processes(tmp_path, easy_sft_checkpo
     final = [load_file(d / f"{algo}-arith-s0" / "final" / "model.safetensors") for d in (tmp_path / "ref",
                                                                                           tmp_path / "cut")]
     assert max((final[0][k] - final[1][k]).abs().max().item() for k in final[0]) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage, then", [
+    (2, ["deepspeed.zero_stage=3"]),                                   # weights sharded too: universal
+    (3, ["deepspeed.zero_stage=2"]),                                   # and back
+    (2, ["deepspeed.zero_stage=1", "deepspeed.offload_optimizer=true"]),  # the same shards: a plain load
+])
+def test_a_run_resumes_under_another_zero_stage(tmp_path, easy_sft_checkpoint, stage, then):
+    """A job that ran out of GPU memory, resumed with more of its state sharded or offloaded: PPO on
+    2 processes stopped at iteration 2's first step and resumed under another ZeRO stage or with
+    Adam on the CPU logs what the uninterrupted run logs and ends at its weights. ZeRO-3 cuts the
+    weights into per-process files that stages 1 and 2 do not write, so a change to or from it reads
+    DeepSpeed's universal checkpoint; stages 1 and 2 and offload read one another's shards as they are."""
+    args = EASY + RL + [f"rl.init={easy_sft_checkpoint}", "rl.algo=ppo", "rl.rollout_shards=2", "num_threads=1",
+                        "device=cpu", "rl.autocast=null", "deepspeed.enabled=true", f"deepspeed.zero_stage={stage}"]
+    torchrun(args + [f"output_dir={tmp_path / 'ref'}"], 2, tmp_path)
+    cut = args + [f"output_dir={tmp_path / 'cut'}"]
+    torchrun(cut, 2, tmp_path, stop_at=5)
+    out = torchrun(cut + then, 2, tmp_path)
+    run = tmp_path / "cut" / "ppo-arith-s0"
+    universal = (stage == 3) != ("deepspeed.zero_stage=3" in then)
+    for part in ("deepspeed", "deepspeed_value"):
+        tag_dir = run / "checkpoints" / "step-1" / part / "state"
+        said = f"{tag_dir}: written by 2 process(es) under {'ZeRO-3' if stage == 3 else 'ZeRO-1/2'}, read under"
+        assert (said in out.stderr) == universal, out.stderr[-3000:]
+        assert (tag_dir.parent / "state-universal").is_dir() == universal
+    ref = read_jsonl(tmp_path / "ref" / "ppo-arith-s0" / "metrics.jsonl")
+    two = read_jsonl(run / "metrics.jsonl")
+    assert [r["iteration"] for r in two] == [1, 2]
+    for a, b in zip(ref, two, strict=True):
+        assert (a["train/reward"], a["train/tokens_generated"]) == (b["train/reward"], b["train/tokens_generated"])
+        for k in ["loss/policy", "loss/kl", "loss/value", "loss/clip_fraction"]:
+            assert abs(a[k] - b[k]) <= LOSS_TOLERANCE, (a["iteration"], k, a[k], b[k])
+    final = [load_file(d / "ppo-arith-s0" / "final" / "model.safetensors") for d in (tmp_path / "ref",
+                                                                                       tmp_path / "cut")]
+    assert max((final[0][k] - final[1][k]).abs().max().item() for k in final[0]) < 1e-4
+
+
+def test_zero0_and_a_sharding_stage_do_not_resume_one_another(tmp_path):
+    """ZeRO-0 keeps Adam's state whole in the engine's one file, stages 1-3 in shards: a change
+    between them is refused by name, before any checkpoint is read; 2 -> 3 is let through."""
+    from vineppo.config import to_yaml
+    from vineppo.loop import check_resume
+    from vineppo.runio import RunDir
+
+    run = RunDir(tmp_path / "r")
+    was = make_config(["rl.iterations=3", "deepspeed.enabled=true", "deepspeed.zero_stage=0"])
+    run.config.write_text(to_yaml(was))
+    with pytest.raises(ConfigError, match=r"deepspeed.zero_stage=0.*stages 1-3 only"):
+        check_resume(run, make_config(["rl.iterations=3", "deepspeed.enabled=true", "deepspeed.zero_stage=2"]), 1)
+    run.config.write_text(to_yaml(make_config(["rl.iterations=3", "deepspeed.enabled=true"])))
+    check_resume(run, make_config(["rl.iterations=3", "deepspeed.enabled=true", "deepspeed.zero_stage=3",
+                                   "deepspeed.offload_optimizer=true"]), 1)
+    with pytest.raises(ConfigError, match="deepspeed.enabled"):
+        check_resume(run, make_config(["rl.iterations=3"]), 1)
 
 
 def _split_pass_worker(rank: int, port: int, queue, chunk: int = 3, lockstep: bool = False) -> None:

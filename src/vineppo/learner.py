@@ -175,10 +175,81 @@ def zero_shards(tag_dir: Path) -> int:
     return len(list(Path(tag_dir).glob("*optim_states.pt")))
 
 
+def zero3_written(tag_dir: Path) -> bool:
+    """Whether ZeRO-3 wrote a DeepSpeed checkpoint folder: it cuts the weights into one model-states
+    file per process too, where stages 1 and 2 write one whole `mp_rank_00_model_states.pt`."""
+    return any(Path(tag_dir).glob("zero_pp_rank_*_model_states.pt"))
+
+
+def _optimizer_state(tag_dir: Path) -> dict[str, Any]:
+    """Rank 0's ZeRO optimizer state in a checkpoint folder: the wrapped optimizer's state dict
+    (its 'state' and 'param_groups'), under the key of ZeRO-3 or of stages 1-2."""
+    sd = torch.load(sorted(Path(tag_dir).glob("*optim_states.pt"))[0], map_location="cpu", weights_only=False)
+    inner = sd["optimizer_state_dict"]
+    return inner.get("optimizer_state_dict") or inner["base_optimizer_state"]
+
+
+def _fresh_universal(tag_dir: Path, out: Path) -> None:
+    """The universal checkpoint of a snapshot with no optimizer state yet (RestEM's fresh start):
+    each parameter's fp32 weights, zero moments and step 0, which is exactly the state torch's
+    Adam (and DeepSpeed's CPU Adam) starts from. ds_to_universal stops on an empty ZeRO-3 state."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    weights = get_fp32_state_dict_from_zero_checkpoint(str(tag_dir.parent), tag=tag_dir.name)
+    zero = out / "zero"
+    model_states = sorted(tag_dir.glob("*model_states.pt"))[0]
+    shapes = torch.load(model_states, map_location="cpu", weights_only=False)["param_shapes"]
+    for name in (n for group in shapes for n in group):
+        (zero / name).mkdir(parents=True)
+        w = weights[name].float()
+        for key, t in (("fp32", w), ("exp_avg", torch.zeros_like(w)), ("exp_avg_sq", torch.zeros_like(w))):
+            torch.save({"param": t, "cat_dim": 0}, zero / name / f"{key}.pt")
+        torch.save(torch.tensor(0.0), zero / name / "step.pt")
+    torch.save({"param_groups": _optimizer_state(tag_dir)["param_groups"]}, zero / "optimizer_state.pt")
+    shutil.copy2(model_states, out / model_states.name)
+
+
+def _both_layouts(universal: Path) -> None:
+    """A universal checkpoint (being written, in `universal`) as every ZeRO stage reads it:
+    ds_to_universal writes the source stage's layout only. ZeRO-3 reads Adam's step and
+    hyperparameters under `optimizer_state_dict` and its metadata from rank 0's model-states file;
+    stages 1-2 read `param_groups` and the writing DeepSpeed's version at the top, each parameter's
+    tensors shaped in a dict, its step.pt, and their one model-states file. From a ZeRO-3 source the
+    tensors come flat and without a step."""
+    import deepspeed
+
+    zero = universal / "zero"
+    sd = torch.load(zero / "optimizer_state.pt", weights_only=False)
+    sd.setdefault("ds_version", deepspeed.__version__)
+    if "optimizer_state_dict" not in sd:
+        steps = sorted(zero.glob("*/step.pt"))
+        state = {0: {"step": torch.load(steps[0], weights_only=False)}} if steps else {}
+        sd["optimizer_state_dict"] = {"state": state, "param_groups": sd["param_groups"]}
+    torch.save(sd, zero / "optimizer_state.pt")
+    step = sd["optimizer_state_dict"]["state"].get(0, {}).get("step")
+    names = [universal / "mp_rank_00_model_states.pt", universal / "zero_pp_rank_0_mp_rank_00_model_states.pt"]
+    have = next(n for n in names if n.exists())
+    for n in names:
+        if not n.exists():
+            try:
+                os.link(have, n)  # one file under both names
+            except OSError:  # a file system without hard links
+                shutil.copy2(have, n)
+    shapes = torch.load(have, map_location="cpu", weights_only=False)["param_shapes"]
+    for name, shape in ((n, sh) for group in shapes for n, sh in group.items()):
+        for file in (zero / name).glob("*.pt"):
+            t = torch.load(file, weights_only=False)
+            if isinstance(t, torch.Tensor) and file.name != "step.pt":
+                torch.save({"param": t.view(shape), "cat_dim": 0}, file)
+        if step is not None and not (zero / name / "step.pt").exists():
+            torch.save(step, zero / name / "step.pt")
+
+
 def to_universal(tag_dir: Path) -> Path:
     """DeepSpeed's universal checkpoint of the ZeRO checkpoint in `tag_dir`, written once beside it
     (`<tag>-universal`, atomically): the optimizer state per parameter, whole, which any number of
-    processes reads back (`Updater` loads it so). What resumes a run on another number of GPUs."""
+    processes under any ZeRO stage of 1-3 reads back (`Updater` loads it so). What resumes a run on
+    another number of GPUs, or with more or less of its state sharded."""
     from argparse import Namespace
 
     from deepspeed.checkpoint import ds_to_universal
@@ -188,12 +259,16 @@ def to_universal(tag_dir: Path) -> Path:
         return out
     tmp = tag_dir.with_name(f"{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    # inject_missing_state: our engines' checkpoints carry no Megatron-style parallelism record.
-    workers = min(8, os.cpu_count() or 1)
-    ds_to_universal.main(Namespace(input_folder=str(tag_dir), output_folder=str(tmp), num_extract_workers=workers,
-                                   num_merge_workers=workers, keep_temp_folder=False, strict=True,
-                                   inject_missing_state=True))
-    (tag_dir.parent / "latest_universal").unlink(missing_ok=True)  # it names the temporary folder; tags are explicit
+    if not _optimizer_state(tag_dir)["state"]:
+        _fresh_universal(tag_dir, tmp)
+    else:
+        # inject_missing_state: our engines' checkpoints carry no Megatron-style parallelism record.
+        workers = min(8, os.cpu_count() or 1)
+        ds_to_universal.main(Namespace(input_folder=str(tag_dir), output_folder=str(tmp), num_extract_workers=workers,
+                                       num_merge_workers=workers, keep_temp_folder=False, strict=True,
+                                       inject_missing_state=True))
+        (tag_dir.parent / "latest_universal").unlink(missing_ok=True)  # it names the temporary folder
+    _both_layouts(tmp)
     os.replace(tmp, out)
     return out
 
@@ -332,16 +407,20 @@ class Updater:
 
     def _load_engines(self, directory: Path, tag: str) -> None:
         """Each engine's checkpoint `tag` under `directory`. One written by another number of
-        processes (its ZeRO shards) is read as DeepSpeed's universal checkpoint, converted once by
-        the first process (`to_universal`)."""
+        processes (its ZeRO shards), or under ZeRO-3 and read under stage 1 or 2 or the other way
+        round (ZeRO-3 cuts the weights too), is read as DeepSpeed's universal checkpoint, converted
+        once by the first process (`to_universal`)."""
         for part, e in self.engines.items():
             tag_dir = directory / self.ENGINE_DIRS[part] / tag
             shards = zero_shards(tag_dir)
-            universal = shards not in (0, self.world.world_size)
+            written3, reading3 = zero3_written(tag_dir), self.zero_stage == 3
+            universal = shards not in (0, self.world.world_size) or (shards > 0 and written3 != reading3)
             if universal:
                 if self.world.is_main:
-                    print(f"{tag_dir}: written by {shards} process(es), read by {self.world.world_size} as "
-                          "DeepSpeed's universal checkpoint", file=sys.stderr, flush=True)
+                    stages = "" if written3 == reading3 else \
+                        f" under {'ZeRO-3' if written3 else 'ZeRO-1/2'}, read under ZeRO-{self.zero_stage}"
+                    print(f"{tag_dir}: written by {shards} process(es){stages}, read by {self.world.world_size} "
+                          "as DeepSpeed's universal checkpoint", file=sys.stderr, flush=True)
                     to_universal(tag_dir)
                 self.world.barrier()
                 tag_dir = tag_dir.with_name(f"{tag}-universal")
@@ -351,10 +430,16 @@ class Updater:
                     e.optimizer.optimizer.state.clear()
             # DeepSpeed reads the universal layout where its config says so; only for this load.
             e._config.load_universal_checkpoint = universal
+            own = [{k: v for k, v in g.items() if k != "params"} for g in e.optimizer.param_groups]
             try:
                 e.load_checkpoint(str(tag_dir.parent), tag=tag_dir.name)
             finally:
                 e._config.load_universal_checkpoint = False
+            # Adam on the CPU (offload) and torch's Adam read each other's state; each keeps the
+            # settings of its own that the other's groups lack (CPU Adam's bias_correction).
+            for group, settings in zip(e.optimizer.param_groups, own, strict=True):
+                for k, v in settings.items():
+                    group.setdefault(k, v)
 
     def _modules(self) -> list[nn.Module]:
         """The trained modules: the policy, and PPO's value network."""

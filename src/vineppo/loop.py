@@ -28,7 +28,7 @@ from vineppo import shared_prefix as prefix
 from vineppo.algorithms import dpo_plus, grpo, ppo, restem, rloo, vineppo
 from vineppo.algorithms.advantages import masked_mean, value_fit, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
-from vineppo.config import Config, ConfigError, RLConfig, check_unchanged, check_values, to_yaml
+from vineppo.config import Config, ConfigError, RLConfig, check_unchanged, check_values, load_config, to_yaml
 from vineppo.distributed import full_parameters, init_world, require_cuda, shards_of
 from vineppo.evaluate import (
     correct_bits,
@@ -70,10 +70,10 @@ PPO_FAMILY = ("ppo", "vineppo", "grpo", "rloo")
 RESUME_FREE = ("rl.iterations", "rl.eval_every", "rl.save_every", "rl.save_every_steps", "rl.keep_checkpoints",
                "rl.rollout_batch_size", "eval.batch_size", "output_dir", "run_name", "device", "num_threads",
                "task.grade_timeout_s", "task.grade_workers", "sft.", "model.gradient_checkpointing",
-               "rl.micro_batch_size")
+               "rl.micro_batch_size", "deepspeed.zero_stage", "deepspeed.offload_optimizer")
 """Keys a resumed run may change: cadence, where it runs, and what does not change its numbers
-(gradient checkpointing and micro-batches give the same updates, tests/test_loop.py, so a run may
-turn them on to fit)."""
+(gradient checkpointing, micro-batches, a ZeRO stage of 1-3 and optimizer offload give the same
+updates, tests/test_loop.py and tests/test_distributed.py, so a run may turn them on to fit)."""
 
 
 def check_resume(run: RunDir, cfg: Config, step: int) -> None:
@@ -85,6 +85,14 @@ def check_resume(run: RunDir, cfg: Config, step: int) -> None:
     # The run-long schedule decays to 0 at the last iteration: another rl.iterations is another run.
     whole_run = cfg.rl.lr_schedule == "warmup_decay" and cfg.rl.algo in PPO_FAMILY
     check_unchanged(run.config, cfg, tuple(k for k in RESUME_FREE if not (whole_run and k == "rl.iterations")))
+    # ZeRO stages 1-3 checkpoint Adam's state in shards that any of them reads back (learner.py); ZeRO-0 does not.
+    if not run.config.exists():
+        return
+    was, now = load_config(run.config).deepspeed, cfg.deepspeed
+    if was.enabled and now.enabled and was.zero_stage != now.zero_stage and 0 in (was.zero_stage, now.zero_stage):
+        raise ConfigError(f"{run.path} was trained with deepspeed.zero_stage={was.zero_stage}; it resumes under "
+                          f"stages 1-3 only from stages 1-3 (give deepspeed.zero_stage={was.zero_stage}, "
+                          "or a new run_name)")
 
 
 def check_finite(name: str, x: torch.Tensor, iteration: int, run: RunDir) -> None:
