@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from vineppo import partial
 from vineppo.config import ConfigError, DeepSpeedConfig, make_config
 from vineppo.distributed import World, deepspeed_config, shards_of
 from vineppo.loop import loss_items, merge_vine_stats, train_rl
@@ -273,9 +274,10 @@ def test_a_run_resumes_on_another_number_of_processes(tmp_path, easy_sft_checkpo
     """A job stopped and started again on another number of GPUs: PPO (a policy and a value engine)
     under ZeRO-2 stopped on 2 processes and resumed on 1, under ZeRO-3 from 1 process to 2 (one
     process under torchrun), and RestEM fine-tuning rl.init afresh each iteration. The rerun reads
-    the ZeRO shards of the last regular checkpoint (and of RestEM's fresh start) as DeepSpeed's
-    universal checkpoint, converted once beside them, passes over a partial checkpoint (its sums
-    are per process), and logs what an uninterrupted 2-process run logs, to the same final weights.
+    the ZeRO shards of its last checkpoint (and of RestEM's fresh start) as DeepSpeed's universal
+    checkpoint, converted once beside them; from a partial checkpoint, process 0 takes up the
+    iteration's running sums of both processes; it logs what an uninterrupted 2-process run logs,
+    to the same final weights.
     (Resumed with a fresh Adam state, PPO's iteration 2 policy loss is 0.008 off; with the moments
     of iteration 1 kept at RestEM's fresh start, 0.006.)"""
     args = EASY + RL + [f"rl.init={easy_sft_checkpoint}", f"rl.algo={algo}", "rl.rollout_shards=2", "num_threads=1",
@@ -283,17 +285,22 @@ def test_a_run_resumes_on_another_number_of_processes(tmp_path, easy_sft_checkpo
     torchrun(args + [f"output_dir={tmp_path / 'ref'}", *extra], 2, tmp_path)
     cut = args + [f"output_dir={tmp_path / 'cut'}", *extra]
     torchrun(cut, before, tmp_path, stop_at=stop_at)
-    out = torchrun(cut, after, tmp_path)
     run = tmp_path / "cut" / f"{algo}-arith-s0"
-    converted = ([run / "checkpoints" / "step-1" / f / "state" for f in ("deepspeed", "deepspeed_value")]
+    inside = partial.latest(run, 1)  # rl.save_every_steps: the checkpoint inside iteration 2 it resumes from
+    out = torchrun(cut, after, tmp_path)
+    resumed = inside[1] if inside is not None else run / "checkpoints" / "step-1"
+    converted = ([resumed / f / "state" for f in ("deepspeed", "deepspeed_value")]
                  if algo == "ppo" else [run / d / "deepspeed" / t for d, t in [("checkpoints/step-1", "state"),
                                                                                (".restem-init", "init")]])
     for tag_dir in converted:
         assert f"{tag_dir}: written by {before} process(es), read by {after} as DeepSpeed's universal" in out.stderr
-        assert (tag_dir.parent / f"{tag_dir.name}-universal").is_dir()
-        assert not list(tag_dir.parent.glob("*.tmp")) and not (tag_dir.parent / "latest_universal").exists()
+        if inside is None:  # (a partial checkpoint is cleared at its iteration's end)
+            assert (tag_dir.parent / f"{tag_dir.name}-universal").is_dir()
+            assert not list(tag_dir.parent.glob("*.tmp")) and not (tag_dir.parent / "latest_universal").exists()
     if "rl.save_every_steps=1" in extra:
-        assert "iteration 2 starts again" in out.stderr
+        assert inside is not None and inside[0] == 2
+        assert f"{inside[1]}: written by 2 process(es), this run has 1; their parts" in out.stderr
+        assert not (run / partial.FOLDER).exists()
     ref = read_jsonl(tmp_path / "ref" / f"{algo}-arith-s0" / "metrics.jsonl")
     two = read_jsonl(run / "metrics.jsonl")
     assert [r["iteration"] for r in two] == [1, 2]

@@ -134,11 +134,11 @@ def test_latest_partial_checkpoint_and_clear(tmp_path):
     assert not (tmp_path / partial.FOLDER).exists()
 
 
-def test_a_partial_checkpoint_of_another_number_of_processes_is_passed_over(tmp_path, easy_sft_checkpoint,
-                                                                           monkeypatch, capsys):
-    """A partial checkpoint holds each process's share of the iteration's sums, which another
-    number of processes cannot take up: the rerun says so and runs the iteration again from the
-    regular checkpoint before it (here none: from the start), to an uninterrupted run's record."""
+def test_a_partial_checkpoint_of_another_number_of_processes_is_taken_up(tmp_path, easy_sft_checkpoint,
+                                                                         monkeypatch, capsys):
+    """A partial checkpoint holds each process's part of the iteration's running sums. Met by
+    another number of processes, process 0 takes up their total: the rerun says so and logs what
+    an uninterrupted run logs. (Taking rank 0's part alone would log 0.4 of each loss here.)"""
     train_rl(config(tmp_path / "ref", easy_sft_checkpoint, "grpo", ["rl.iterations=1"]))
     cfg = config(tmp_path / "cut", easy_sft_checkpoint, "grpo", ["rl.save_every_steps=1", "rl.iterations=1"])
     calls = {"n": 0}
@@ -146,7 +146,7 @@ def test_a_partial_checkpoint_of_another_number_of_processes_is_passed_over(tmp_
 
     def crashing(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 3:
             raise KeyboardInterrupt("simulated kill")
         return real(*args, **kwargs)
 
@@ -157,10 +157,27 @@ def test_a_partial_checkpoint_of_another_number_of_processes_is_passed_over(tmp_
     found = partial.latest(tmp_path / "cut" / "grpo-arith-s0", 0)
     assert found is not None and found[0] == 1
     state = torch.load(found[1] / "state.pt", weights_only=True)
-    state["within"]["per_process"] *= 2  # as if written by 2 processes
+    (whole,) = state["within"]["per_process"]
+    assert whole["sums"]["loss/policy"] != 0.0  # two steps taken: sums to split
+
+    def part(x, f):
+        return {k: part(v, f) for k, v in x.items()} if isinstance(x, dict) else x * f
+
+    state["within"]["per_process"] = [part(whole, 0.4), part(whole, 0.6)]  # as if written by 2 processes
     torch.save(state, found[1] / "state.pt")
     capsys.readouterr()
     train_rl(cfg)
-    assert f"{found[1]}: written by 2 process(es), this run has 1; iteration 1 starts again" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{found[1]}: written by 2 process(es), this run has 1; their parts" in err
+    assert "2 gradient steps into iteration 1" in err
     ref, cut = (read_jsonl(tmp_path / d / "grpo-arith-s0" / "metrics.jsonl") for d in ("ref", "cut"))
     assert len(ref) == 1 and strip(cut) == strip(ref)
+
+
+def test_share_gives_process_0_the_total_on_another_number_of_processes():
+    parts = [{"sums": {"loss/policy": 1.5, "loss/kl": 0.25}, "grading_timeouts": 2.0},
+             {"sums": {"loss/policy": -0.5, "loss/kl": 0.75}, "grading_timeouts": 1.0}]
+    assert partial.share(parts, 1, 2) == parts[1]  # the same processes: each its own
+    assert partial.share(parts, 0, 1) == {"sums": {"loss/policy": 1.0, "loss/kl": 1.0}, "grading_timeouts": 3.0}
+    assert partial.share(parts, 0, 3)["sums"]["loss/policy"] == 1.0
+    assert partial.share(parts, 2, 3) == {"sums": {"loss/policy": 0.0, "loss/kl": 0.0}, "grading_timeouts": 0.0}

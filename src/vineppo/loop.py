@@ -285,13 +285,6 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                           f"to continue from; give rl.iterations={finished['iterations']}, or a new run_name")
     reached = ckpt.checkpoint_step(resume) if resume is not None else 0
     inside = partial.latest(run.path, reached)  # rl.save_every_steps: a checkpoint inside a later iteration
-    written = partial.processes(inside[1]) if inside is not None else world.world_size
-    if written != world.world_size:
-        # Its sums and training units are cut per process: the iteration is run again from its start.
-        if world.is_main:
-            print(f"{inside[1]}: written by {written} process(es), this run has {world.world_size}; "
-                  f"iteration {inside[0]} starts again", file=sys.stderr, flush=True)
-        inside = None
     if inside is not None:
         reached, resume = inside[0] - 1, inside[1]
     if resume is not None:
@@ -353,6 +346,10 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         ckpt.set_rng_state(state["rng"])
         start, grad_steps, elapsed = reached, state["grad_steps"], state["elapsed_s"]
         within = state.get("within")  # resumed inside iteration start + 1: where in it
+        written = len(within["per_process"]) if within is not None else world.world_size
+        if world.is_main and written != world.world_size:
+            print(f"{resume}: written by {written} process(es), this run has {world.world_size}; their parts "
+                  "of the iteration's sums are taken up by process 0", file=sys.stderr, flush=True)
         if world.is_main:
             truncate_jsonl(run.metrics, state["num_records"])
             where = (f"{within['steps']} gradient steps into iteration {reached + 1}" if within is not None
@@ -470,7 +467,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         if within is not None:  # where the partial checkpoint was written
             first_epoch, skip, steps, stats = within["epoch"], within["steps_in_epoch"], within["steps"], within["stats"]
             gen.set_state(within["generator"])
-            counters = within["per_process"][world.rank]
+            counters = partial.share(within["per_process"], world.rank, world.world_size)
             sums = counters["sums"]
             if select and first_epoch > 0:  # written at an epoch's end: the state the next epoch is measured against
                 previous = updater.snapshot(run.path / ".restem-epoch", "previous")

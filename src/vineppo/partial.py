@@ -8,7 +8,8 @@ the first update), and `step-G/`, a regular checkpoint (`Updater.save`) of the t
 G gradient steps of the run, whose state.pt holds `within`: where in the iteration it is (epoch,
 steps into it, the mini-batch order's generator at the epoch's start) and the per-process sums
 the iteration's record is made of. Resumed from it, the loop takes the iteration from there and
-logs what an uninterrupted run logs (tests/test_partial.py).
+logs what an uninterrupted run logs (tests/test_partial.py), on the number of processes that
+wrote it or on another (`share`; the optimizer's shards through learner.to_universal).
 """
 
 from __future__ import annotations
@@ -60,9 +61,20 @@ def latest(run_path: Path, iterations_done: int) -> tuple[int, Path] | None:
     return max(found)[0::2] if found else None
 
 
-def processes(checkpoint: Path) -> int:
-    """How many processes wrote a partial checkpoint (each saved its share of the iteration's sums)."""
-    return len(ckpt.load_state(checkpoint)["within"]["per_process"])
+def share(per_process: list[dict[str, Any]], rank: int, world_size: int) -> dict[str, Any]:
+    """Process `rank`'s part of the iteration's running sums (each process's losses and counts,
+    added over processes when the iteration is logged), from a partial checkpoint's parts. Written
+    by another number of processes (a job requeued on fewer or more GPUs), process 0 takes up
+    their total and the others start from zero: the logged sum over processes is the same."""
+    if len(per_process) == world_size:
+        return per_process[rank]
+
+    def total(parts: list[Any]) -> Any:
+        if isinstance(parts[0], dict):
+            return {k: total([p[k] for p in parts]) for k in parts[0]}
+        return sum(parts) if rank == 0 else 0.0 * parts[0]
+
+    return total(per_process)
 
 
 def clear(run_path: Path, up_to: int) -> None:
