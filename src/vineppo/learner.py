@@ -184,7 +184,8 @@ def zero3_written(tag_dir: Path) -> bool:
 def _optimizer_state(tag_dir: Path) -> dict[str, Any]:
     """Rank 0's ZeRO optimizer state in a checkpoint folder: the wrapped optimizer's state dict
     (its 'state' and 'param_groups'), under the key of ZeRO-3 or of stages 1-2."""
-    sd = torch.load(sorted(Path(tag_dir).glob("*optim_states.pt"))[0], map_location="cpu", weights_only=False)
+    sd = torch.load(sorted(Path(tag_dir).glob("*optim_states.pt"))[0], map_location="cpu", weights_only=False,
+                    mmap=True)  # its tensors (gigabytes at scale) stay on disk
     inner = sd["optimizer_state_dict"]
     return inner.get("optimizer_state_dict") or inner["base_optimizer_state"]
 
@@ -198,7 +199,7 @@ def _fresh_universal(tag_dir: Path, out: Path) -> None:
     weights = get_fp32_state_dict_from_zero_checkpoint(str(tag_dir.parent), tag=tag_dir.name)
     zero = out / "zero"
     model_states = sorted(tag_dir.glob("*model_states.pt"))[0]
-    shapes = torch.load(model_states, map_location="cpu", weights_only=False)["param_shapes"]
+    shapes = torch.load(model_states, map_location="cpu", weights_only=False, mmap=True)["param_shapes"]
     for name in (n for group in shapes for n in group):
         (zero / name).mkdir(parents=True)
         w = weights[name].float()
@@ -235,7 +236,7 @@ def _both_layouts(universal: Path) -> None:
                 os.link(have, n)  # one file under both names
             except OSError:  # a file system without hard links
                 shutil.copy2(have, n)
-    shapes = torch.load(have, map_location="cpu", weights_only=False)["param_shapes"]
+    shapes = torch.load(have, map_location="cpu", weights_only=False, mmap=True)["param_shapes"]
     for name, shape in ((n, sh) for group in shapes for n, sh in group.items()):
         for file in (zero / name).glob("*.pt"):
             t = torch.load(file, weights_only=False)
