@@ -602,3 +602,36 @@ def test_one_process_group_takes_the_launchers_port_only_under_a_launcher(launch
     else:
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.split() == ["1", "0"]
+
+
+def _patient_worker(rank: int, port: int, queue, patient: bool) -> None:
+    """Rank 0 works alone for 3 s (a conversion) before the barrier; the default group waits 1 s."""
+    import time
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from vineppo.distributed import patient_group
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=1))
+    group = patient_group() if patient else None
+    if rank == 0:
+        time.sleep(3)
+    try:
+        World(rank, 2, rank).barrier(group)
+        queue.put((rank, "passed"))
+    except RuntimeError as e:
+        queue.put((rank, f"failed: {e}"[:200]))
+
+
+@pytest.mark.parametrize("patient", [False, True])
+def test_a_patient_group_waits_beyond_the_default_timeout(patient):
+    """The others wait at a barrier while the first process converts a checkpoint: on the default
+    group they give up at its timeout (then the job ends, and requeued would convert again); on a
+    `patient_group` they wait it out."""
+    got = _spawn(_patient_worker, patient, timeout=60)
+    if patient:
+        assert got[0] == ["passed"] and got[1] == ["passed"]
+    else:
+        assert got[1][0].startswith("failed") and "timed out" in got[1][0].lower(), got[1]

@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -60,9 +61,10 @@ class World:
             return torch.device("cuda", index)
         return torch.device(name)
 
-    def barrier(self) -> None:
+    def barrier(self, group: Any = None) -> None:
+        """Every process waits for the others (in `group`: a `patient_group`, for a long wait)."""
         if self.world_size > 1:
-            torch_dist.barrier()
+            torch_dist.barrier(group=group)
 
     def gather(self, obj: Any) -> list[Any]:
         """Every process's `obj`, in rank order, on every process (picklable objects)."""
@@ -96,6 +98,14 @@ class World:
                          device="cuda" if torch_dist.get_backend() == "nccl" else "cpu")
         torch_dist.all_reduce(t)
         return t.tolist()
+
+
+def patient_group(timeout: timedelta = timedelta(hours=6)) -> Any:
+    """A gloo group of every process whose collectives wait up to `timeout`: for a barrier at which
+    one process works alone for long (converting a checkpoint, tens of minutes at 7B size), beyond
+    the default group's timeout (DeepSpeed's 30 minutes, after which the job is ended and, requeued,
+    would convert again). All processes create it together, before the long work starts."""
+    return torch_dist.new_group(backend="gloo", timeout=timeout)
 
 
 def require_cuda(device: str) -> None:

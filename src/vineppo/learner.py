@@ -19,7 +19,13 @@ from torch import nn
 
 from vineppo import checkpoint as ckpt
 from vineppo.config import Config, ConfigError
-from vineppo.distributed import World, deepspeed_config, full_parameters, join_single_process_group
+from vineppo.distributed import (
+    World,
+    deepspeed_config,
+    full_parameters,
+    join_single_process_group,
+    patient_group,
+)
 from vineppo.rollout import token_logprobs
 from vineppo.tasks import PromptFormat
 
@@ -417,13 +423,14 @@ class Updater:
             written3, reading3 = zero3_written(tag_dir), self.zero_stage == 3
             universal = shards not in (0, self.world.world_size) or (shards > 0 and written3 != reading3)
             if universal:
+                waiting = patient_group() if self.world.world_size > 1 else None  # the others wait as it converts
                 if self.world.is_main:
                     stages = "" if written3 == reading3 else \
                         f" under {'ZeRO-3' if written3 else 'ZeRO-1/2'}, read under ZeRO-{self.zero_stage}"
                     print(f"{tag_dir}: written by {shards} process(es){stages}, read by {self.world.world_size} "
                           "as DeepSpeed's universal checkpoint", file=sys.stderr, flush=True)
                     to_universal(tag_dir)
-                self.world.barrier()
+                self.world.barrier(waiting)
                 tag_dir = tag_dir.with_name(f"{tag}-universal")
                 if not any((tag_dir / "zero").glob("*/exp_avg.pt")):
                     # A snapshot of an optimizer without state (RestEM's fresh start): DeepSpeed's
