@@ -266,7 +266,7 @@ def test_two_process_run_resumes_inside_an_iteration(tmp_path, easy_sft_checkpoi
 @pytest.mark.parametrize("algo, stage, before, after, stop_at, extra", [
     ("ppo", 2, 2, 1, 7, ["rl.save_every_steps=1"]),  # stopped inside iteration 2, past a partial checkpoint
     ("ppo", 3, 1, 2, 5, []),                         # stopped at iteration 2's first step
-    ("restem", 2, 2, 1, 3, ["rl.restem_from=init"]),  # each iteration from the saved fresh start
+    ("restem", 2, 2, 1, 3, ["rl.restem_from=init", "rl.rollout_shards=0"]),  # from the fresh start, its 2 shards kept
     ("restem", 3, 2, 1, 3, ["rl.restem_from=init"]),  # DeepSpeed's converter stopped on its empty ZeRO-3 state
 ])
 def test_a_run_resumes_on_another_number_of_processes(tmp_path, easy_sft_checkpoint, algo, stage, before, after,
@@ -297,6 +297,8 @@ def test_a_run_resumes_on_another_number_of_processes(tmp_path, easy_sft_checkpo
         if inside is None:  # (a partial checkpoint is cleared at its iteration's end)
             assert (tag_dir.parent / f"{tag_dir.name}-universal").is_dir()
             assert not list(tag_dir.parent.glob("*.tmp")) and not (tag_dir.parent / "latest_universal").exists()
+    if "rl.rollout_shards=0" in extra:  # one per process: the run's own 2 kept on 1
+        assert f"{resumed}: sampled in 2 rollout shards; 1 process(es) keep them" in out.stderr
     if "rl.save_every_steps=1" in extra:
         assert inside is not None and inside[0] == 2
         assert f"{inside[1]}: written by 2 process(es), this run has 1; their parts" in out.stderr
@@ -635,3 +637,19 @@ def test_a_patient_group_waits_beyond_the_default_timeout(patient):
         assert got[0] == ["passed"] and got[1] == ["passed"]
     else:
         assert got[1][0].startswith("failed") and "timed out" in got[1][0].lower(), got[1]
+
+
+def test_a_resumed_run_keeps_its_rollout_shards_where_it_can(capsys):
+    """rl.rollout_shards=0 (one per process): resumed on another number of processes, a run keeps
+    the shards it sampled in (the same episodes) where there are at least as many as processes."""
+    from vineppo.loop import resumed_shards
+
+    ckpt = Path("run/checkpoints/step-3")
+    assert resumed_shards(None, World(0, 4, 0), ckpt) == 4  # a checkpoint from before it was recorded
+    assert resumed_shards(4, World(0, 4, 0), ckpt) == 4
+    assert capsys.readouterr().err == ""
+    assert resumed_shards(8, World(0, 4, 0), ckpt) == 8
+    assert "sampled in 8 rollout shards; 4 process(es) keep them" in capsys.readouterr().err
+    assert resumed_shards(2, World(0, 4, 0), ckpt) == 4
+    assert "fewer than the 4 processes: 4 from here" in capsys.readouterr().err
+    assert resumed_shards(2, World(1, 4, 1), ckpt) == 4 and capsys.readouterr().err == ""  # said once, by process 0

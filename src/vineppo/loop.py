@@ -29,7 +29,7 @@ from vineppo.algorithms import dpo_plus, grpo, ppo, restem, rloo, vineppo
 from vineppo.algorithms.advantages import masked_mean, value_fit, whiten
 from vineppo.algorithms.losses import k3_kl, ppo_policy_loss, value_loss
 from vineppo.config import Config, ConfigError, RLConfig, check_unchanged, check_values, load_config, to_yaml
-from vineppo.distributed import full_parameters, init_world, require_cuda, shards_of
+from vineppo.distributed import World, full_parameters, init_world, require_cuda, shards_of
 from vineppo.evaluate import (
     correct_bits,
     correct_counts,
@@ -93,6 +93,25 @@ def check_resume(run: RunDir, cfg: Config, step: int) -> None:
         raise ConfigError(f"{run.path} was trained with deepspeed.zero_stage={was.zero_stage}; it resumes under "
                           f"stages 1-3 only from stages 1-3 (give deepspeed.zero_stage={was.zero_stage}, "
                           "or a new run_name)")
+
+
+def resumed_shards(recorded: int | None, world: World, resume: Path) -> int:
+    """The rollout shards of a run resumed with rl.rollout_shards=0 (one per process): the number
+    it sampled in so far (each shard has its own seed, so the same shards draw the same episodes on
+    any number of processes), where there are at least as many as processes now; else one per
+    process, other episodes than the run would have drawn, as a message says."""
+    if recorded is None or recorded == world.world_size:  # (checkpoints before it was recorded: as before)
+        return world.world_size
+    if recorded >= world.world_size:
+        if world.is_main:
+            print(f"{resume}: sampled in {recorded} rollout shards; {world.world_size} process(es) keep them "
+                  "(rl.rollout_shards=0)", file=sys.stderr, flush=True)
+        return recorded
+    if world.is_main:
+        print(f"{resume}: sampled in {recorded} rollout shards, fewer than the {world.world_size} processes: "
+              f"{world.world_size} from here, so later iterations draw other episodes than a run on "
+              f"{recorded} process(es) would", file=sys.stderr, flush=True)
+    return world.world_size
 
 
 def check_finite(name: str, x: torch.Tensor, iteration: int, run: RunDir) -> None:
@@ -270,8 +289,8 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
                           "set deepspeed.enabled=true")
     set_timeout(cfg.task.grade_timeout_s)
     set_workers(cfg.task.grade_workers)
-    num_shards = rl.rollout_shards or world.world_size
-    my_shards = shards_of(world, num_shards)
+    num_shards = rl.rollout_shards or world.world_size  # 0: one per process (a resumed run keeps its own)
+    shards_of(world, num_shards)  # too few for the processes: said before any model loads
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     run = RunDir(Path(cfg.output_dir) / (cfg.run_name or f"{rl.algo}-{cfg.task.name}-s{cfg.seed}"))
@@ -355,10 +374,13 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
             where = (f"{within['steps']} gradient steps into iteration {reached + 1}" if within is not None
                      else f"the end of iteration {reached}")
             print(f"{run.path}: resumed from {resume} ({where})", file=sys.stderr, flush=True)
+        if not rl.rollout_shards:
+            num_shards = resumed_shards(state.get("rollout_shards"), world, resume)
     else:
         ckpt.seed_everything(cfg.seed)
         if world.is_main:
             run.metrics.unlink(missing_ok=True)
+    my_shards = shards_of(world, num_shards)
     if zero_stage == 3 or (cfg.deepspeed.enabled and cfg.engine == "vllm"):
         sync_engine(engine, policy, rollout_model, zero_stage)  # DeepSpeed may have cast or moved the weights
 
@@ -371,6 +393,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         """A partial checkpoint (rl.save_every_steps) in iteration it + 1, `done_in_epoch` steps into
         `epoch`, whose mini-batch order `order` (the generator's state at its start) draws."""
         extra = {"grad_steps": grad_steps, "elapsed_s": time.time() - t_start, "num_records": len(read_jsonl(run.metrics)),
+                 "rollout_shards": num_shards,
                  "within": {"iteration": it + 1, "epoch": epoch, "steps_in_epoch": done_in_epoch, "generator": order,
                             "steps": steps, "stats": stats, "t_train": t_train, "per_process": world.gather(counters)}}
         updater.save(partial.iteration_dir(run.path, it + 1), grad_steps, tokenizer, extra, keep=1)
@@ -582,7 +605,7 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
         if world.is_main:
             run.log(record)
         if done % rl.save_every == 0 or done == rl.iterations:
-            extra = {"grad_steps": grad_steps, "elapsed_s": time.time() - t_start,
+            extra = {"grad_steps": grad_steps, "elapsed_s": time.time() - t_start, "rollout_shards": num_shards,
                      "num_records": len(read_jsonl(run.metrics))}
             updater.save(run.checkpoints, done, tokenizer, extra, keep=rl.keep_checkpoints or 10**9)
             if world.is_main:
