@@ -244,11 +244,13 @@ def _both_layouts(universal: Path) -> None:
                 shutil.copy2(have, n)
     shapes = torch.load(have, map_location="cpu", weights_only=False, mmap=True)["param_shapes"]
     for name, shape in ((n, sh) for group in shapes for n, sh in group.items()):
-        for file in (zero / name).glob("*.pt"):
+        if (zero / name / "step.pt").exists():
+            continue  # written for stages 1-2 already (read by ZeRO-3 as it is)
+        for file in (zero / name).glob("*.pt"):  # a ZeRO-3 source's flat tensors
             t = torch.load(file, weights_only=False)
-            if isinstance(t, torch.Tensor) and file.name != "step.pt":
+            if isinstance(t, torch.Tensor):
                 torch.save({"param": t.view(shape), "cat_dim": 0}, file)
-        if step is not None and not (zero / name / "step.pt").exists():
+        if step is not None:
             torch.save(step, zero / name / "step.pt")
 
 
