@@ -435,8 +435,9 @@ class Updater:
                 self.world.barrier(waiting)
                 tag_dir = tag_dir.with_name(f"{tag}-universal")
                 if not any((tag_dir / "zero").glob("*/exp_avg.pt")):
-                    # A snapshot of an optimizer without state (RestEM's fresh start): DeepSpeed's
-                    # universal load keeps the moments it finds no file for, a plain load drops them.
+                    # A fresh start converted before `_fresh_universal` wrote its zero moments
+                    # (weights only): DeepSpeed's universal load keeps the moments it finds no file
+                    # for, where a plain load drops them.
                     e.optimizer.optimizer.state.clear()
             # DeepSpeed reads the universal layout where its config says so; only for this load.
             e._config.load_universal_checkpoint = universal
