@@ -467,3 +467,25 @@ def test_gain_over_sft_hand_worked():
     # Gains 10, -2, 20 points: mean 9.33; std 11.02, standard error 11.02 / sqrt(3) = 6.36.
     assert gain_lines(df, ["a"])[-1] == "| ppo | +9.3 ± 6.4; worst -2.0; 2/3 |"
     assert gain_lines(df[df["method"] != "sft"], ["a"]) == []
+
+
+def test_a_run_begun_on_several_processes_resumes_through_deepspeed_on_one(tmp_path):
+    """Resubmitted with processes=1, an RL run that recorded DeepSpeed on (begun on several
+    processes) keeps it on: its checkpoints are DeepSpeed's, and the run would otherwise stop on
+    the changed key. Runs without a folder yet, and an explicit deepspeed.enabled=false, are left as asked."""
+    from vineppo.config import to_yaml
+
+    first = launch(["sweep=smoke", f"output_dir={tmp_path}", "--dry-run"], log=quiet)["jobs"]
+    rl_jobs = [j for j in first if j.command == "rl"]
+    begun = rl_jobs[0]
+    begun.marker.parent.mkdir(parents=True)
+    begun.marker.parent.joinpath("config.yaml").write_text(
+        to_yaml(make_config([f"{k}={v}" for k, v in begun.overrides.items() if v is not None]
+                            + ["deepspeed.enabled=true"])))
+    again = {j.name: j for j in launch(["sweep=smoke", f"output_dir={tmp_path}", "processes=1", "--dry-run"],
+                                       log=quiet)["jobs"]}
+    assert again[begun.name].overrides["deepspeed.enabled"] is True
+    assert all("deepspeed.enabled" not in again[j.name].overrides for j in rl_jobs[1:])
+    told = {j.name: j for j in launch(["sweep=smoke", f"output_dir={tmp_path}", "deepspeed.enabled=false",
+                                       "--dry-run"], log=quiet)["jobs"]}
+    assert told[begun.name].overrides["deepspeed.enabled"] is False

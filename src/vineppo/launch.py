@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from vineppo.config import CHOICES, ConfigError, make_config, parse_overrides
+from vineppo.config import CHOICES, ConfigError, load_config, make_config, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 SWEEPS_DIR = ROOT / "experiments" / "sweeps"
@@ -63,6 +63,13 @@ class Job:
             return True
         asked = make_config(self.overrides).rl.iterations
         return json.loads(self.marker.read_text()).get("iterations", asked) >= asked
+
+
+def began_with_deepspeed(job: Job) -> bool:
+    """Whether the run folder of an unfinished RL job recorded DeepSpeed on (a run begun on several
+    processes, resubmitted on one: it resumes on one process through DeepSpeed)."""
+    recorded = job.marker.parent / "config.yaml"
+    return recorded.exists() and load_config(recorded).deepspeed.enabled
 
 
 class JobRunner:
@@ -380,6 +387,8 @@ def launch(argv: list[str], log=print) -> dict[str, Any]:
             if j.overrides.get("deepspeed.enabled") is False:
                 raise ConfigError(f"processes={n} needs deepspeed.enabled=true, not false")
             j.overrides["deepspeed.enabled"] = True
+        elif j.command == "rl" and "deepspeed.enabled" not in j.overrides and began_with_deepspeed(j):
+            j.overrides["deepspeed.enabled"] = True  # its checkpoints are DeepSpeed's: it goes on through it
     todo = [j for j in jobs if not j.is_complete()]
     out_dir = Path(jobs[0].overrides["output_dir"])
     if dry_run:
