@@ -472,7 +472,9 @@ def test_gain_over_sft_hand_worked():
 def test_a_run_begun_on_several_processes_resumes_through_deepspeed_on_one(tmp_path):
     """Resubmitted with processes=1, an RL run that recorded DeepSpeed on (begun on several
     processes) keeps it on: its checkpoints are DeepSpeed's, and the run would otherwise stop on
-    the changed key. Runs without a folder yet, and an explicit deepspeed.enabled=false, are left as asked."""
+    the changed key. Runs without a folder yet, and an explicit deepspeed.enabled=false, are left as
+    asked. A run begun on one process without DeepSpeed, resubmitted on several, is refused by name
+    before anything is submitted (its plain checkpoints do not load into DeepSpeed)."""
     from vineppo.config import to_yaml
 
     first = launch(["sweep=smoke", f"output_dir={tmp_path}", "--dry-run"], log=quiet)["jobs"]
@@ -489,3 +491,8 @@ def test_a_run_begun_on_several_processes_resumes_through_deepspeed_on_one(tmp_p
     told = {j.name: j for j in launch(["sweep=smoke", f"output_dir={tmp_path}", "deepspeed.enabled=false",
                                        "--dry-run"], log=quiet)["jobs"]}
     assert told[begun.name].overrides["deepspeed.enabled"] is False
+    begun.marker.parent.joinpath("config.yaml").write_text(
+        to_yaml(make_config([f"{k}={v}" for k, v in begun.overrides.items() if v is not None])))  # without it
+    with pytest.raises(ConfigError, match=f"{begun.name} began on one process without DeepSpeed"):
+        launch(["sweep=smoke", f"output_dir={tmp_path}", "processes=2", "--dry-run"], log=quiet)
+    assert launch(["sweep=smoke", f"output_dir={tmp_path}", "--dry-run"], log=quiet)["jobs"]  # on one: as it began

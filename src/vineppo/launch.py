@@ -65,11 +65,11 @@ class Job:
         return json.loads(self.marker.read_text()).get("iterations", asked) >= asked
 
 
-def began_with_deepspeed(job: Job) -> bool:
-    """Whether the run folder of an unfinished RL job recorded DeepSpeed on (a run begun on several
-    processes, resubmitted on one: it resumes on one process through DeepSpeed)."""
+def began_with_deepspeed(job: Job) -> bool | None:
+    """Whether an RL job's run folder recorded DeepSpeed on (None: no run folder yet). A run begun
+    on several processes resumes on one through DeepSpeed; one begun without it, on one process."""
     recorded = job.marker.parent / "config.yaml"
-    return recorded.exists() and load_config(recorded).deepspeed.enabled
+    return load_config(recorded).deepspeed.enabled if recorded.exists() else None
 
 
 class JobRunner:
@@ -383,11 +383,16 @@ def launch(argv: list[str], log=print) -> dict[str, Any]:
     for j in jobs:
         n = int(opts["processes"] or (profiles[j.profile].get("tasks_per_node") if on_slurm else None) or 1)
         processes[j.name] = n if j.command == "rl" else 1
+        began = began_with_deepspeed(j) if j.command == "rl" and not j.is_complete() else None
         if processes[j.name] > 1:
             if j.overrides.get("deepspeed.enabled") is False:
                 raise ConfigError(f"processes={n} needs deepspeed.enabled=true, not false")
+            if began is False:
+                raise ConfigError(f"{j.marker.parent} began on one process without DeepSpeed and its checkpoints "
+                                  f"are plain torch ones: it continues on one process only (processes=1), or give "
+                                  "a new output_dir for a run on several")
             j.overrides["deepspeed.enabled"] = True
-        elif j.command == "rl" and "deepspeed.enabled" not in j.overrides and began_with_deepspeed(j):
+        elif began and "deepspeed.enabled" not in j.overrides:
             j.overrides["deepspeed.enabled"] = True  # its checkpoints are DeepSpeed's: it goes on through it
     todo = [j for j in jobs if not j.is_complete()]
     out_dir = Path(jobs[0].overrides["output_dir"])
