@@ -481,6 +481,11 @@ class Updater:
         world.barrier()
         if world.is_main:
             ckpt.commit_checkpoint(directory, step, keep)
+            # A universal conversion served the resume from the checkpoint it sits in; the newer
+            # checkpoint is in this run's own layout, so the conversion's gigabytes go.
+            for converted in directory.glob("step-*/deepspeed*/*-universal"):
+                if converted.parent.parent.name != f"step-{step}":
+                    shutil.rmtree(converted, ignore_errors=True)
         world.barrier()
 
     def load(self, checkpoint: Path, state: dict[str, Any]) -> None:
