@@ -374,3 +374,20 @@ def test_zero_shards_count_the_processes_that_wrote_a_checkpoint(tmp_path):
     for rank in range(2):
         (state / f"bf16_zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").write_bytes(b"")
     assert zero_shards(state) == 2
+
+
+def test_a_damaged_checkpoint_fails_its_conversion_by_name(tmp_path):
+    """Shards that DeepSpeed cannot read (here: empty files, as from a full disk) stop the
+    universal conversion with the folder's name and what to do, not torch's unpickling error alone;
+    no half-written conversion is left beside the checkpoint."""
+    from vineppo.learner import to_universal
+
+    state = tmp_path / "deepspeed" / "state"
+    state.mkdir(parents=True)
+    (state / "mp_rank_00_model_states.pt").write_bytes(b"")
+    for rank in range(2):
+        (state / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").write_bytes(b"")
+    with pytest.raises(RuntimeError, match=rf"{state}: converting it to DeepSpeed's universal checkpoint failed"
+                                           r".*resume it on the 2 process\(es\)"):
+        to_universal(state)
+    assert sorted(p.name for p in state.parent.iterdir()) == ["state"]

@@ -268,16 +268,22 @@ def to_universal(tag_dir: Path) -> Path:
         return out
     tmp = tag_dir.with_name(f"{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    if not _optimizer_state(tag_dir)["state"]:
-        _fresh_universal(tag_dir, tmp)
-    else:
-        # inject_missing_state: our engines' checkpoints carry no Megatron-style parallelism record.
-        workers = min(8, os.cpu_count() or 1)
-        ds_to_universal.main(Namespace(input_folder=str(tag_dir), output_folder=str(tmp), num_extract_workers=workers,
-                                       num_merge_workers=workers, keep_temp_folder=False, strict=True,
-                                       inject_missing_state=True))
-        (tag_dir.parent / "latest_universal").unlink(missing_ok=True)  # it names the temporary folder
-    _both_layouts(tmp)
+    try:
+        if not _optimizer_state(tag_dir)["state"]:
+            _fresh_universal(tag_dir, tmp)
+        else:
+            # inject_missing_state: our engines' checkpoints carry no Megatron-style parallelism record.
+            workers = min(8, os.cpu_count() or 1)
+            ds_to_universal.main(Namespace(input_folder=str(tag_dir), output_folder=str(tmp),
+                                           num_extract_workers=workers, num_merge_workers=workers,
+                                           keep_temp_folder=False, strict=True, inject_missing_state=True))
+            (tag_dir.parent / "latest_universal").unlink(missing_ok=True)  # it names the temporary folder
+        _both_layouts(tmp)
+    except Exception as e:  # a damaged or foreign checkpoint: say which, and that it is left as it was
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"{tag_dir}: converting it to DeepSpeed's universal checkpoint failed "
+                           f"({type(e).__name__}: {e}); the checkpoint is left as it was: resume it on the "
+                           f"{zero_shards(tag_dir)} process(es) and the ZeRO stage that wrote it") from e
     os.replace(tmp, out)
     return out
 
