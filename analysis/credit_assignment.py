@@ -136,7 +136,6 @@ def run_dial(args) -> int:
 def blame_rows(checkpoint: Path, cfg, args) -> list[dict]:
     import torch
 
-    from vineppo import checkpoint as ckpt
     from vineppo.algorithms.ppo import ValueModel
     from vineppo.analysis.value_quality import State, mc_values, sample_examples, value_net_predictions
     from vineppo.evaluate import reward
@@ -148,9 +147,7 @@ def blame_rows(checkpoint: Path, cfg, args) -> list[dict]:
 
     torch.manual_seed(args.seed)
     policy, tok = load_model(checkpoint).eval(), load_tokenizer(checkpoint)
-    value_model = ValueModel(cfg.rl.init)
-    value_model.load_state_dict(ckpt.load_state(checkpoint)["value_model"])
-    value_model.eval()
+    value_model = ValueModel.from_checkpoint(checkpoint, cfg.rl)
     engine = HFEngine(policy, tok, batch_size=args.batch_size)
     task, t, n = cfg.task.name, cfg.rl.temperature, cfg.rl.max_new_tokens
     examples = sample_examples(load_task(cfg.task).test, args.problems, args.seed)
@@ -168,7 +165,7 @@ def blame_rows(checkpoint: Path, cfg, args) -> list[dict]:
             states = [State(prompt, c.text[:b], ex, i / len(bounds)) for i, b in enumerate(bounds)]
             episodes.append((ex, kind, step_of_offset(bounds, start), r, states))
     flat = [s for *_, states in episodes for s in states]
-    mc = mc_values(engine, flat, args.k, task, t, n, args.seed + 1) if flat else []
+    mc = mc_values(engine, flat, args.k, task, t, n, args.seed + 1, top_p=cfg.rl.top_p) if flat else []
     vnet = value_net_predictions(value_model, tok, flat) if flat else []
     rows, i = [], 0
     for ex, kind, wrong, r, states in episodes:

@@ -37,44 +37,45 @@ from vineppo.analysis.value_quality import (
     sample_examples,
     value_net_predictions,
 )
-from vineppo.config import load_config
+from vineppo.config import ConfigError, load_config
 from vineppo.inference import HFEngine
-from vineppo.models import load_model, load_tokenizer
+from vineppo.models import load_model, load_tokenizer, resolve_device
 from vineppo.runio import atomic_write_text, git_commit
 from vineppo.steps import check_rule
 from vineppo.tasks import load_task
 
 
 def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[dict], list[dict]]:
-    policy, tok = load_model(path).eval(), load_tokenizer(path)
-    value_model = ValueModel(cfg.rl.init)
-    value_model.load_state_dict(ckpt.load_state(path)["value_model"])
-    value_model.eval()
+    policy, tok = load_model(path, device=args.device).eval(), load_tokenizer(path)
+    value_model = ValueModel.from_checkpoint(path, cfg.rl).to(policy.device)  # with DeepSpeed too
     bos = cfg.task.prompt_bos  # the run's prompt format (task.format holds its template)
     engine = HFEngine(policy, tok, batch_size=args.batch_size, bos=bos)
-    t, n = cfg.rl.temperature, cfg.rl.max_new_tokens
+    t, n, top_p = cfg.rl.temperature, cfg.rl.max_new_tokens, cfg.rl.top_p  # the run's sampler
     examples = sample_examples(task.test, args.problems, args.seed)
     rule = args.steps
-    states = held_out_states(engine, examples, cfg.task.name, t, n, args.seed, rule, task.format)
+    states = held_out_states(engine, examples, cfg.task.name, t, n, args.seed, rule, task.format, top_p=top_p)
     stop = task.format.stop  # task.stop
-    truth = mc_values(engine, states, args.truth_samples, cfg.task.name, t, n, args.seed + 1, stop)
+    truth = mc_values(engine, states, args.truth_samples, cfg.task.name, t, n, args.seed + 1, stop, top_p=top_p)
     estimates = {"value network": value_net_predictions(value_model, tok, states, bos=bos)}
     for k in args.ks:
-        estimates[f"MC K={k}"] = mc_values(engine, states, k, cfg.task.name, t, n, args.seed + 100 + k, stop)
+        estimates[f"MC K={k}"] = mc_values(engine, states, k, cfg.task.name, t, n, args.seed + 100 + k, stop,
+                                           top_p=top_p)
     step = int(path.name.split("-")[1])
     state_rows = [{"checkpoint": step, "state": i, "position": s.position, "truth": truth[i],
                    **{name: est[i] for name, est in estimates.items()}} for i, s in enumerate(states)]
 
     # Ranking alternative next steps from a subset of states (not the final one of an episode).
     sources = [s for s in states if s.position < 1.0][:args.ranking_states]
-    groups = [alternative_steps(engine, s, args.alternatives, cfg.task.name, t, n, args.seed + 7 + i, rule, stop)
-              for i, s in enumerate(sources)]
+    groups = [alternative_steps(engine, s, args.alternatives, cfg.task.name, t, n, args.seed + 7 + i, rule, stop,
+                                top_p=top_p) for i, s in enumerate(sources)]
     groups = [g for g in groups if len(g) >= 2]
     flat = [s for g in groups for s in g]
-    g_truth = mc_values(engine, flat, args.truth_samples, cfg.task.name, t, n, args.seed + 2, stop) if flat else []
+    g_truth = (mc_values(engine, flat, args.truth_samples, cfg.task.name, t, n, args.seed + 2, stop, top_p=top_p)
+               if flat else [])
     g_est = {"value network": value_net_predictions(value_model, tok, flat, bos=bos) if flat else []}
     for k in args.ks:
-        g_est[f"MC K={k}"] = mc_values(engine, flat, k, cfg.task.name, t, n, args.seed + 200 + k, stop) if flat else []
+        g_est[f"MC K={k}"] = (mc_values(engine, flat, k, cfg.task.name, t, n, args.seed + 200 + k, stop, top_p=top_p)
+                              if flat else [])
 
     def regroup(values: list[float]) -> list[list[float]]:
         out, i = [], 0
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", default=None, help="where steps end (rl.vine_steps rules: auto, lines, math, "
                     "lines_answer, response, regex:PATTERN); default: the run's rl.vine_steps")
     ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: a GPU where there is one")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.replot:
@@ -191,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         check_rule(args.steps)
     except ValueError as e:
         print(f"--steps: {e}", file=sys.stderr)
+        return 2
+    try:
+        resolve_device(args.device)
+    except ConfigError as e:
+        print(f"--device: {e}", file=sys.stderr)
         return 2
     if cfg.rl.algo != "ppo":
         print(f"{args.run}: rl.algo is {cfg.rl.algo}; the value network needs a PPO run", file=sys.stderr)

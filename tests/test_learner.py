@@ -391,3 +391,52 @@ def test_a_damaged_checkpoint_fails_its_conversion_by_name(tmp_path):
                                            r".*resume it on the 2 process\(es\)"):
         to_universal(state)
     assert sorted(p.name for p in state.parent.iterdir()) == ["state"]
+
+
+@pytest.mark.parametrize("scope,stage,bf16", [("per_model", None, False), ("per_model", 2, False), ("joint", 3, False),
+                                              ("joint", 0, False), ("per_model", 2, True)])
+def test_a_checkpoint_gives_back_its_value_network(tiny_model_and_tokenizer, tmp_path, scope, stage, bf16):
+    """What the value-estimate analyses read (`ValueModel.from_checkpoint`): PPO's value network as
+    `Updater.save` left it, in state.pt (plain Adam) or only in DeepSpeed's shards (the paper
+    preset's runs): its own engine's (per model) or the whole learner's (joint), ZeRO-0, 2 and 3.
+    After three steps the network read back is the trained one: exactly in fp32; under bf16 the
+    fp32 master weights, which the bf16 module holds rounded. A checkpoint without one is named."""
+    from vineppo.algorithms.ppo import ValueModel
+    from vineppo.config import make_config
+    from vineppo.distributed import World, full_parameters
+    from vineppo.learner import Updater, saved_value_weights
+
+    learner, tok = _ppo_learner(tiny_model_and_tokenizer, tmp_path)
+    start = {k: v.clone() for k, v in learner.value_model.state_dict().items()}
+    ds = ["deepspeed.enabled=true", f"deepspeed.zero_stage={stage}", f"deepspeed.bf16={str(bf16).lower()}"]
+    cfg = make_config([f"rl.init={tmp_path / 'm'}", "rl.learning_rate=1e-3", f"rl.grad_clip_scope={scope}"]
+                      + (ds if stage is not None else []))
+    updater = Updater(learner, cfg, World(), CPU, micro_batch=8)
+    batch = batch_of(tok, TEXTS)
+    for _ in range(3):
+        updater.step(_ppo_losses(updater, batch))
+    updater.save(tmp_path / "checkpoints", 3, tok, {"grad_steps": 3}, keep=1)
+    checkpoint = tmp_path / "checkpoints" / "step-3"
+    with full_parameters(learner, stage or 0):
+        trained = {k: v.detach().float().clone() for k, v in learner.value_model.state_dict().items()}
+    read = saved_value_weights(checkpoint)
+    assert read.keys() == trained.keys() and {t.dtype for t in read.values()} == {torch.float32}
+    assert ("value_model" in torch.load(checkpoint / "state.pt")) == (stage is None)
+    for k, t in read.items():
+        if bf16:  # the module's bf16 weights are the master weights rounded to 8 bits of mantissa
+            assert torch.equal(t.bfloat16().float(), trained[k]), k
+        else:
+            assert torch.equal(t, trained[k]), k
+    if bf16:  # and not the bf16 module's own weights
+        assert any(not torch.equal(read[k], trained[k]) for k in read)
+    assert max((read[k] - start[k]).abs().max().item() for k in read) > 1e-3  # it trained: three steps of ~1e-3
+    value_model = ValueModel.from_checkpoint(checkpoint, cfg.rl)
+    with torch.no_grad():
+        assert torch.equal(value_model.head.weight, read["head.weight"]) and not value_model.training
+        assert value_model(batch).abs().sum() > 0
+
+    # A checkpoint without a value network (VinePPO's, here through DeepSpeed too) is named.
+    policy_only = Learner(copy.deepcopy(tiny_model_and_tokenizer[0]).train(), None)
+    Updater(policy_only, cfg, World(), CPU, micro_batch=8).save(tmp_path / "vine", 1, tok, {}, keep=1)
+    with pytest.raises(FileNotFoundError, match=r"step-1.* holds no value network.*only PPO's checkpoints do"):
+        saved_value_weights(tmp_path / "vine" / "step-1")

@@ -288,6 +288,39 @@ def to_universal(tag_dir: Path) -> Path:
     return out
 
 
+def saved_value_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """PPO's value network as a checkpoint of `Updater.save` holds it, as `ValueModel`'s state dict:
+    in state.pt, or in a DeepSpeed engine's shards, where `state.pt` has no copy (its fp32 master
+    weights, gathered from every process's shard; under ZeRO-0 the module's own weights). The
+    engine is the value network's own (rl.grad_clip_scope=per_model) or the whole learner's
+    (joint). DeepSpeed's files are unpickled as DeepSpeed reads them, so read only your own runs'."""
+    checkpoint = Path(checkpoint)
+    state = ckpt.load_state(checkpoint)
+    if "value_model" in state:
+        return state["value_model"]
+    engines = ((Updater.ENGINE_DIRS["value"], "value_model."), (Updater.ENGINE_DIRS["all"], "value_forward.value_model."))
+    found = next(((f, p) for f, p in engines if (checkpoint / f / "state").is_dir()), None)
+    if found is None:
+        raise FileNotFoundError(f"{checkpoint} holds no value network (neither state.pt nor a DeepSpeed folder "
+                                "has one): only PPO's checkpoints do")
+    folder, prefix = found
+    tag_dir = checkpoint / folder / "state"
+    if zero_shards(tag_dir) or zero3_written(tag_dir):
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+        with contextlib.redirect_stdout(sys.stderr):  # its progress lines
+            weights = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint / folder), tag="state", lazy_mode=True)
+    else:
+        weights = torch.load(tag_dir / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False,
+                             mmap=True)["module"]
+    value = {name[len(prefix):]: t for name, t in weights.items() if name.startswith(prefix)}
+    if not value:
+        raise FileNotFoundError(f"{tag_dir} holds no value network (no parameter under '{prefix}'): "
+                                "only PPO's checkpoints do")
+    # (lazy_mode: each tensor is read from the shards as it is taken, not the policy's with it)
+    return {name: (t.contiguous() if hasattr(t, "contiguous") else t).float() for name, t in value.items()}
+
+
 class Updater:
     """Adam over the learner's parameters, with gradient-norm clipping by `clip_groups`; through
     DeepSpeed when `deepspeed.enabled` (which averages gradients over processes and shards optimizer

@@ -11,6 +11,7 @@ from vineppo.analysis.value_quality import (
     calibration,
     error_by_position,
     held_out_states,
+    mc_values,
     mean_absolute_error,
     pairwise_ranking,
     ranking_accuracy,
@@ -81,17 +82,19 @@ class ScriptedEngine:
     """Returns the given texts, in turn, for every prompt."""
 
     def __init__(self, texts):
-        self.texts = texts
+        self.texts, self.calls = texts, []
 
     def generate(self, prompts, params):
         from vineppo.inference import Completion
+        self.calls.append(params)
         return [[Completion(t, [], [], "stop") for t in self.texts[:params.n]] for _ in prompts]
 
 
 def test_states_and_alternatives_follow_the_step_rule():
     text = "3 + 4 = 7 apples.\n7 * 2 = 14 apples.\n#### 14"
     ex = [{"question": "q", "answer": "14"}]
-    by_rule = {rule: [s.prefix for s in held_out_states(ScriptedEngine([text]), ex, "arith", 0.6, 64, 0, rule)]
+    by_rule = {rule: [s.prefix for s in held_out_states(ScriptedEngine([text]), ex, "arith", 0.6, 64, 0, rule,
+                                                               top_p=0.9)]
                for rule in ("auto", "response", r"regex:(?m)\n|^\d+(?= )")}
     assert by_rule == {"auto": ["", "3 + 4 = 7 apples.\n", "3 + 4 = 7 apples.\n7 * 2 = 14 apples.\n"],
                        "response": [""],
@@ -99,6 +102,24 @@ def test_states_and_alternatives_follow_the_step_rule():
                                                   "3 + 4 = 7 apples.\n7 * 2 = 14 apples.\n"]}
     state = State("Q:", "", ex[0], 0.0)
     engine = ScriptedEngine(["3 + 4 = 7 a.\n#### 7", "3 - 4 = 1 a.\n#### 1", "3 + 4 = 7 b.\n#### 7"] * 4)
-    alts = lambda rule: [s.prefix for s in alternative_steps(engine, state, 3, "arith", 0.6, 64, 0, rule)]  # noqa: E731
+    alts = lambda rule: [s.prefix for s in alternative_steps(engine, state, 3, "arith", 0.6, 64, 0, rule, top_p=0.9)]  # noqa: E731
     assert alts("auto") == ["3 + 4 = 7 a.\n", "3 - 4 = 1 a.\n", "3 + 4 = 7 b.\n"]
     assert alts(r"regex:(?m)\n|^\d+(?= )") == ["3"]  # every continuation starts with the same step
+
+
+def test_every_sample_is_drawn_with_the_runs_sampler():
+    """The states, the alternative next steps, the MC estimates and the ground truth are all sampled
+    as the run sampled (rl.temperature and rl.top_p, the task's stop strings): the values its
+    estimators predict are those of that sampler. Each function takes top_p by name, so no caller
+    can leave it at 1.0 unsaid."""
+    import inspect
+
+    engine = ScriptedEngine(["3 + 4 = 7 a.\n#### 7", "3 - 4 = 1 a.\n#### 1"] * 8)
+    ex = [{"question": "q", "answer": "7"}]
+    states = held_out_states(engine, ex, "arith", 0.6, 64, 0, top_p=0.9)
+    alternative_steps(engine, states[0], 2, "arith", 0.6, 64, 1, stop=("\n\n",), top_p=0.9)
+    assert mc_values(engine, states, 2, "arith", 0.6, 64, 2, ("\n\n",), top_p=0.9) == [0.5, 0.5]
+    assert [(p.temperature, p.top_p) for p in engine.calls] == [(0.6, 0.9)] * 3
+    assert [p.stop for p in engine.calls[1:]] == [["\n\n"]] * 2
+    for f in (held_out_states, alternative_steps, mc_values):
+        assert inspect.signature(f).parameters["top_p"].default is inspect.Parameter.empty, f.__name__

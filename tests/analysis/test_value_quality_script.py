@@ -40,12 +40,18 @@ def test_value_net_batched_equals_one_at_a_time(smoke_runs):
 
 
 @pytest.mark.slow
-def test_value_quality_script_on_smoke_outputs(smoke_runs, tmp_path):
+def test_value_quality_script_on_smoke_outputs(smoke_runs, tmp_path, monkeypatch):
+    from vineppo.inference import HFEngine
+
+    samplers, generate = [], HFEngine.generate
+    monkeypatch.setattr(HFEngine, "generate", lambda self, prompts, params: (
+        samplers.append((params.temperature, params.top_p)), generate(self, prompts, params))[1])
     script = load_script("value_quality")
     out = tmp_path / "vq"
     rc = script.main([str(smoke_runs / "ppo-arith-s0"), "--out", str(out), "--problems", "3",
                       "--truth-samples", "8", "--ks", "1", "2", "--ranking-states", "2", "--alternatives", "3"])
     assert rc == 0
+    assert set(samplers) == {(0.6, 0.9)}  # every sample drawn as the run drew its own (rl.temperature, rl.top_p)
     for f in ("summary.csv", "states.csv", "ranking.csv", "provenance.json", "value_quality.png",
               "value_quality.pdf", "calibration.png", "calibration.pdf"):
         assert (out / f).stat().st_size > 0, f
@@ -56,6 +62,8 @@ def test_value_quality_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert ((states["truth"] * 8).round(9) % 1 == 0).all()  # a mean of 8 rewards in {0, 1}
     assert states["MC K=1"].isin([0.0, 1.0]).all() and ((states["MC K=2"] * 2) % 1 == 0).all()
     assert script.main([str(smoke_runs / "vineppo-arith-s0"), "--out", str(tmp_path / "x")]) == 2  # not PPO
+    if not torch.cuda.is_available():  # a GPU asked for where there is none: said in one line
+        assert script.main([str(smoke_runs / "ppo-arith-s0"), "--device", "cuda", "--out", str(tmp_path / "x")]) == 2
     assert script.main([str(smoke_runs / "ppo-arith-s0"), "--steps", "regex:(", "--out", str(tmp_path / "x")]) == 2
     assert json.loads((out / "provenance.json").read_text())["args"]["steps"] == "auto"  # the run's rule
     # MAE in the summary is the states' mean absolute error, recomputed by hand.

@@ -3,12 +3,15 @@ GAE over response tokens, clipped value loss. The policy side is the shared clip
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from transformers import AutoModel
 
 from vineppo import shared_prefix as prefix
 from vineppo.algorithms.advantages import gae
+from vineppo.learner import saved_value_weights
 from vineppo.rollout import chunked
 
 
@@ -31,6 +34,14 @@ class ValueModel(nn.Module):
                 self.head.weight.copy_(torch.randn(1, hidden, generator=g) / (hidden + 1) ** 0.5)
         else:
             nn.init.zeros_(self.head.weight)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, rl) -> ValueModel:
+        """The value network a PPO run saved in `checkpoint` (with or without DeepSpeed), built on
+        the run's `rl.init` with its `rl` settings, in eval mode on the CPU."""
+        model = cls(rl.init, rl.shared_prefix, rl.value_head_init)
+        model.load_state_dict(saved_value_weights(Path(checkpoint)))
+        return model.eval()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """`[batch, width - 1]`: column j is V(sequence up to and including token j). The batch is

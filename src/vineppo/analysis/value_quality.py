@@ -82,12 +82,13 @@ class State:
 
 def held_out_states(engine: Engine, examples: list[dict[str, str]], task: str, temperature: float,
                     max_new_tokens: int, seed: int, rule: str = "auto",
-                    fmt: PromptFormat = TINY_FORMAT) -> list[State]:
+                    fmt: PromptFormat = TINY_FORMAT, *, top_p: float) -> list[State]:
     """One sampled episode per example, prompted in the model's format `fmt`; a state at every
-    step boundary of it (steps by `rule`, `vineppo.steps`)."""
+    step boundary of it (steps by `rule`, `vineppo.steps`). `temperature` and `top_p`: the run's
+    sampler (rl.temperature, rl.top_p), whose values its estimators predict."""
     prompts = [fmt.prompt(e["question"]) for e in examples]
-    episodes = engine.generate(prompts, SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens,
-                                                       stop=list(fmt.stop), seed=seed))
+    episodes = engine.generate(prompts, SamplingParams(temperature=temperature, top_p=top_p,
+                                                       max_new_tokens=max_new_tokens, stop=list(fmt.stop), seed=seed))
     states = []
     for ex, prompt, comps in zip(examples, prompts, episodes, strict=True):
         text = comps[0].text
@@ -97,11 +98,13 @@ def held_out_states(engine: Engine, examples: list[dict[str, str]], task: str, t
 
 
 def alternative_steps(engine: Engine, state: State, n: int, task: str, temperature: float,
-                      max_new_tokens: int, seed: int, rule: str = "auto", stop: tuple[str, ...] = ()) -> list[State]:
+                      max_new_tokens: int, seed: int, rule: str = "auto", stop: tuple[str, ...] = (), *,
+                      top_p: float) -> list[State]:
     """Up to `n` distinct next steps sampled from `state` (the first step, per `split_steps` with
     `rule`, of continuations from it), each as a new state; `stop`: task.stop."""
     out = engine.generate([state.prompt + state.prefix], SamplingParams(
-        n=4 * n, temperature=temperature, max_new_tokens=max_new_tokens, stop=list(stop), seed=seed))[0]
+        n=4 * n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=list(stop),
+        seed=seed))[0]
     steps: list[str] = []
     for c in out:
         pieces = split_steps(c.text, task, rule)
@@ -113,14 +116,16 @@ def alternative_steps(engine: Engine, state: State, n: int, task: str, temperatu
 
 
 def mc_values(engine: Engine, states: list[State], k: int, task: str, temperature: float,
-              max_new_tokens: int, seed: int, stop: tuple[str, ...] = ()) -> list[float]:
+              max_new_tokens: int, seed: int, stop: tuple[str, ...] = (), *, top_p: float) -> list[float]:
     """Mean reward of `k` continuations from each state (VinePPO's estimator; k large = ground
-    truth); `stop`: task.stop."""
+    truth) under the run's sampler (`temperature`, `top_p`: the value its policy's samples
+    have, which VinePPO estimates and PPO's value network is trained toward); `stop`: task.stop."""
 
     def reward_fn(items: list[tuple[str, Completion, dict[str, str]]]) -> list[float]:
         return rewards([(replace(c, text=prefix + c.text), ex["answer"]) for prefix, c, ex in items], task)
 
-    params = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, stop=list(stop), seed=seed)
+    params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=list(stop),
+                            seed=seed)
     return estimate_values([(s.prompt, s.prefix, s.example) for s in states], engine, k, params, reward_fn)
 
 
