@@ -26,6 +26,7 @@ run analysis/ablations.py results/temperature_hard/runs results/compute_efficien
 run analysis/ablations.py results/ablations/runs/* --out results/ablations                 # KL, train acc., K, temperature
 run analysis/credit_assignment.py dial results/credit_dial/runs --out results/credit_dial
 run analysis/credit_assignment.py blame-summary results/credit_blame_*/it*/vlr*           # blame shares from blame.csv
+run analysis/credit_assignment.py blame-summary results/value_quality_sampler/blame/*     # the same, MC at the run's top-p or not
 run analysis/critic.py results/critic_lr_hard/runs results/value_fit_hard/runs --out results/critic_lr_hard  # value fit: critic by lr, MC
 run analysis/compute_efficiency.py results/critic_lr_hard/runs --method ppo_vlr0.0003 --out results/critic_lr_hard/vs_ppo
 run analysis/compute_efficiency.py results/critic_lr_hard/runs results/wall_clock_hard/runs/vineppo_k9-* --baseline ppo_vlr0.0003 --out results/critic_lr_hard/vs_vineppo
@@ -109,7 +110,7 @@ run analysis/test_noise.py results/test_noise/final/flaw_ops_longer/correct.csv 
 run analysis/test_noise.py results/test_noise/final/grpo_rloo_hard/correct.csv --all-pairs --out results/test_noise/final/grpo_rloo_hard
 run analysis/test_noise.py results/test_noise/final/wall_clock_per_model/correct.csv --all-pairs --out results/test_noise/final/wall_clock_per_model
 for d in results/value_quality_vlr/vlr*/ results/value_quality_vlr/vlr*/step4/ results/value_quality_per_model/vlr*/ \
-         results/value_quality_per_model/vlr*/step4/; do  # the same with PPO's value lr (joint clip, then per model)
+         results/value_quality_per_model/vlr*/step4/ results/value_quality_sampler/*/step*/; do  # the same with PPO's value lr (joint clip, then per model); sampled at the run's top-p or not
   run analysis/value_quality.py --replot --out "${d%/}"
 done
 echo "rebuilt results/ figures and tables; the main table per run: python analysis/rl_table.py results/table1_runs --out results/rl_table"

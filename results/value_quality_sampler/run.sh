@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Claims 3 and 4 with every sample drawn as the run drew its own. Before commit FIXED (below),
+# Claims 3 and 4 with every sample drawn as the run drew its own. Before commit 74592d8,
 # analysis/value_quality.py sampled its states, alternative next steps, MC estimates and ground
 # truth at top-p 1.0, while the PPO runs it reads trained at rl.top_p 0.9 (the value network learns
 # the returns of that sampler, and VinePPO estimates with it). This reruns
@@ -37,5 +37,22 @@ PY
 export -f job
 export runs name out old BEFORE
 printf '%s\n' "fixed 2" "before 2" "fixed 4" "before 4" | xargs -P 2 -L 1 bash -c 'job "$@"' _
+# The same for credit_blame/'s measurement (analysis/credit_assignment.py blame: 500 held-out
+# problems, one sampled response each at the run's top-p, K = 9 MC continuations per state, which
+# were drawn at top-p 1.0 before) at the iteration-2 checkpoint.
+bjob() {  # code (fixed | before)
+  code=$1 dest=$out/blame/$1
+  if [ "$code" = fixed ]; then root=$PWD; else root=$PWD/$old; fi
+  PYTHONPATH="$root/src" .venv/bin/python "$root/analysis/credit_assignment.py" blame $runs/$name --checkpoint 2 \
+    --problems 500 --k 9 --out $dest > $runs/blame-$code.log 2>&1
+  [ "$code" = fixed ] || .venv/bin/python - "$dest/provenance.json" "$BEFORE" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+json.dump({**p, "code_commit": sys.argv[2], "note": "script and package of code_commit (git archive)"},
+          open(sys.argv[1], "w"), indent=2)
+PY
+}
+export -f bjob
+printf '%s\n' fixed before | xargs -P 2 -L 1 bash -c 'bjob "$@"' _
 mkdir -p $out/run
 cp $runs/$name/config.yaml $runs/$name/metrics.jsonl $runs/$name/summary.json $out/run/

@@ -247,11 +247,13 @@ def test_every_kept_run_records_its_config_and_commit():
     assert not ignored, f"ignored by git, so missing from a clone: {ignored[:3]}"
 
 
-BLAME = sorted(p.parent.relative_to(RESULTS) for p in RESULTS.glob("credit_blame_*/it*/*/blame.csv"))
+BLAME = sorted(p.parent.relative_to(RESULTS) for pattern in ("credit_blame_*/it*/*/blame.csv",
+                                                               "value_quality_sampler/blame/*/blame.csv")
+               for p in RESULTS.glob(pattern))
 
 
 def test_blame_outputs_are_kept():
-    assert len(BLAME) >= 9  # credit_blame_hard (2 checkpoints x 3 critics) and credit_blame_vlr (3 critics)
+    assert len(BLAME) >= 11  # credit_blame_hard (2 checkpoints x 3 critics), credit_blame_vlr (3), value_quality_sampler (2)
 
 
 @pytest.mark.parametrize("folder", BLAME, ids=[str(b) for b in BLAME])
@@ -421,3 +423,30 @@ def test_test_noise_runs_repeat_the_earlier_ones():
             logged = {str(r["iteration"]): r["eval/greedy_accuracy"] for r in now if "eval/greedy_accuracy" in r}
             assert set(bits) == set(logged), d.name
             assert all(bits[i].count("1") / len(bits[i]) == pytest.approx(acc) for i, acc in logged.items()), d.name
+
+
+def test_sampler_comparison_differs_by_the_sampler_alone():
+    """value_quality_sampler/: the PPO run made again is value_quality_per_model/'s paper-rate run
+    record for record, and the analysis before the sampler fix, run on it, gives that folder's
+    states and numbers exactly; so `fixed/` and `before/` differ only where the samples are drawn
+    at the run's top-p (0.9) instead of 1.0. The responses blamed are the same either way (drawn at
+    the run's top-p before too); only their MC values are drawn anew."""
+    here, there = RESULTS / "value_quality_sampler", RESULTS / "value_quality_per_model"
+
+    def records(path):
+        return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/") and k != "train/episodes"}
+                for line in path.read_text().splitlines() if line.strip()]
+
+    again = records(here / "run" / "metrics.jsonl")
+    assert len(again) == 4 and again == records(there / "runs" / "ppo_vlrnull-arith-s0" / "metrics.jsonl")[:4]
+    for step, folder in ((2, "vlrnull"), (4, "vlrnull/step4")):
+        for table in ("states.csv", "summary.csv"):
+            same_table(pd.read_csv(here / "before" / f"step{step}" / table), pd.read_csv(there / folder / table), table)
+        fixed = pd.read_csv(here / "fixed" / f"step{step}" / "summary.csv")
+        before = pd.read_csv(here / "before" / f"step{step}" / "summary.csv")
+        assert not fixed["mae"].equals(before["mae"])  # other samples
+        assert json.loads((here / "before" / f"step{step}" / "provenance.json").read_text())["code_commit"] == "afb6670"
+    blamed = {code: pd.read_csv(here / "blame" / code / "blame.csv") for code in ("fixed", "before")}
+    assert blamed["fixed"]["id"].tolist() == blamed["before"]["id"].tolist()
+    assert blamed["fixed"]["wrong_step"].tolist() == blamed["before"]["wrong_step"].tolist()
+    assert blamed["fixed"]["mc_values"].tolist() != blamed["before"]["mc_values"].tolist()
