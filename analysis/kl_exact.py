@@ -43,19 +43,21 @@ from vineppo.loop import PPO_FAMILY
 from vineppo.models import load_model, load_tokenizer
 from vineppo.rollout import Episode, collate_episodes
 from vineppo.runio import read_jsonl
-from vineppo.tasks import PROMPT, load_task
+from vineppo.tasks import TINY_FORMAT, PromptFormat, load_task
 
 
 def sampled_batch(model, tokenizer, examples: list[dict[str, str]], rl: RLConfig, n: int,
-                  seed: int) -> dict[str, torch.Tensor]:
-    """`n` responses per example from `model`, sampled with the run's settings, collated for scoring."""
-    prompts = [PROMPT.format(question=e["question"]) for e in examples]
-    outputs = HFEngine(model, tokenizer).generate(prompts, SamplingParams(
-        n=n, temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens, seed=seed))
+                  seed: int, fmt: PromptFormat = TINY_FORMAT) -> dict[str, torch.Tensor]:
+    """`n` responses per example from `model`, sampled with the run's settings (prompted in its
+    format `fmt`, BOS and stop strings included), collated for scoring."""
+    prompts = [fmt.prompt(e["question"]) for e in examples]
+    prompt_ids = [fmt.encode(tokenizer, p) for p in prompts]
+    outputs = HFEngine(model, tokenizer).generate(prompt_ids, SamplingParams(
+        n=n, temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens, stop=list(fmt.stop),
+        seed=seed))
     episodes = []
-    for g, (ex, prompt, comps) in enumerate(zip(examples, prompts, outputs, strict=True)):
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        episodes += [Episode(g, ex, prompt, prompt_ids, c.token_ids, c.text, c.finish_reason, 0.0) for c in comps]
+    for g, (ex, prompt, ids, comps) in enumerate(zip(examples, prompts, prompt_ids, outputs, strict=True)):
+        episodes += [Episode(g, ex, prompt, ids, c.token_ids, c.text, c.finish_reason, 0.0) for c in comps]
     return collate_episodes(episodes, tokenizer.pad_token_id)
 
 
@@ -80,7 +82,7 @@ def analyse_run(run: Path, label: str, problems: int, samples: int, seed: int, e
     task = load_task(cfg.task)
     examples = sample_examples(task.train, problems, seed)
     reference, tokenizer = load_model(rl.init).eval(), load_tokenizer(rl.init)
-    at_ref = sampled_batch(reference, tokenizer, examples, rl, samples, seed)
+    at_ref = sampled_batch(reference, tokenizer, examples, rl, samples, seed, task.format)
     digits = digit_tokens(tokenizer)
     logged = {r["iteration"]: r.get("train/kl_ref") for r in read_jsonl(run / "metrics.jsonl")}
     points = [(0, reference), *((s, p) for p in ckpt.list_checkpoints(run / "checkpoints")
@@ -88,7 +90,7 @@ def analyse_run(run: Path, label: str, problems: int, samples: int, seed: int, e
     rows = []
     for step, where in points:
         policy = where if step == 0 else load_model(where).eval()
-        own = sampled_batch(policy, tokenizer, examples, rl, samples, seed + 1 + step)
+        own = sampled_batch(policy, tokenizer, examples, rl, samples, seed + 1 + step, task.format)
         for states, batch in (("own samples", own), ("reference's samples", at_ref)):
             rows.append({"run": run.name, "method": label, "seed": cfg.seed,
                          "kl_coef": rl.kl_coef, "iteration": step, "states": states,

@@ -43,3 +43,29 @@ def test_kl_exact_script_on_smoke_outputs(smoke_runs, tmp_path):
     assert script.main([str(smoke_runs), "--out", str(tmp_path / "x"), "--every", "0"]) == 2
     assert script.main([str(smoke_runs), "--out", str(tmp_path / "e2"), "--every", "2", "--problems", "2"]) == 0
     assert sorted(pd.read_csv(tmp_path / "e2" / "kl.csv")["iteration"].unique()) == [0, 2]
+
+
+def test_responses_are_sampled_in_the_runs_prompt_format(tiny_model_and_tokenizer, arith_task, monkeypatch):
+    """The KL is measured on responses to prompts in the run's own format (task.prompt_template,
+    task.prompt_bos: the paper preset's BOS + `[MATH_TASK] Problem:`), cut at its stop strings, as
+    training samples them; the tiny format gives the tiny preset's prompt ids as before."""
+    from vineppo.config import make_config
+    from vineppo.inference import HFEngine
+    from vineppo.tasks import PROMPT, TINY_FORMAT, PromptFormat
+
+    samplers, generate = [], HFEngine.generate
+    monkeypatch.setattr(HFEngine, "generate", lambda self, prompts, params: (
+        samplers.append((params.temperature, params.top_p, params.stop)), generate(self, prompts, params))[1])
+    model, tok = tiny_model_and_tokenizer
+    script = load_script("kl_exact")
+    rl = make_config(["rl.max_new_tokens=12"]).rl
+    examples = arith_task.test[:2]
+    fmt = PromptFormat("[MATH_TASK] Problem:\n{question}\n\nSolution:", bos=True, stop=("\n",))
+    batch = script.sampled_batch(model, tok, examples, rl, 2, 0, fmt)
+    for row, ex in zip(batch["input_ids"], [e for e in examples for _ in range(2)], strict=True):
+        want = [tok.bos_token_id] + tok(fmt.prompt(ex["question"]), add_special_tokens=False)["input_ids"]
+        assert row[:len(want)].tolist() == want
+    assert samplers == [(0.6, 0.9, ["\n"])]  # the run's temperature, top-p and stop strings
+    tiny = script.sampled_batch(model, tok, examples, rl, 2, 0, TINY_FORMAT)
+    want = tok(PROMPT.format(question=examples[0]["question"]), add_special_tokens=False)["input_ids"]
+    assert tiny["input_ids"][0, :len(want)].tolist() == want and want[0] != tok.bos_token_id
