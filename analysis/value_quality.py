@@ -1,10 +1,11 @@
-"""Value-estimate quality across a PPO run's checkpoints (the paper's value-prediction figures).
+"""Value-estimate quality across an RL run's checkpoints (the paper's value-prediction figures).
 
     python analysis/value_quality.py runs/value_accuracy/ppo-arith-s0 --out results/value_quality
 
-For every kept checkpoint of a PPO run (`rl.keep_checkpoints=0`, as the `value_accuracy` sweep sets):
+For every kept checkpoint of a run (`rl.keep_checkpoints=0`, as the `value_accuracy` sweep sets):
 held-out test problems -> one sampled episode each -> a state at every step boundary. Ground truth
-V*(s): mean reward of `--truth-samples` continuations. Compared with it: PPO's value network and
+V*(s): mean reward of `--truth-samples` continuations. Compared with it: PPO's value network (a PPO
+run's; any other run, e.g. VinePPO's, has none and is read for the MC estimates alone) and
 VinePPO's MC estimate with K samples for each `--ks`. Ranking: from `--ranking-states` of those
 states, up to `--alternatives` distinct next steps, each with its own ground truth; pairwise ranking
 accuracy per estimator against the 50% random baseline (ties in truth count as wrong).
@@ -26,6 +27,7 @@ import torch
 from vineppo import checkpoint as ckpt
 from vineppo.algorithms.ppo import ValueModel
 from vineppo.analysis.plotting import pyplot, save
+from vineppo.analysis.runs import checkpointed_rl_runs
 from vineppo.analysis.value_quality import (
     alternative_steps,
     calibration,
@@ -47,7 +49,8 @@ from vineppo.tasks import load_task
 
 def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[dict], list[dict]]:
     policy, tok = load_model(path, device=args.device).eval(), load_tokenizer(path)
-    value_model = ValueModel.from_checkpoint(path, cfg.rl).to(policy.device)  # with DeepSpeed too
+    value_model = (ValueModel.from_checkpoint(path, cfg.rl).to(policy.device)  # with DeepSpeed too
+                   if cfg.rl.algo == "ppo" else None)
     bos = cfg.task.prompt_bos  # the run's prompt format (task.format holds its template)
     engine = HFEngine(policy, tok, batch_size=args.batch_size, bos=bos)
     t, n, top_p = cfg.rl.temperature, cfg.rl.max_new_tokens, cfg.rl.top_p  # the run's sampler
@@ -56,7 +59,7 @@ def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[di
     states = held_out_states(engine, examples, cfg.task.name, t, n, args.seed, rule, task.format, top_p=top_p)
     stop = task.format.stop  # task.stop
     truth = mc_values(engine, states, args.truth_samples, cfg.task.name, t, n, args.seed + 1, stop, top_p=top_p)
-    estimates = {"value network": value_net_predictions(value_model, tok, states, bos=bos)}
+    estimates = {"value network": value_net_predictions(value_model, tok, states, bos=bos)} if value_model else {}
     for k in args.ks:
         estimates[f"MC K={k}"] = mc_values(engine, states, k, cfg.task.name, t, n, args.seed + 100 + k, stop,
                                            top_p=top_p)
@@ -72,7 +75,8 @@ def analyse_checkpoint(path: Path, cfg, task, args) -> tuple[list[dict], list[di
     flat = [s for g in groups for s in g]
     g_truth = (mc_values(engine, flat, args.truth_samples, cfg.task.name, t, n, args.seed + 2, stop, top_p=top_p)
                if flat else [])
-    g_est = {"value network": value_net_predictions(value_model, tok, flat, bos=bos) if flat else []}
+    g_est = {"value network": value_net_predictions(value_model, tok, flat, bos=bos) if flat else []} \
+        if value_model else {}
     for k in args.ks:
         g_est[f"MC K={k}"] = (mc_values(engine, flat, k, cfg.task.name, t, n, args.seed + 200 + k, stop, top_p=top_p)
                               if flat else [])
@@ -151,7 +155,8 @@ def plot(summary: pd.DataFrame, states: pd.DataFrame, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path, nargs="?", help="a PPO run folder (config.yaml, checkpoints/step-N/)")
+    ap.add_argument("run", type=Path, nargs="?", help="an RL run folder (config.yaml, checkpoints/step-N/); a PPO "
+                    "run's value network is compared too")
     ap.add_argument("--replot", action="store_true",
                     help="no models: rebuild summary.csv and the figures from --out's states.csv and ranking.csv")
     ap.add_argument("--out", type=Path, default=Path("results/value_quality"))
@@ -199,9 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"--device: {e}", file=sys.stderr)
         return 2
-    if cfg.rl.algo != "ppo":
-        print(f"{args.run}: rl.algo is {cfg.rl.algo}; the value network needs a PPO run", file=sys.stderr)
+    if args.run not in checkpointed_rl_runs([args.run]):
+        print(f"{args.run}: not an RL run with checkpoints (an SFT run's start point is rl.init of its RL runs)",
+              file=sys.stderr)
         return 2
+    if cfg.rl.algo != "ppo":
+        print(f"{args.run}: rl.algo is {cfg.rl.algo}, which trains no value network: MC estimates only",
+              file=sys.stderr)
     found = ckpt.list_checkpoints(args.run / "checkpoints")
     if args.checkpoints == "last":
         found = found[-1:]

@@ -61,7 +61,13 @@ def test_value_quality_script_on_smoke_outputs(smoke_runs, tmp_path, monkeypatch
     states = pd.read_csv(out / "states.csv")
     assert ((states["truth"] * 8).round(9) % 1 == 0).all()  # a mean of 8 rewards in {0, 1}
     assert states["MC K=1"].isin([0.0, 1.0]).all() and ((states["MC K=2"] * 2) % 1 == 0).all()
-    assert script.main([str(smoke_runs / "vineppo-arith-s0"), "--out", str(tmp_path / "x")]) == 2  # not PPO
+    # A run without a value network (VinePPO) gives the MC estimates alone; an SFT run is refused.
+    vine = tmp_path / "vine"
+    assert script.main([str(smoke_runs / "vineppo-arith-s0"), "--out", str(vine), "--problems", "2",
+                        "--truth-samples", "4", "--ks", "2", "--ranking-states", "1", "--alternatives", "3"]) == 0
+    assert sorted(pd.read_csv(vine / "summary.csv")["estimator"].unique()) == ["MC K=2"]
+    assert "value network" not in pd.read_csv(vine / "states.csv").columns
+    assert script.main([str(smoke_runs / "sft-arith"), "--out", str(tmp_path / "x")]) == 2
     if not torch.cuda.is_available():  # a GPU asked for where there is none: said in one line
         assert script.main([str(smoke_runs / "ppo-arith-s0"), "--device", "cuda", "--out", str(tmp_path / "x")]) == 2
     assert script.main([str(smoke_runs / "ppo-arith-s0"), "--steps", "regex:(", "--out", str(tmp_path / "x")]) == 2
