@@ -440,3 +440,18 @@ def test_a_checkpoint_gives_back_its_value_network(tiny_model_and_tokenizer, tmp
     Updater(policy_only, cfg, World(), CPU, micro_batch=8).save(tmp_path / "vine", 1, tok, {}, keep=1)
     with pytest.raises(FileNotFoundError, match=r"step-1.* holds no value network.*only PPO's checkpoints do"):
         saved_value_weights(tmp_path / "vine" / "step-1")
+
+
+def test_a_damaged_checkpoint_fails_to_give_its_value_network_by_name(tmp_path):
+    """Shards that DeepSpeed cannot read (empty files, as from a full disk) stop the value network's
+    read-out with the folder's name, not torch's unpickling error alone."""
+    from vineppo.learner import saved_value_weights
+
+    checkpoint = tmp_path / "step-1"
+    state = checkpoint / "deepspeed_value" / "state"
+    state.mkdir(parents=True)
+    torch.save({"grad_steps": 1}, checkpoint / "state.pt")
+    (state / "mp_rank_00_model_states.pt").write_bytes(b"")
+    (state / "zero_pp_rank_0_mp_rank_00_optim_states.pt").write_bytes(b"")
+    with pytest.raises(RuntimeError, match=rf"{state}: reading the value network from DeepSpeed's files failed"):
+        saved_value_weights(checkpoint)

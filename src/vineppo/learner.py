@@ -305,20 +305,26 @@ def saved_value_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
                                 "has one): only PPO's checkpoints do")
     folder, prefix = found
     tag_dir = checkpoint / folder / "state"
-    if zero_shards(tag_dir) or zero3_written(tag_dir):
-        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    try:
+        if zero_shards(tag_dir) or zero3_written(tag_dir):
+            from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-        with contextlib.redirect_stdout(sys.stderr):  # its progress lines
-            weights = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint / folder), tag="state", lazy_mode=True)
-    else:
-        weights = torch.load(tag_dir / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False,
-                             mmap=True)["module"]
-    value = {name[len(prefix):]: t for name, t in weights.items() if name.startswith(prefix)}
+            with contextlib.redirect_stdout(sys.stderr):  # its progress lines
+                weights = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint / folder), tag="state",
+                                                                   lazy_mode=True)
+        else:
+            weights = torch.load(tag_dir / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False,
+                                 mmap=True)["module"]
+        value = {name[len(prefix):]: t for name, t in weights.items() if name.startswith(prefix)}
+        # (lazy_mode: each tensor is read from the shards as it is taken, not the policy's with it)
+        value = {name: (t.contiguous() if hasattr(t, "contiguous") else t).float() for name, t in value.items()}
+    except Exception as e:  # a damaged or foreign checkpoint: say which
+        raise RuntimeError(f"{tag_dir}: reading the value network from DeepSpeed's files failed "
+                           f"({type(e).__name__}: {e})") from e
     if not value:
         raise FileNotFoundError(f"{tag_dir} holds no value network (no parameter under '{prefix}'): "
                                 "only PPO's checkpoints do")
-    # (lazy_mode: each tensor is read from the shards as it is taken, not the policy's with it)
-    return {name: (t.contiguous() if hasattr(t, "contiguous") else t).float() for name, t in value.items()}
+    return value
 
 
 class Updater:
