@@ -178,6 +178,37 @@ def test_sweep_file_typos_are_named(tmp_path, monkeypatch):
         load_sweep("c")
 
 
+def test_a_sweep_and_a_slurm_profile_of_your_own(tmp_path):
+    """sweep=path/to/file.yaml runs a sweep kept outside the repository (your model and data), its
+    runs under runs/<file name>[-preset]; profile=path/to/file.yaml likewise a Slurm profile. A
+    path that is not there, or a key the file should not hold, is named."""
+    mine = tmp_path / "my_gsm8k.yaml"
+    mine.write_text("seeds: 2\ntasks: {paper: [gsm8k]}\n"
+                    "overrides: {paper: {task.train_path: /data/train.jsonl, task.test_path: /data/test.jsonl}}\n"
+                    "sft: {init: {paper: {gsm8k: /models/my-sft}}}\nrl: {grid: {rl.algo: [ppo, vineppo]}}\n")
+    jobs = launch([f"sweep={mine}", "preset=paper", "--dry-run"], log=quiet)["jobs"]
+    assert [(j.command, j.name) for j in jobs] == [("eval", "sft-gsm8k"), ("rl", "ppo-gsm8k-s0"), ("rl", "ppo-gsm8k-s1"),
+                                                   ("rl", "vineppo-gsm8k-s0"), ("rl", "vineppo-gsm8k-s1")]
+    assert {j.overrides["output_dir"] for j in jobs} == {"runs/my_gsm8k-paper"}
+    assert jobs[0].overrides["model.name_or_path"] == "/models/my-sft"
+    assert {j.overrides["rl.init"] for j in jobs[1:]} == {"/models/my-sft"}
+    assert {j.overrides["task.train_path"] for j in jobs} == {"/data/train.jsonl"}
+    with pytest.raises(ConfigError, match=f"sweep={tmp_path}/none.yaml: no such file"):
+        launch([f"sweep={tmp_path}/none.yaml", "--dry-run"], log=quiet)
+
+    cluster = tmp_path / "my_cluster.yml"
+    cluster.write_text("partition: a100\ngpus: 4\ncpus: 32\nmem_gb: 256\ntime_min: 1440\naccount: mylab\n")
+    assert load_profile(str(cluster), {"time_min": 60}) == {**load_profile(str(cluster), {}), "timeout_min": 60}
+    assert load_profile(str(cluster), {})["slurm_partition"] == "a100"
+    out = launch([f"sweep={mine}", "preset=paper", "cluster=slurm", f"profile={cluster}", "--dry-run"], log=quiet)
+    assert {j.profile for j in out["jobs"]} == {str(cluster)}
+    (tmp_path / "typo.yaml").write_text("partion: a100\n")
+    with pytest.raises(ConfigError, match=f"unknown Slurm profile key 'partion' in {tmp_path}/typo.yaml"):
+        load_profile(str(tmp_path / "typo.yaml"), {})
+    with pytest.raises(ConfigError, match="profile=elsewhere/none.yaml: no such file"):
+        load_profile("elsewhere/none.yaml", {})
+
+
 def test_bad_input_names_what_is_wrong():
     with pytest.raises(ConfigError, match="unknown sweep 'tabel1'; available: .*table1"):
         launch(["sweep=tabel1", "--dry-run"], log=quiet)

@@ -130,10 +130,23 @@ def available_sweeps() -> list[str]:
     return sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
 
 
+def yaml_file(value: str, folder: Path, key: str) -> Path:
+    """A sweep or Slurm profile: by name, `folder/<name>.yaml`; or your own file outside the
+    repository, as a path (a value with a '/' or ending in .yaml or .yml)."""
+    if "/" in value or value.endswith((".yaml", ".yml")):
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{key}={value}: no such file")
+        return path
+    return folder / f"{value}.yaml"
+
+
 def load_sweep(name: str) -> dict[str, Any]:
-    path = SWEEPS_DIR / f"{name}.yaml"
+    """The sweep `name` (experiments/sweeps/<name>.yaml) or the sweep file at path `name`, checked."""
+    path = yaml_file(name, SWEEPS_DIR, "sweep")
     if not path.exists():
-        raise ConfigError(f"unknown sweep '{name}'; available: {', '.join(available_sweeps())}")
+        raise ConfigError(f"unknown sweep '{name}'; available: {', '.join(available_sweeps())}, "
+                          "or a sweep file of your own as sweep=path/to/file.yaml")
     data = OmegaConf.to_container(OmegaConf.load(path))
     if not isinstance(data, dict) or "tasks" not in data or "rl" not in data:
         raise ConfigError(f"{path}: a sweep needs 'tasks' and 'rl' sections")
@@ -234,10 +247,13 @@ def expand(sweep: dict[str, Any], name: str, preset: str, seeds: int, user: dict
 
 
 def load_profile(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    path = PROFILES_DIR / f"{name}.yaml"
+    """The Slurm profile `name` (slurm/<name>.yaml) or the profile file at path `name`, with the
+    command line's slurm.* overrides."""
+    path = yaml_file(name, PROFILES_DIR, "profile")
     if not path.exists():
         names = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-        raise ConfigError(f"unknown Slurm profile '{name}'; available: {', '.join(names)}")
+        raise ConfigError(f"unknown Slurm profile '{name}'; available: {', '.join(names)}, "
+                          "or a profile file of your own as profile=path/to/file.yaml")
     prof = OmegaConf.to_container(OmegaConf.load(path)) or {}
     assert isinstance(prof, dict)
     prof.update(overrides)
@@ -368,7 +384,7 @@ def launch(argv: list[str], log=print) -> dict[str, Any]:
     seeds = int(opts["seeds"] if opts["seeds"] is not None else sweep_seeds)
     # Local concurrency: the command line's, else the sweep's for this preset, else one job at a time.
     max_parallel = int(opts["max_parallel"] or (sweep.get("max_parallel") or {}).get(opts["preset"]) or 1)
-    jobs = expand(sweep, str(opts["sweep"]), str(opts["preset"]), seeds, user,
+    jobs = expand(sweep, Path(str(opts["sweep"])).stem, str(opts["preset"]), seeds, user,  # runs/<its name>
                   base=None if opts["base"] is None else str(opts["base"]))
     on_slurm = opts["cluster"] == "slurm"
     # Each job's Slurm profile: the command line's, else its base model's, else `default`.
