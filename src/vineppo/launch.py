@@ -568,6 +568,7 @@ USAGE = """usage: python experiments/launch.py sweep=NAME [preset=tiny|paper] [c
        [seeds=N] [base=NAME] [profile=NAME] [processes=N] [max_parallel=N] [slurm.KEY=VALUE ...]
        [key=value ...] [--dry-run]
 
+  sweep, profile   a name below, or the path of a YAML file of your own (sweep=~/my_sweep.yaml)
   --dry-run        list every job (stage, done/todo, config overrides, run folder); runs nothing
   preset           tiny (default: generated tasks, models trained here) or paper (the authors' SFT
                    checkpoints on GSM8K and MATH)
