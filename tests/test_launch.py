@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from vineppo.config import ConfigError, make_config
+from vineppo.config import ConfigError, load_config, make_config
 from vineppo.launch import JobRunner, expand, launch, load_profile, load_sweep, make_executor
 from vineppo.runio import read_jsonl
 
@@ -207,6 +207,46 @@ def test_a_sweep_and_a_slurm_profile_of_your_own(tmp_path):
         load_profile(str(tmp_path / "typo.yaml"), {})
     with pytest.raises(ConfigError, match="profile=elsewhere/none.yaml: no such file"):
         load_profile("elsewhere/none.yaml", {})
+
+
+@pytest.mark.slow
+def test_your_model_and_data_through_a_sweep_file(tmp_path, tiny_model_and_tokenizer):
+    """The README's "your own model and data" as one sweep kept outside the repository: on the
+    paper preset, `sft.train` fine-tunes your base model (model.name_or_path) on your GSM8K-format
+    file first, then each method of the grid runs RL from that SFT model, and the table is
+    written. Without sft.train (or an sft.init) the paper preset names what is missing."""
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    rows = tmp_path / "data.jsonl"
+    rows.write_text("".join(json.dumps({"question": f"Ava has {i} apples and buys {i + 1} more. How many?",
+                                        "answer": f"{i} + {i + 1} = {2 * i + 1}\n#### {2 * i + 1}"}) + "\n"
+                            for i in range(8)))
+    settings = {"task.train_path": str(rows), "task.test_path": str(rows), "task.num_validation": 0,
+                "model.name_or_path": str(tmp_path / "base"), "model.dtype": "float32", "model.max_length": 128,
+                "model.gradient_checkpointing": False, "deepspeed.enabled": False, "device": "cpu", "num_threads": 1,
+                "sft.max_steps": 3, "sft.batch_size": 4, "sft.eval_every": 0, "eval.num_samples": 0,
+                "eval.max_new_tokens": 8, "eval.batch_size": 8, "rl.iterations": 1, "rl.prompts_per_iter": 2,
+                "rl.samples_per_prompt": 2, "rl.minibatch_size": 4, "rl.max_new_tokens": 8, "rl.eval_samples": 0,
+                "rl.vine_k": 2, "rl.eval_every": 1}
+    sweep = tmp_path / "mine.yaml"
+    sweep.write_text(json.dumps({"seeds": 1, "tasks": {"paper": ["gsm8k"]}, "overrides": {"paper": settings},
+                                 "rl": {"grid": {"rl.algo": ["vineppo", "grpo"]}},
+                                 "table": {"paper": str(tmp_path / "table")}}))
+    with pytest.raises(ConfigError, match="SFT checkpoint of base 'paper' on task 'gsm8k' is missing .*sft.train"):
+        launch([f"sweep={sweep}", "preset=paper", "--dry-run"], log=quiet)
+    sweep.write_text(sweep.read_text()[:-1] + ', "sft": {"train": {"paper": true}}}')
+    out = launch([f"sweep={sweep}", "preset=paper", "cluster=debug", f"output_dir={tmp_path / 'runs'}"], log=quiet)
+    assert not out["errors"] and [j.command for j in out["jobs"]] == ["sft", "rl", "rl"]
+    sft = tmp_path / "runs" / "sft-gsm8k"
+    assert json.loads((sft / "summary.json").read_text())["train_steps"] == 3
+    assert load_config(sft / "config.yaml").model.name_or_path == str(tmp_path / "base")  # your model, fine-tuned
+    for algo in ("vineppo", "grpo"):
+        run = tmp_path / "runs" / f"{algo}-gsm8k-s0"
+        assert load_config(run / "config.yaml").rl.init == str(sft / "final")  # RL from the SFT trained here
+        assert json.loads((run / "summary.json").read_text())["iterations"] == 1
+    table = (tmp_path / "table.md").read_text()
+    assert "| sft |" in table and "| vineppo |" in table and "| grpo |" in table
 
 
 def test_bad_input_names_what_is_wrong():

@@ -123,7 +123,7 @@ def join_allocation() -> None:
 
 # What a sweep file may hold, per section ("" = the top level); anything else is a typo.
 SWEEP_KEYS = {"": {"description", "seeds", "tasks", "bases", "sft", "rl", "overrides", "max_parallel", "table"},
-              "rl": {"grid", "overrides"}, "sft": {"init", "overrides"}}
+              "rl": {"grid", "overrides"}, "sft": {"init", "overrides", "train"}}
 
 
 def available_sweeps() -> list[str]:
@@ -198,6 +198,8 @@ def expand(sweep: dict[str, Any], name: str, preset: str, seeds: int, user: dict
     common = {"preset": preset, **_per_preset(sweep.get("overrides"), preset), **user, "output_dir": str(out_dir)}
     jobs: list[Job] = []
     sft = sweep.get("sft") or {}
+    train = sft.get("train", False)  # true, or per preset: {paper: true}
+    train_sft = bool(train.get(preset, False) if isinstance(train, dict) else train)
     rl = sweep["rl"]
     # One grid (key -> values; every combination is a job), or a list of grids whose jobs add up.
     grids = rl.get("grid") or {"rl.algo": ["vineppo"]}
@@ -214,16 +216,20 @@ def expand(sweep: dict[str, Any], name: str, preset: str, seeds: int, user: dict
         for task in tasks:
             b = {**common, "task.name": task, **_per_preset(sft.get("overrides"), preset), **extra}
             jname = f"{prefix}sft-{task}"
-            if preset == "paper":  # the released SFT checkpoint; the SFT row is its evaluation
-                init = (spec.get("sft") or {}).get(task)
-                if init is None:
-                    raise ConfigError(f"sweep '{name}': the SFT checkpoint of base '{key or preset}' on "
-                                      f"task '{task}' is missing")
+            # The SFT start: a given checkpoint (the paper's released ones), whose SFT row is its
+            # evaluation; else SFT trained here from model.name_or_path (the tiny preset's own
+            # model, or with sft.train your base model on your data).
+            init = (spec.get("sft") or {}).get(task)
+            if init is not None:
                 jobs.append(Job(jname, "eval", {**b, "model.name_or_path": init, "run_name": jname}, 1,
                                 marker=out_dir / jname / "summary.json", base=key or None, profile=profile))
-            else:
+            elif preset != "paper" or train_sft:
                 jobs.append(Job(jname, "sft", {**b, "seed": 0, "run_name": jname}, 1,
                                 marker=out_dir / jname / "summary.json", base=key or None, profile=profile))
+            else:
+                raise ConfigError(f"sweep '{name}': the SFT checkpoint of base '{key or preset}' on task '{task}' "
+                                  f"is missing (sft.init; or sft.train: {{{preset}: true}} to train SFT first, "
+                                  "from model.name_or_path)")
         for task in tasks:
             sft_job = next(j for j in jobs[first:] if j.name == f"{prefix}sft-{task}")
             init = sft_job.overrides["model.name_or_path"] if sft_job.command == "eval" else \
