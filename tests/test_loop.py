@@ -193,7 +193,7 @@ def test_finished_run_given_more_iterations_continues_exactly(tmp_path, easy_sft
     assert len(read_jsonl(tmp_path / "bare" / "grpo-arith-s0" / "metrics.jsonl")) == 1 and done["iterations"] == 1
 
 
-def test_unknown_algo_and_missing_init(tmp_path):
+def test_unknown_algo_and_missing_init(tmp_path, capsys):
     from vineppo.config import ConfigError
 
     with pytest.raises(ConfigError, match="rl.algo: 'vinepo' is not one of ppo, vineppo, .*; did you mean 'vineppo'"):
@@ -206,6 +206,15 @@ def test_unknown_algo_and_missing_init(tmp_path):
     with pytest.raises(ConfigError, match=r"rl.value_clip must be > 0 \(or null: no clip\), got 0.0"):
         train_rl(make_config(["rl.value_clip=0", "rl.init=x", f"output_dir={tmp_path}"]))
     assert make_config(["rl.value_clip=null"]).rl.value_clip is None
+    # bf16 weights trained without DeepSpeed's fp32 master copy drop the paper's small updates: said first.
+    capsys.readouterr()
+    with pytest.raises(ConfigError, match="rl.init=runs/none/final: no such folder"):
+        train_rl(make_config(["model.dtype=bfloat16", "rl.init=runs/none/final", f"output_dir={tmp_path}"]))
+    assert "warning: model.dtype=bfloat16 without DeepSpeed trains bfloat16 weights" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="rl.init=runs/none/final: no such folder"):
+        train_rl(make_config(["model.dtype=bfloat16", "deepspeed.enabled=true", "rl.init=runs/none/final",
+                              f"output_dir={tmp_path}"]))
+    assert "warning" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("algo", ["ppo", "vineppo", "grpo", "rloo", "restem", "dpo_plus"])

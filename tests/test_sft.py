@@ -198,3 +198,42 @@ def test_gradient_checkpointing_gives_the_same_sft_run(tmp_path, monkeypatch):
     assert len(enabled) == 1 and is_checkpointing(enabled[0])  # the second run's model only
     assert len(out[True][0]) == 3 and out[True][0] == out[False][0]
     assert all(torch.equal(out[True][1][k], out[False][1][k]) for k in out[False][1])
+
+
+def test_sft_epochs_set_the_steps():
+    """sft.epochs: ceil(epochs * examples / batch) steps, hand-worked: the authors' 2 epochs of
+    GSM8K's 7,473 problems at batch 64 are 234 steps; without it, sft.max_steps."""
+    from vineppo.sft import sft_steps
+
+    assert sft_steps(make_config(["preset=paper"]).sft, 7473) == 234
+    assert sft_steps(make_config(["sft.epochs=1", "sft.batch_size=4"]).sft, 10) == 3
+    assert sft_steps(make_config(["sft.max_steps=9"]).sft, 10) == 9
+
+
+def test_bf16_sft_trains_fp32_weights(tmp_path, tiny_model_and_tokenizer, arith_task):
+    """model.dtype=bfloat16 in SFT (the paper preset's): the passes run in bf16, the weights and
+    AdamW's state stay fp32. At the authors' rate (1e-5) three steps move most weights by less than
+    half a bf16 step, which bf16 weights would have dropped; here they are kept (the final model is
+    fp32 and has moved), and sft.epochs sets the steps (12 examples, batch 4, 1 epoch: 3)."""
+    model, tok = tiny_model_and_tokenizer
+    model.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    rows = tmp_path / "data.jsonl"
+    rows.write_text("".join(json.dumps({"question": e["question"], "answer": e["solution"]}) + "\n"
+                            for e in arith_task.train[:12]))
+    cfg = make_config([f"output_dir={tmp_path}", "task.name=gsm8k", f"task.train_path={rows}", f"task.test_path={rows}",
+                       f"model.name_or_path={tmp_path / 'base'}", "model.dtype=bfloat16", "sft.learning_rate=1e-5",
+                       "sft.weight_decay=0", "sft.warmup_ratio=0", "sft.epochs=1", "sft.batch_size=4", "sft.eval_every=0",
+                       "eval.num_samples=0", "eval.max_new_tokens=4", "device=cpu"])
+    summary = train_sft(cfg, progress=False)
+    assert summary["train_steps"] == 3
+    start, final = load_file(tmp_path / "base" / "model.safetensors"), load_file(Path(summary["final_model"]) / "model.safetensors")
+    assert {t.dtype for t in final.values()} == {torch.float32}
+    moved = below_bf16 = total = 0
+    for k, w in start.items():
+        delta = (final[k] - w).abs()
+        half_step = w.abs() * 2.0 ** -9  # half of bf16's spacing at w
+        moved += int((delta > 0).sum())
+        below_bf16 += int(((delta > 0) & (delta < half_step)).sum())
+        total += w.numel()
+    assert moved > 0.5 * total and below_bf16 > 0.5 * moved  # kept changes bf16 weights would have lost

@@ -132,7 +132,10 @@ class SFTConfig:
     batch_size: int = 32
     """Sequences per optimizer step."""
     max_steps: int = 700
-    """Optimizer steps."""
+    """Optimizer steps (where sft.epochs is 0)."""
+    epochs: float = 0.0
+    """Passes over the SFT data instead of max_steps where > 0: ceil(epochs * examples /
+    batch_size) steps (the authors' SFT: 2 epochs at batch 64)."""
     warmup_ratio: float = 0.03
     """Fraction of steps with linear warm-up, then cosine decay to 10%."""
     grad_clip: float = 1.0
@@ -491,7 +494,7 @@ AT_LEAST_1 = ("model.vocab_size", "model.hidden_size", "model.num_layers", "mode
               "rl.eval_every", "rl.save_every", "rl.rollout_batch_size", "task.num_train", "task.num_test",
               "task.limit_test")
 AT_LEAST_0 = ("rl.iterations", "rl.prompts_per_iter", "rl.dpo_positive_lambda", "sft.eval_every", "eval.num_samples", "rl.keep_checkpoints", "rl.save_every_steps", "rl.rollout_shards",
-              "rl.vine_max_steps", "rl.eval_samples", "task.num_validation", "num_threads", "task.num_sft", "rl.kl_coef", "sft.weight_decay", "rl.dpo_nll_coef")
+              "rl.vine_max_steps", "rl.eval_samples", "task.num_validation", "num_threads", "task.num_sft", "rl.kl_coef", "sft.weight_decay", "rl.dpo_nll_coef", "sft.epochs")
 ABOVE_0 = ("vllm_memory", "sft.learning_rate", "rl.learning_rate", "rl.temperature", "eval.temperature", "rl.clip", "rl.dpo_beta",
            "sft.grad_clip", "rl.grad_clip")
 IN_0_1 = ("vllm_memory", "rl.gamma", "rl.lam", "task.flaw_rate", "sft.warmup_ratio", "rl.warmup_ratio", "rl.top_p", "eval.top_p")

@@ -277,6 +277,13 @@ def train_rl(cfg: Config, progress: bool = False) -> dict[str, Any]:
     if rl.autocast not in (None, "auto") and cfg.deepspeed.enabled:
         raise ConfigError("rl.autocast with deepspeed.enabled: DeepSpeed has its own mixed precision "
                           "(deepspeed.bf16); set rl.autocast=null")
+    if cfg.model.dtype != "float32" and not cfg.deepspeed.enabled and world.is_main:
+        # Without DeepSpeed the trained modules are in model.dtype: bf16 weights resolve 0.4% of a
+        # weight, so Adam's updates at the paper's lr 1e-6 mostly round away (fine for a throughput
+        # measurement, benchmarks/gpu_throughput.py, not for a run whose accuracy counts).
+        print(f"warning: model.dtype={cfg.model.dtype} without DeepSpeed trains {cfg.model.dtype} weights, whose "
+              "small updates round away: deepspeed.enabled=true keeps fp32 master weights with "
+              f"{cfg.model.dtype} passes; or model.dtype=float32 with rl.autocast=auto", file=sys.stderr, flush=True)
     if rl.value_clip is not None and not rl.value_clip > 0:
         raise ConfigError(f"rl.value_clip must be > 0 (or null: no clip), got {rl.value_clip}")
     if rl.init is None:

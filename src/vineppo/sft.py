@@ -19,6 +19,7 @@ from vineppo.config import Config, check_unchanged, to_yaml
 from vineppo.evaluate import evaluate, log_fields
 from vineppo.grading import set_timeout
 from vineppo.inference import make_engine
+from vineppo.learner import autocast
 from vineppo.models import (
     build_tiny_model,
     build_tokenizer,
@@ -88,6 +89,12 @@ RESUME_FREE = ("sft.eval_every", "sft.save_every", "sft.log_every", "eval.batch_
                "model.gradient_checkpointing")
 
 
+def sft_steps(s, examples: int) -> int:
+    """Optimizer steps: sft.epochs passes over the `examples` SFT examples in batches of
+    sft.batch_size where sft.epochs is set (the authors' SFT: 2 epochs), else sft.max_steps."""
+    return math.ceil(s.epochs * examples / s.batch_size) if s.epochs else s.max_steps
+
+
 def run_name(cfg: Config) -> str:
     return cfg.run_name or f"sft-{cfg.task.name}-s{cfg.seed}"
 
@@ -110,26 +117,32 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
     task = load_task(cfg.task, with_sft=True)
     set_timeout(cfg.task.grade_timeout_s)
 
+    # Weights and AdamW's state in fp32, the forward and backward passes in model.dtype where it is
+    # bf16 or fp16 (autocast): updates of lr 1e-5 (the authors' SFT rate) would mostly round away
+    # in bf16 weights, whose 8-bit mantissa resolves 0.4% of a weight.
+    precision = None if cfg.model.dtype == "float32" else cfg.model.dtype
     resume = ckpt.latest_checkpoint(run.checkpoints)
     if resume is not None:
         tokenizer = load_tokenizer(resume)
-        model = load_model(resume, cfg.model.dtype, device)
+        model = load_model(resume, "float32", device)
     elif cfg.model.name_or_path is None:
         texts = [task.prompt(e["question"]) + task.format.target(e["solution"]) for e in task.sft_data[:TOKENIZER_TEXTS]]
         tokenizer = build_tokenizer(texts, cfg.model.vocab_size)
         model = build_tiny_model(cfg.model, tokenizer, cfg.seed).to(device)
     else:
         tokenizer = load_tokenizer(cfg.model.name_or_path)
-        model = load_model(cfg.model.name_or_path, cfg.model.dtype, device)
+        model = load_model(cfg.model.name_or_path, "float32", device)
     model.train()
     if cfg.model.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     data = encode_examples(task.sft_data, tokenizer, cfg.model.max_length, task.format)
     s = cfg.sft
+    steps = sft_steps(s, len(data))
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay,
                                   betas=(0.9, 0.95))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda k: lr_lambda(k, s.max_steps, s.warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_lambda(k, steps, s.warmup_ratio))
+    on = torch.device(device).type
+    scaler = torch.amp.GradScaler(on, enabled=precision == "float16" and on == "cuda")  # fp16's loss scaling
     start, elapsed = 0, 0.0
     if resume is not None:
         state = ckpt.load_state(resume)
@@ -160,30 +173,32 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         return result
 
     t0 = time.time() - elapsed
-    bar = tqdm(range(start, s.max_steps), desc=f"sft {cfg.task.name}", disable=not progress,
-               initial=start, total=s.max_steps)
+    bar = tqdm(range(start, steps), desc=f"sft {cfg.task.name}", disable=not progress, initial=start, total=steps)
     for step in bar:
         batch = collate([data[i] for i in batch_indices(step, len(data), s.batch_size, cfg.seed)],
                         tokenizer.pad_token_id)
-        loss = model(input_ids=batch["input_ids"].to(device), labels=batch["labels"].to(device)).loss
+        with autocast(torch.device(device), precision):
+            loss = model(input_ids=batch["input_ids"].to(device), labels=batch["labels"].to(device)).loss.float()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"SFT loss is {loss.item()} at step {step}; the last good "
                                      f"checkpoint is kept in {run.checkpoints}")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         done = step + 1
-        if done % s.log_every == 0 or done == s.max_steps:
+        if done % s.log_every == 0 or done == steps:
             run.log({"step": done, "train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0],
                      "time/elapsed_s": time.time() - t0})
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        if s.eval_every and done % s.eval_every == 0 and done < s.max_steps:
+        if s.eval_every and done % s.eval_every == 0 and done < steps:
             result = eval_now(limit=200, num_samples=0)
             run.log({"step": done, **log_fields(result), "eval/num_problems": result["num_problems"],
                      "time/elapsed_s": time.time() - t0})
-        if done % s.save_every == 0 and done < s.max_steps:
+        if done % s.save_every == 0 and done < steps:
             ckpt.save_checkpoint(run.checkpoints, done, model, tokenizer, {
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "elapsed_s": time.time() - t0, "num_records": len(read_jsonl(run.metrics))},
@@ -195,7 +210,7 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
     atomic_write_json(run.eval_file("test"), result)
     summary = {
         "task": cfg.task.name, "seed": cfg.seed, "num_parameters": num_parameters(model),
-        "train_steps": s.max_steps, "train_time_s": round(train_time, 1),
+        "train_steps": steps, "train_time_s": round(train_time, 1),
         "final_train_loss": next((r["train/loss"] for r in reversed(read_jsonl(run.metrics))
                                   if "train/loss" in r), None),
         "test_greedy_accuracy": result["greedy_accuracy"],
