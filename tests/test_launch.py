@@ -225,7 +225,7 @@ def test_your_model_and_data_through_a_sweep_file(tmp_path, tiny_model_and_token
     settings = {"task.train_path": str(rows), "task.test_path": str(rows), "task.num_validation": 0,
                 "model.name_or_path": str(tmp_path / "base"), "model.dtype": "float32", "model.max_length": 128,
                 "model.gradient_checkpointing": False, "deepspeed.enabled": False, "device": "cpu", "num_threads": 1,
-                "sft.max_steps": 3, "sft.batch_size": 4, "sft.eval_every": 0, "eval.num_samples": 0,
+                "sft.batch_size": 4, "sft.eval_every": 0, "eval.num_samples": 0,
                 "eval.max_new_tokens": 8, "eval.batch_size": 8, "rl.iterations": 1, "rl.prompts_per_iter": 2,
                 "rl.samples_per_prompt": 2, "rl.minibatch_size": 4, "rl.max_new_tokens": 8, "rl.eval_samples": 0,
                 "rl.vine_k": 2, "rl.eval_every": 1}
@@ -239,7 +239,7 @@ def test_your_model_and_data_through_a_sweep_file(tmp_path, tiny_model_and_token
     out = launch([f"sweep={sweep}", "preset=paper", "cluster=debug", f"output_dir={tmp_path / 'runs'}"], log=quiet)
     assert not out["errors"] and [j.command for j in out["jobs"]] == ["sft", "rl", "rl"]
     sft = tmp_path / "runs" / "sft-gsm8k"
-    assert json.loads((sft / "summary.json").read_text())["train_steps"] == 3
+    assert json.loads((sft / "summary.json").read_text())["train_steps"] == 4  # the preset's 2 epochs of 8 at 4
     assert load_config(sft / "config.yaml").model.name_or_path == str(tmp_path / "base")  # your model, fine-tuned
     for algo in ("vineppo", "grpo"):
         run = tmp_path / "runs" / f"{algo}-gsm8k-s0"
