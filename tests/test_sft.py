@@ -237,3 +237,17 @@ def test_bf16_sft_trains_fp32_weights(tmp_path, tiny_model_and_tokenizer, arith_
         below_bf16 += int(((delta > 0) & (delta < half_step)).sum())
         total += w.numel()
     assert moved > 0.5 * total and below_bf16 > 0.5 * moved  # kept changes bf16 weights would have lost
+
+
+def test_sft_resolves_device_auto(tmp_path, monkeypatch):
+    """device=auto (the paper preset's) is resolved once, to the GPU where there is one: every
+    tensor then goes to that device (the string 'auto' reached tensor.to() before, which fails on
+    a GPU machine). Here resolution is watched and gives the CPU."""
+    import vineppo.sft
+    from vineppo.models import resolve_device
+
+    asked = []
+    monkeypatch.setattr(vineppo.sft, "resolve_device", lambda d: (asked.append(d), resolve_device(d))[1])
+    cfg = make_config(EASY + [f"output_dir={tmp_path}", "device=auto", "sft.max_steps=2", "sft.eval_every=0",
+                              "task.num_test=4", "eval.num_samples=0"])
+    assert train_sft(cfg, progress=False)["train_steps"] == 2 and asked == ["auto"]

@@ -27,6 +27,7 @@ from vineppo.models import (
     load_model,
     load_tokenizer,
     num_parameters,
+    resolve_device,
 )
 from vineppo.runio import RunDir, atomic_write_json, atomic_write_text, git_commit, read_jsonl, truncate_jsonl
 from vineppo.tasks import TINY_FORMAT, PromptFormat, load_task
@@ -113,7 +114,7 @@ def train_sft(cfg: Config, progress: bool = True) -> dict[str, Any]:
         check_unchanged(run.config, cfg, RESUME_FREE)
     atomic_write_text(run.config, to_yaml(cfg))
     commit = git_commit()
-    device = "cpu" if cfg.device == "auto" and not torch.cuda.is_available() else cfg.device
+    device = str(resolve_device(cfg.device))  # auto: the GPU where there is one (the paper preset's)
     task = load_task(cfg.task, with_sft=True)
     set_timeout(cfg.task.grade_timeout_s)
 
